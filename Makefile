@@ -1,0 +1,41 @@
+# jupyter_mlops: `make lab` opens JupyterLab on examples/; `make test` runs every test.
+# Everything installs into .venv from this repo's own files (Python 3.11+, Node 20).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+STAMP  := $(VENV)/.installed
+
+.PHONY: install lab test lint unit demo bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -U pip 2>&1 | grep -v "is ignored" || true
+	$(PIP) install -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c 'import jupyter_mlops, sklearn, nbclient'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=examples $(LAB_ARGS)
+
+lint: install
+	$(BIN)/ruff check jupyter_mlops tests bench
+	$(BIN)/ruff format --check jupyter_mlops tests bench
+
+unit: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint unit
+
+demo: install
+	$(BIN)/python -m jupyter_mlops.demo examples/quickstart.ipynb
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .bench-venv .pytest_cache .ruff_cache

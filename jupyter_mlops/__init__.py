@@ -1,0 +1,93 @@
+"""jupyter_mlops: the machine-learning lifecycle inside JupyterLab.
+
+``%load_ext jupyter_mlops`` then ``%%track`` on a training cell; or, from Python,
+``import jupyter_mlops as mlops``. Heavy modules load on first use, so importing the
+package and loading the extension stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import MlopsError
+
+if TYPE_CHECKING:
+    from .api import (
+        get_experiment,
+        get_run,
+        log_artifact,
+        log_metric,
+        log_metrics,
+        log_model,
+        log_param,
+        log_params,
+        open_store,
+        runs,
+        set_experiment,
+        set_tag,
+        track,
+    )
+
+__all__ = [
+    "MlopsError",
+    "__version__",
+    "get_experiment",
+    "get_run",
+    "load_ipython_extension",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "open_store",
+    "runs",
+    "set_experiment",
+    "set_tag",
+    "track",
+]
+
+_API = {
+    "get_experiment",
+    "get_run",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "open_store",
+    "runs",
+    "set_experiment",
+    "set_tag",
+    "track",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from . import api
+
+        value = getattr(api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jupyter_mlops' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_mlops``: register the magics and say which store is used."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext jupyter_mlops``."""
+    from .magics import unload
+
+    unload(ipython)

@@ -1,0 +1,1 @@
+"""Data versioning services: fingerprints now; snapshots, diffs and lineage build on them."""

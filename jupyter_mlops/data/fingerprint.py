@@ -1,0 +1,129 @@
+"""The content identity of a DataFrame, Series or ndarray.
+
+A fingerprint hashes values, dtypes, column names and the index, never a file encoding,
+so two equal frames always get the same hash. The data-versioning layer uses this hash as
+a snapshot's identity, and ``%%track`` records it for every data input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Fingerprint", "content_hash", "data_kind", "fingerprint"]
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a run records about a piece of data."""
+
+    kind: str
+    content_hash: str
+    shape: tuple[int, ...]
+    columns: list[tuple[str, str]] | None
+
+
+def data_kind(obj: Any) -> str | None:
+    """"dataframe", "series" or "ndarray" for data we fingerprint; None for anything else.
+
+    Checks loaded modules first so that looking at a value never imports pandas.
+    """
+    if "pandas" in sys.modules:
+        import pandas as pd
+
+        if isinstance(obj, pd.DataFrame):
+            return "dataframe"
+        if isinstance(obj, pd.Series):
+            return "series"
+    if "numpy" in sys.modules:
+        import numpy as np
+
+        if isinstance(obj, np.ndarray) and not isinstance(obj, np.matrix):
+            return "ndarray"
+    return None
+
+
+def _update_array(h: Any, values: Any) -> None:
+    import numpy as np
+    import pandas as pd
+
+    dtype = values.dtype
+    h.update(str(dtype).encode() + b"\0")
+    if isinstance(dtype, pd.CategoricalDtype):
+        h.update(b"ordered" if dtype.ordered else b"unordered")
+        _update_array(h, pd.Index(dtype.categories).array)
+        codes = np.ascontiguousarray(values.codes)
+        h.update(codes.view(np.uint8).data)
+        return
+    if isinstance(dtype, np.dtype):
+        values = np.asarray(values)
+        if dtype.kind in "biufcmM":
+            h.update(np.ascontiguousarray(values).view(np.uint8).data)
+            return
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        h.update(np.ascontiguousarray(values.asi8).view(np.uint8).data)
+        return
+    hashed = pd.util.hash_array(np.asarray(values, dtype=object), categorize=False)
+    h.update(np.ascontiguousarray(hashed).view(np.uint8).data)
+    mask = pd.isna(values)
+    if isinstance(mask, np.ndarray):
+        h.update(np.packbits(mask).data)
+
+
+def _update_index(h: Any, index: Any) -> None:
+    import pandas as pd
+
+    h.update(f"index:{type(index).__name__}:{index.nlevels}\0".encode())
+    if isinstance(index, pd.RangeIndex):
+        h.update(f"{index.start}:{index.stop}:{index.step}:{index.name!r}".encode())
+        return
+    for level in range(index.nlevels):
+        values = index.get_level_values(level)
+        h.update(f"{values.name!r}\0".encode())
+        _update_array(h, values.array)
+
+
+def _column_label(label: Any) -> str:
+    return label if isinstance(label, str) else repr(label)
+
+
+def fingerprint(obj: Any) -> Fingerprint:
+    """Hash ``obj`` (a DataFrame, Series or ndarray) by content; raises TypeError otherwise."""
+    kind = data_kind(obj)
+    h = hashlib.sha256()
+    h.update(f"jupyter_mlops-data-v1:{kind}\0".encode())
+    if kind == "dataframe":
+        h.update(f"{obj.shape}\0".encode())
+        h.update(f"columns:{type(obj.columns).__name__}:{obj.columns.nlevels}\0".encode())
+        columns = []
+        for i, label in enumerate(obj.columns):
+            col = obj.iloc[:, i]
+            h.update(f"{label!r}\0".encode())
+            _update_array(h, col.array)
+            columns.append((_column_label(label), str(col.dtype)))
+        _update_index(h, obj.index)
+        return Fingerprint(kind, h.hexdigest(), tuple(obj.shape), columns)
+    if kind == "series":
+        h.update(f"{obj.name!r}:{len(obj)}\0".encode())
+        _update_array(h, obj.array)
+        _update_index(h, obj.index)
+        name = _column_label(obj.name) if obj.name is not None else ""
+        return Fingerprint(kind, h.hexdigest(), (len(obj),), [(name, str(obj.dtype))])
+    if kind == "ndarray":
+        import numpy as np
+
+        h.update(f"{obj.shape}\0".encode())
+        if obj.dtype.kind in "biufcmM":
+            h.update(str(obj.dtype).encode() + b"\0")
+            h.update(np.ascontiguousarray(obj).view(np.uint8).data)
+        else:
+            _update_array(h, obj.reshape(-1))
+        return Fingerprint(kind, h.hexdigest(), tuple(obj.shape), None)
+    raise TypeError(f"Cannot fingerprint a {type(obj).__name__}: pass a DataFrame, Series or ndarray.")
+
+
+def content_hash(obj: Any) -> str:
+    """The content hash alone (see ``fingerprint``)."""
+    return fingerprint(obj).content_hash

@@ -1,0 +1,125 @@
+"""Rich HTML for notebook displays (plain strings: no IPython or widget imports)."""
+
+from __future__ import annotations
+
+import html
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .tracking.record import Run
+
+__all__ = ["format_value", "run_card"]
+
+_STATUS_COLORS = {
+    "finished": "#1a7f37",
+    "running": "#0969da",
+    "failed": "#cf222e",
+    "interrupted": "#9a6700",
+    "killed": "#8250df",
+}
+_STYLE = """
+<style>
+.mlops-card{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:12px;
+ border:1px solid var(--jp-border-color2,#d0d7de);border-radius:6px;padding:8px 10px;margin:4px 0;
+ max-width:900px;color:var(--jp-ui-font-color1,#1f2328);background:var(--jp-layout-color1,#fff)}
+.mlops-card .hd{display:flex;gap:10px;align-items:baseline;flex-wrap:wrap}
+.mlops-card .nm{font-weight:600;font-size:13px}
+.mlops-card .badge{color:#fff;border-radius:10px;padding:0 7px;font-size:11px}
+.mlops-card .mut{color:var(--jp-ui-font-color2,#656d76)}
+.mlops-card .grid{display:flex;gap:18px;flex-wrap:wrap;margin-top:6px}
+.mlops-card table{border-collapse:collapse}
+.mlops-card td,.mlops-card th{padding:1px 8px 1px 0;text-align:left;vertical-align:top}
+.mlops-card th{font-weight:600;color:var(--jp-ui-font-color2,#656d76);font-size:11px}
+.mlops-card code{font-size:11px}
+.mlops-card .err{color:#cf222e;white-space:pre-wrap;margin-top:6px}
+</style>
+"""
+
+
+def format_value(value: Any) -> str:
+    """A param or metric value, short and readable."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def _table(title: str, rows: list[tuple[str, str]], limit: int = 12) -> str:
+    if not rows:
+        return ""
+    esc = html.escape
+
+    def body(items: list[tuple[str, str]]) -> str:
+        return "".join(f"<tr><td>{esc(k)}</td><td><code>{esc(v)}</code></td></tr>" for k, v in items)
+
+    out = f"<div><table><tr><th colspan=2>{esc(title)} ({len(rows)})</th></tr>{body(rows[:limit])}</table>"
+    if len(rows) > limit:
+        out += f"<details><summary class=mut>{len(rows) - limit} more</summary><table>{body(rows[limit:])}</table></details>"
+    return out + "</div>"
+
+
+def run_card(run: Run) -> str:
+    """The compact card shown under a tracked cell: status, params, metrics, data, models."""
+    esc = html.escape
+    color = _STATUS_COLORS.get(run.status, "#57606a")
+    started = datetime.fromtimestamp(run.start_time, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    params = [(k, format_value(v)) for k, v in run.params.items()]
+    metrics = [(k, format_value(v)) for k, v in run.metrics.items()]
+    data = [
+        (
+            f"{i['name']}" + (" (output)" if i["role"] == "output" else ""),
+            f"{i['kind']} {'×'.join(map(str, i['shape']))} #{i['content_hash'][:10]}",
+        )
+        for i in run.inputs
+    ]
+    models = [
+        (
+            m["name"],
+            f"{m.get('class', '').rsplit('.', 1)[-1]} · {m['format']} · "
+            f"{len(m.get('signature', {}).get('inputs', []))} inputs · {m['size'] / 1024:.1f} KiB",
+        )
+        for m in run.models
+    ]
+    figures = [a for a in run.artifacts if a["kind"] == "figure"]
+    extras = []
+    if figures:
+        extras.append(f"{len(figures)} figure{'s' if len(figures) > 1 else ''}")
+    if run.children:
+        extras.append(f"{len(run.children)} child runs")
+    if run.tags:
+        extras.append(", ".join(f"{k}={v}" for k, v in run.tags.items()))
+    error = ""
+    if run.error:
+        last = run.error.strip().splitlines()[-1]
+        error = f"<div class=err>{esc(last)}</div>"
+    return (
+        _STYLE
+        + "<div class=mlops-card>"
+        + "<div class=hd>"
+        + f"<span class=nm>{esc(run.name)}</span>"
+        + f"<span class=badge style='background:{color}'>{esc(run.status)}</span>"
+        + f"<span class=mut>run <code>{esc(run.run_id[:8])}</code> · {esc(run.experiment)} · "
+        + f"{esc(started)} · {_duration(run.duration_s)}</span>"
+        + (f"<span class=mut>{esc(' · '.join(extras))}</span>" if extras else "")
+        + "</div><div class=grid>"
+        + _table("metrics", metrics)
+        + _table("params", params)
+        + _table("data", data)
+        + _table("models", models)
+        + "</div>"
+        + error
+        + "</div>"
+    )

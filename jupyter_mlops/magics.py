@@ -1,0 +1,268 @@
+"""IPython interface: ``%load_ext jupyter_mlops``, ``%%track`` and ``%mlops``.
+
+Thin by design: parse the line, run the cell exactly as IPython would, and hand the
+code, namespace and outcome to ``TrackedExecution``. No business logic lives here.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+__all__ = ["MlopsMagics", "load", "unload"]
+
+_MAX_CAPTURE = 1_000_000
+
+
+class _Tee(io.TextIOBase):
+    """Writes through to the real stream and keeps a bounded copy for the run."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self._parts: list[str] = []
+        self._size = 0
+
+    def write(self, text: str) -> int:
+        if self._size < _MAX_CAPTURE:
+            self._parts.append(text)
+            self._size += len(text)
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def getvalue(self) -> str:
+        return "".join(self._parts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def notebook_path(shell: Any) -> str | None:
+    """The notebook the kernel runs, when the frontend told it (JupyterLab, VS Code)."""
+    ns = shell.user_ns
+    for key in ("__session__", "__vsc_ipynb_file__"):
+        value = ns.get(key)
+        if isinstance(value, str) and value.endswith(".ipynb"):
+            return value
+    value = os.environ.get("JPY_SESSION_NAME")
+    if value and value.endswith(".ipynb"):
+        return value
+    return None
+
+
+def _tags(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--tag expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in (text or "").split(",") if n.strip()]
+
+
+@magics_class
+class MlopsMagics(Magics):
+    """The jupyter_mlops magics."""
+
+    @magic_arguments()
+    @argument("name", nargs="?", default=None, help="Run name (default: the cell's In[n]).")
+    @argument("-e", "--experiment", default=None, help="Experiment (default: the notebook's name).")
+    @argument("--params", default=None, help="Comma-separated variables to record as params too.")
+    @argument("--metrics", default=None, help="Comma-separated variables to record as metrics too.")
+    @argument("--tag", action="append", default=[], metavar="K=V", help="Tag the run (repeatable).")
+    @argument("--no-data", action="store_true", help="Do not fingerprint data inputs.")
+    @argument("--no-model", action="store_true", help="Do not save fitted models.")
+    @cell_magic
+    def track(self, line: str, cell: str) -> None:
+        """Run the cell and record it as a run: params, metrics, data inputs, models, code,
+        environment and outcome, with no extra lines.
+
+        Usage::
+
+            %%track [NAME] [-e EXPERIMENT] [--params a,b] [--metrics x,y] [--tag k=v]...
+                    [--no-data] [--no-model]
+
+        Examples::
+
+            %%track baseline
+            model = LogisticRegression(C=C).fit(X_train, y_train)
+            accuracy = accuracy_score(y_test, model.predict(X_test))
+        """
+        __tracebackhide__ = True  # IPython hides this frame in tracebacks
+        args = parse_argstring(self.track, line)
+        from .tracking.active import activate
+        from .tracking.capture import CaptureOptions
+        from .tracking.context import default_experiment
+        from .tracking.session import TrackedExecution
+
+        shell = self.shell
+        history, count = self._history(cell)
+        source = shell.transform_cell(cell)
+        execution = TrackedExecution(
+            source,
+            raw_source=cell,
+            name=args.name or f"In[{count}]",
+            experiment=args.experiment or default_experiment(),
+            options=CaptureOptions(
+                params=_names(args.params),
+                metrics=_names(args.metrics),
+                data=not args.no_data,
+                models=not args.no_model,
+            ),
+            tags=_tags(args.tag),
+            notebook=notebook_path(shell),
+            history=history,
+        )
+        ns = shell.user_ns
+        run = execution.start(ns)
+        displayed: list[dict[str, Any]] = []
+        out, err = _Tee(sys.stdout), _Tee(sys.stderr)
+        publish = shell.display_pub.publish
+        had_own_publish = "publish" in vars(shell.display_pub)
+
+        def recording_publish(data: Any, *a: Any, **kw: Any) -> Any:
+            displayed.append(data)
+            return publish(data, *a, **kw)
+
+        error: BaseException | None = None
+        value, has_value = None, False
+        try:
+            with activate(run):
+                sys.stdout, sys.stderr = out, err
+                shell.display_pub.publish = recording_publish
+                try:
+                    value, has_value = self._execute(source, cell, count)
+                finally:
+                    sys.stdout, sys.stderr = out._stream, err._stream
+                    if had_own_publish:
+                        shell.display_pub.publish = publish
+                    else:
+                        del shell.display_pub.publish
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            show = has_value and value is not None and not cell.rstrip().endswith(";")
+            if show:
+                shell.displayhook(value)
+            run_id = execution.end(
+                ns,
+                error=error,
+                stdout=out.getvalue(),
+                stderr=err.getvalue(),
+                displayed=displayed,
+                last_value=value if has_value else None,
+            )
+            if run_id is not None:
+                self._show_card(run_id)
+
+    def _history(self, cell: str) -> tuple[list[Any], int]:
+        """The cells executed before this one, and this cell's execution count."""
+        from .tracking.analysis import magic_body
+        from .tracking.codeslice import HistoryCell
+
+        hm = self.shell.history_manager
+        parsed, raw = hm.input_hist_parsed, hm.input_hist_raw
+        n = min(len(parsed), len(raw))
+        last, count = n, self.shell.execution_count
+        if n > 1 and magic_body(parsed[n - 1]) == cell:
+            last = count = n - 1
+        cells = [HistoryCell(i, parsed[i], raw[i]) for i in range(1, last) if parsed[i].strip()]
+        return cells, count
+
+    def _execute(self, source: str, cell: str, count: int) -> tuple[Any, bool]:
+        """Run the cell's code in the user namespace the way IPython runs a cell."""
+        __tracebackhide__ = True
+        shell = self.shell
+        filename = shell.compile.cache(source, count, raw_code=cell)
+        tree = shell.compile.ast_parse(source, filename=filename)
+        tree = shell.transform_ast(tree) or tree
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        exec(shell.compile(tree, filename, "exec"), shell.user_global_ns, shell.user_ns)
+        if last is None:
+            return None, False
+        code = shell.compile(last, filename, "eval")
+        return eval(code, shell.user_global_ns, shell.user_ns), True
+
+    def _show_card(self, run_id: str) -> None:
+        from IPython.display import display
+
+        from .errors import MlopsError
+        from .tracking.record import get_run
+
+        try:
+            display(get_run(run_id))
+        except MlopsError as exc:
+            print(f"jupyter_mlops: run {run_id[:8]} recorded, but cannot be shown: {exc}")
+
+    @line_magic
+    def mlops(self, line: str) -> Any:
+        """``%mlops runs [EXPERIMENT]``, ``%mlops store``, ``%mlops experiment [NAME]``."""
+        from . import api
+
+        words = line.split()
+        if not words:
+            raise UsageError("Usage: %mlops runs [EXPERIMENT] | store | experiment [NAME]")
+        command, rest = words[0], words[1:]
+        if command == "runs":
+            return api.runs(rest[0] if rest else None)
+        if command == "store":
+            print(api.store().describe())
+            return None
+        if command == "experiment":
+            if rest:
+                api.set_experiment(" ".join(rest))
+            print(f"experiment: {api.get_experiment()}")
+            return None
+        raise UsageError(f"Unknown %mlops command {command!r}: use runs, store or experiment.")
+
+
+def _warm_up() -> None:
+    """Import what the first tracked cell needs, off the main thread."""
+    try:
+        import sqlalchemy  # noqa: F401
+
+        from .tracking import environment, writer  # noqa: F401
+
+        environment._module_to_dists()
+        import skops.io  # noqa: F401
+    except Exception:
+        pass
+
+
+def load(ipython: Any) -> None:
+    """Register the magics and print the store and experiment this kernel will use."""
+    from .store import current_store
+    from .tracking.context import _experiment, set_default_experiment
+
+    ipython.register_magics(MlopsMagics)
+    if _experiment is None:
+        nb = notebook_path(ipython)
+        set_default_experiment(Path(nb).stem if nb else "default")
+    from .tracking.context import default_experiment
+
+    print(f"jupyter_mlops: store {current_store().describe()}; experiment '{default_experiment()}'")
+    threading.Thread(target=_warm_up, daemon=True, name="mlops-warm-up").start()
+
+
+def unload(ipython: Any) -> None:
+    """Remove the magics."""
+    magics = ipython.magics_manager.magics
+    magics["cell"].pop("track", None)
+    magics["line"].pop("mlops", None)

@@ -1,0 +1,115 @@
+"""The content-addressed object store: immutable blobs named by their SHA-256, over fsspec.
+
+Writes are atomic (a temp file renamed into place on local disks; a single put on object
+stores), nothing is overwritten, and every read verifies the bytes against their name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import CorruptObjectError, NotFoundError, StoreError
+
+__all__ = ["ObjectStore", "hash_bytes"]
+
+_HEX = set("0123456789abcdef")
+
+
+def hash_bytes(data: bytes | memoryview) -> str:
+    """The object name of ``data``: its SHA-256 in hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class ObjectStore:
+    """Immutable blobs under ``url``: ``<url>/<hash[:2]>/<hash[2:]>``."""
+
+    def __init__(self, url: str):
+        import fsspec.core
+
+        self.url = url
+        self.fs, root = fsspec.core.url_to_fs(url)
+        self.root = root.rstrip("/")
+        self.local = "file" in _protocols(self.fs)
+
+    def _path(self, digest: str) -> str:
+        return f"{self.root}/{digest[:2]}/{digest[2:]}"
+
+    def exists(self, digest: str) -> bool:
+        """Whether the object is present (its bytes are not checked)."""
+        return self.fs.exists(self._path(digest))
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` and return its hash; storing the same bytes again writes nothing."""
+        digest = hash_bytes(data)
+        path = self._path(digest)
+        if self.fs.exists(path):
+            return digest
+        try:
+            if self.local:
+                folder = os.path.dirname(path)
+                os.makedirs(folder, exist_ok=True)
+                tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            else:
+                self.fs.pipe_file(path, data)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot write to the object store at {self.url}: {exc}. "
+                "Check that the folder is writable and the disk has space."
+            ) from exc
+        return digest
+
+    def get(self, digest: str, verify: bool = True) -> bytes:
+        """The bytes of an object, checked against its hash unless ``verify`` is False."""
+        path = self._path(digest)
+        try:
+            data = self.fs.cat_file(path)
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"Object {digest[:12]}… is missing from {self.url}. "
+                "Run `jupyter-mlops doctor` to list damaged runs."
+            ) from None
+        if verify:
+            actual = hash_bytes(data)
+            if actual != digest:
+                raise CorruptObjectError(
+                    f"Object {digest[:12]}… in {self.url} is corrupt: its bytes hash to "
+                    f"{actual[:12]}…. Run `jupyter-mlops doctor` to find every damaged object."
+                )
+        return data
+
+    def verify(self, digest: str) -> bool:
+        """True when the object exists and its bytes match its name."""
+        try:
+            self.get(digest)
+        except (CorruptObjectError, NotFoundError):
+            return False
+        return True
+
+    def size(self, digest: str) -> int:
+        """Size in bytes of a stored object."""
+        return int(self.fs.size(self._path(digest)))
+
+    def __iter__(self) -> Iterator[str]:
+        """Every object hash present under the root (temp files excluded)."""
+        if not self.fs.exists(self.root):
+            return
+        for prefix in sorted(self.fs.ls(self.root, detail=False)):
+            head = prefix.rstrip("/").rsplit("/", 1)[-1]
+            if len(head) != 2 or not set(head) <= _HEX:
+                continue
+            for entry in sorted(self.fs.ls(prefix, detail=False)):
+                tail = entry.rstrip("/").rsplit("/", 1)[-1]
+                if len(tail) == 62 and set(tail) <= _HEX:
+                    yield head + tail
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)

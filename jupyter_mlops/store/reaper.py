@@ -1,0 +1,45 @@
+"""Close runs whose process died outright (SIGKILL, power loss): they become ``killed``.
+
+Called whenever a process opens a store, so a run is never left ``running`` forever.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from . import schema
+from .process import is_alive
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["reap_dead_runs"]
+
+
+def reap_dead_runs(store: Store) -> list[str]:
+    """Mark ``killed`` every running run whose writer process on this host is gone."""
+    runs = schema.runs
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(runs.c.run_id, runs.c.host, runs.c.pid, runs.c.proc_start, runs.c.start_time)
+            .where(runs.c.status == "running")
+        ).all()
+    dead = [r for r in rows if is_alive(r.host, r.pid, r.proc_start) is False]
+    if not dead:
+        return []
+    now = time.time()
+    with store.write() as conn:
+        for r in dead:
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_id == r.run_id, runs.c.status == "running")
+                .values(
+                    status="killed",
+                    end_time=now,
+                    error="The process running this cell died (killed or crashed) before it finished.",
+                )
+            )
+    return [r.run_id for r in dead]

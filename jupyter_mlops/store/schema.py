@@ -1,0 +1,146 @@
+"""The metadata tables as the current schema version defines them (SQLAlchemy Core).
+
+Queries use these objects; the tables are created and altered only by ``migrations``,
+so this file must always describe what the latest migration produces.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "artifacts",
+    "experiments",
+    "inputs",
+    "latest_metrics",
+    "metadata",
+    "metric_history",
+    "objects",
+    "params",
+    "runs",
+    "schema_version",
+    "tags",
+]
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "mlops_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.Float, nullable=False),
+    sa.Column("package_version", sa.String(32), nullable=False),
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("experiment_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.experiment_id"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("parent_run_id", sa.String(32), nullable=True),
+    sa.Column("start_time", sa.Float, nullable=False),
+    sa.Column("end_time", sa.Float, nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("user", sa.String(128), nullable=True),
+    sa.Column("host", sa.String(255), nullable=True),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("proc_start", sa.String(32), nullable=True),
+    sa.Column("notebook", sa.Text, nullable=True),
+    sa.Column("source_code", sa.Text, nullable=True),
+    sa.Column("code_slice", sa.Text, nullable=True),
+    sa.Column("environment", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("stdout", sa.Text, nullable=True),
+    sa.Column("stderr", sa.Text, nullable=True),
+    sa.Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    sa.Index("ix_runs_status", "status"),
+    sa.Index("ix_runs_parent", "parent_run_id"),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=True),
+    sa.Column("num", sa.Float, nullable=True),
+    sa.Column("vtype", sa.String(8), nullable=False),
+    sa.Index("ix_params_key_num", "key", "num"),
+)
+
+metric_history = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("timestamp", sa.Float, nullable=False),
+    sa.Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+)
+
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("timestamp", sa.Float, nullable=False),
+    sa.Column("source", sa.Text, nullable=True),
+    sa.Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=True),
+)
+
+objects = sa.Table(
+    "objects",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("name", sa.String(250), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("object_hash", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("meta", sa.Text, nullable=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Index("ix_artifacts_hash", "object_hash"),
+)
+
+inputs = sa.Table(
+    "inputs",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("role", sa.String(8), primary_key=True),
+    sa.Column("name", sa.String(250), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("shape", sa.Text, nullable=True),
+    sa.Column("columns", sa.Text, nullable=True),
+    sa.Index("ix_inputs_hash", "content_hash"),
+)

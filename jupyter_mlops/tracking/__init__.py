@@ -1,0 +1,1 @@
+"""Experiment tracking services: runs, their capture, and queries over them."""

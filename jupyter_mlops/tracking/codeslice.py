@@ -1,0 +1,57 @@
+"""The code slice of a cell: the earlier executed cells that defined (or changed) each name
+the cell reads, transitively, in execution order, so the run can be re-executed in a fresh
+namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .analysis import CellAnalysis, analyze, magic_body
+
+__all__ = ["HistoryCell", "code_slice", "slice_source"]
+
+
+@dataclass(frozen=True)
+class HistoryCell:
+    """One executed cell: its execution count, Python source, and what the user typed."""
+
+    count: int
+    code: str
+    raw: str
+
+
+def _executable(cell: HistoryCell) -> str:
+    body = magic_body(cell.code)
+    return body if body is not None else cell.code
+
+
+def code_slice(history: Sequence[HistoryCell], cell: CellAnalysis) -> list[dict[str, object]]:
+    """The cells of ``history`` (oldest first, excluding the current one) the cell depends on.
+
+    Walking back from the newest cell, a cell is kept when it binds, or changes in place,
+    a name still needed; its own reads then become needed too. A name bound by a kept cell
+    without being read there is satisfied, so older definitions of it are dropped.
+    """
+    needed = set(cell.free)
+    kept: list[HistoryCell] = []
+    for past in reversed(history):
+        info = analyze(past.code)
+        if not info.ok:
+            continue
+        defines = info.binds & needed
+        changes = info.mutates & needed
+        if not (defines or changes or info.imports_star):
+            continue
+        kept.append(past)
+        needed -= {n for n in defines if n not in info.loads}
+        needed |= info.free
+    kept.reverse()
+    return [{"execution_count": c.count, "source": c.raw, "code": _executable(c)} for c in kept]
+
+
+def slice_source(entries: Sequence[dict[str, object]], cell_code: str) -> str:
+    """The slice and the cell as one runnable script, with ``# In[n]`` markers."""
+    parts = [f"# In[{e['execution_count']}]\n{e['code']}".rstrip() for e in entries]
+    parts.append(f"# tracked cell\n{cell_code}".rstrip())
+    return "\n\n".join(parts) + "\n"

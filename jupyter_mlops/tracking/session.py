@@ -1,0 +1,133 @@
+"""``TrackedExecution``: one tracked execution of code, from start to a closed run.
+
+Both interfaces use it: the ``%%track`` magic and the ``mlops.track()`` context manager.
+It never raises into the user's code: store failures turn into ``TrackingWarning``s.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..errors import MlopsError
+from ..store import Store, current_store
+from .active import ActiveRun, warn
+from .analysis import analyze
+from .capture import CaptureOptions, CellCapture
+from .codeslice import HistoryCell, code_slice
+from .environment import EnvironmentProbe
+from .writer import RunWriter
+
+__all__ = ["TrackedExecution", "format_error"]
+
+_MAX_STREAM = 1_000_000
+
+
+def format_error(exc: BaseException) -> str:
+    """The traceback of ``exc`` as text, for the run's ``error`` field."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, MlopsError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class TrackedExecution:
+    """Set up with the code to run; call ``start`` before it runs and ``end`` after."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        name: str,
+        experiment: str,
+        options: CaptureOptions | None = None,
+        tags: Mapping[str, str] | None = None,
+        store: Store | None = None,
+        notebook: str | None = None,
+        history: Sequence[HistoryCell] = (),
+        raw_source: str | None = None,
+        parent_run_id: str | None = None,
+    ):
+        self.source = source
+        self.raw_source = raw_source if raw_source is not None else source
+        self.name = name
+        self.experiment = experiment
+        self.options = options or CaptureOptions()
+        self.tags = dict(tags or {})
+        self.store = store or current_store()
+        self.notebook = notebook
+        self.history = history
+        self.parent_run_id = parent_run_id
+        self.analysis = analyze(source)
+        self.capture = CellCapture(self.analysis, self.options)
+        self.run = ActiveRun(None, name, experiment)
+        self._probe: EnvironmentProbe | None = None
+
+    def start(self, ns: Mapping[str, Any]) -> ActiveRun:
+        """Fingerprint the inputs and open the run as ``running``."""
+        try:
+            self.capture.before(ns)
+        except Exception as exc:
+            warn(f"jupyter_mlops: could not inspect the cell's inputs: {exc}")
+        self._probe = EnvironmentProbe()
+        try:
+            writer = RunWriter.start(
+                self.store,
+                self.name,
+                self.experiment,
+                parent_run_id=self.parent_run_id,
+                source_code=self.raw_source,
+                notebook=self.notebook,
+                tags=self.tags,
+            )
+        except Exception as exc:  # the user's cell matters more than its record
+            warn(f"jupyter_mlops: the cell runs, but this run is not recorded: {_why(exc)}")
+            writer = None
+        self.run = ActiveRun(writer, self.name, self.experiment)
+        return self.run
+
+    def end(
+        self,
+        ns: Mapping[str, Any],
+        *,
+        error: BaseException | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        displayed: Iterable[Mapping[str, Any]] = (),
+        last_value: Any = None,
+    ) -> str | None:
+        """Capture what the code produced and close the run; returns the run id if recorded."""
+        writer = self.run.writer
+        if writer is None:
+            return None
+        status = "finished"
+        if isinstance(error, KeyboardInterrupt):
+            status = "interrupted"
+        elif error is not None:
+            status = "failed"
+        problems = self.capture.after(ns, writer, displayed=displayed, last_value=last_value)
+        try:
+            sliced = code_slice(self.history, self.analysis) if self.history else []
+        except Exception as exc:
+            problems.append(f"code slice: {exc}")
+            sliced = []
+        environment = self._probe.result(self.notebook) if self._probe else None
+        try:
+            writer.finish(
+                status,
+                error=format_error(error) if error is not None else None,
+                stdout=(stdout or "")[-_MAX_STREAM:] or None,
+                stderr=(stderr or "")[-_MAX_STREAM:] or None,
+                code_slice=sliced,
+                environment=environment,
+            )
+        except Exception as exc:
+            warn(f"jupyter_mlops: the cell ran, but its run could not be saved: {_why(exc)}")
+            return None
+        if problems:
+            warn("jupyter_mlops: parts of the run were not captured: " + "; ".join(problems))
+        return writer.run_id

@@ -1,0 +1,402 @@
+"""``RunWriter``: records one run in the store, buffering params and metrics in memory.
+
+A run row is written as ``running`` when the run starts (so a dead process can be told
+apart later); everything else goes in one transaction when the run ends, plus periodic
+flushes for long runs. Model and artifact bytes go to the object store at once.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import ValidationError
+from ..store import Store, schema
+from ..store.process import this_process
+from .values import encode_param, to_float
+
+__all__ = ["ChildRun", "RunWriter", "get_or_create_experiment"]
+
+_FLUSH_EVERY_S = 2.0
+_MAX_KEY = 250
+TERMINAL = ("finished", "failed", "interrupted", "killed")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def get_or_create_experiment(conn: sa.Connection, name: str) -> int:
+    """The id of experiment ``name``, creating it inside the caller's write transaction."""
+    exp = schema.experiments
+    found = conn.execute(sa.select(exp.c.experiment_id).where(exp.c.name == name)).scalar()
+    if found is not None:
+        return int(found)
+    result = conn.execute(exp.insert().values(name=name, created=time.time()))
+    return int(result.inserted_primary_key[0])
+
+
+def _check_key(kind: str, key: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY:
+        raise ValidationError(
+            f"A {kind} name must be a non-empty string of at most {_MAX_KEY} characters, "
+            f"got {key!r}."
+        )
+    return key
+
+
+@dataclass
+class ChildRun:
+    """A run nested under another (one candidate of a hyperparameter search)."""
+
+    name: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+
+
+@dataclass
+class _Artifact:
+    name: str
+    kind: str
+    digest: str
+    size: int
+    format: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class RunWriter:
+    """Writes one run; create it with ``RunWriter.start``."""
+
+    def __init__(self, store: Store, run_id: str, name: str, experiment: str, start_time: float):
+        self.store = store
+        self.run_id = run_id
+        self.name = name
+        self.experiment = experiment
+        self.start_time = start_time
+        self.status = "running"
+        self._params: dict[str, tuple[str | None, float | None, str]] = {}
+        self._metric_rows: list[dict[str, Any]] = []
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._sources: dict[str, str] = {}
+        self._tags: dict[str, str] = {}
+        self._inputs: dict[tuple[str, str], dict[str, Any]] = {}
+        self._artifacts: dict[str, _Artifact] = {}
+        self._children: list[ChildRun] = []
+        self._dirty_latest: set[str] = set()
+        self._dirty_params: set[str] = set()
+        self._last_flush = time.monotonic()
+
+    # -- start -------------------------------------------------------------------------
+    @classmethod
+    def start(
+        cls,
+        store: Store,
+        name: str,
+        experiment: str,
+        *,
+        parent_run_id: str | None = None,
+        source_code: str | None = None,
+        notebook: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> RunWriter:
+        """Insert the run as ``running`` and return its writer."""
+        run_id = uuid.uuid4().hex
+        now = time.time()
+        host, pid, proc_start = this_process()
+
+        def work(conn: sa.Connection) -> None:
+            exp_id = get_or_create_experiment(conn, experiment)
+            conn.execute(
+                schema.runs.insert().values(
+                    run_id=run_id,
+                    experiment_id=exp_id,
+                    name=name,
+                    status="running",
+                    parent_run_id=parent_run_id,
+                    start_time=now,
+                    user=_user(),
+                    host=host,
+                    pid=pid,
+                    proc_start=proc_start,
+                    notebook=notebook,
+                    source_code=source_code,
+                )
+            )
+
+        store.write_retrying(work)
+        writer = cls(store, run_id, name, experiment, now)
+        for key, value in (tags or {}).items():
+            writer.set_tag(key, value)
+        return writer
+
+    # -- logging ------------------------------------------------------------------------
+    def log_param(self, key: str, value: Any) -> None:
+        """Record a param; objects become a short repr, the last value logged wins."""
+        self._params[_check_key("param", key)] = encode_param(value)
+        self._dirty_params.add(key)
+        self._maybe_flush()
+
+    def log_params(self, values: dict[str, Any]) -> None:
+        """Record several params."""
+        for key, value in values.items():
+            self.log_param(key, value)
+
+    def log_metric(
+        self, key: str, value: Any, step: int | None = None, source: str | None = None
+    ) -> None:
+        """Record a metric value; without ``step`` it follows the last step of that metric."""
+        _check_key("metric", key)
+        try:
+            number = to_float(value)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"Metric {key!r} must be a real number, got {type(value).__name__}: {value!r}."
+            ) from None
+        prev = self._latest.get(key)
+        if step is None:
+            step = 0 if prev is None else prev["step"] + 1
+        step = int(step)
+        now = time.time()
+        stored = number if math.isfinite(number) or math.isinf(number) else None
+        self._metric_rows.append(
+            {"run_id": self.run_id, "key": key, "value": stored, "step": step, "timestamp": now}
+        )
+        if prev is None or step >= prev["step"]:
+            self._latest[key] = {"value": stored, "step": step, "timestamp": now}
+            self._dirty_latest.add(key)
+        if source is not None:
+            self._sources[key] = source
+            self._dirty_latest.add(key)
+        self._maybe_flush()
+
+    def log_metrics(self, values: dict[str, Any], step: int | None = None) -> None:
+        """Record several metrics at one step."""
+        for key, value in values.items():
+            self.log_metric(key, value, step=step)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Attach a tag (a string label) to the run."""
+        self._tags[_check_key("tag", key)] = str(value)
+
+    def log_input(
+        self,
+        name: str,
+        kind: str,
+        content_hash: str,
+        shape: tuple[int, ...] | None,
+        columns: list[tuple[str, str]] | None,
+        role: str = "input",
+    ) -> None:
+        """Record a data input (or output) by its fingerprint."""
+        self._inputs[(role, name)] = {
+            "run_id": self.run_id,
+            "role": role,
+            "name": name,
+            "kind": kind,
+            "content_hash": content_hash,
+            "shape": json.dumps(list(shape)) if shape is not None else None,
+            "columns": json.dumps(columns) if columns is not None else None,
+        }
+
+    def log_object(
+        self, name: str, data: bytes, kind: str, format: str, meta: dict[str, Any] | None = None
+    ) -> str:
+        """Store bytes in the object store and attach them to the run as artifact ``name``."""
+        _check_key("artifact", name)
+        digest = self.store.objects.put(data)
+        self._artifacts[name] = _Artifact(name, kind, digest, len(data), format, meta or {})
+        return digest
+
+    def add_child(self, child: ChildRun) -> None:
+        """Record a nested run (written with this run's final flush)."""
+        self._children.append(child)
+
+    @property
+    def artifact_names(self) -> list[str]:
+        """Names of the artifacts logged so far."""
+        return list(self._artifacts)
+
+    # -- flushing ------------------------------------------------------------------------
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush > _FLUSH_EVERY_S:
+            self.flush()
+
+    def _write_buffers(self, conn: sa.Connection) -> None:
+        rid = self.run_id
+        if self._dirty_params:
+            keys = list(self._dirty_params)
+            conn.execute(
+                schema.params.delete().where(
+                    schema.params.c.run_id == rid, schema.params.c.key.in_(keys)
+                )
+            )
+            conn.execute(
+                schema.params.insert(),
+                [
+                    {"run_id": rid, "key": k, "value": v[0], "num": v[1], "vtype": v[2]}
+                    for k in keys
+                    for v in [self._params[k]]
+                ],
+            )
+        if self._metric_rows:
+            conn.execute(schema.metric_history.insert(), self._metric_rows)
+        if self._dirty_latest:
+            keys = [k for k in self._dirty_latest if k in self._latest]
+            conn.execute(
+                schema.latest_metrics.delete().where(
+                    schema.latest_metrics.c.run_id == rid, schema.latest_metrics.c.key.in_(keys)
+                )
+            )
+            conn.execute(
+                schema.latest_metrics.insert(),
+                [
+                    {"run_id": rid, "key": k, **self._latest[k], "source": self._sources.get(k)}
+                    for k in keys
+                ],
+            )
+
+    def _clear_buffers(self) -> None:
+        self._metric_rows = []
+        self._dirty_latest = set()
+        self._dirty_params = set()
+        self._last_flush = time.monotonic()
+
+    def flush(self) -> None:
+        """Write buffered params and metrics now (the run stays ``running``)."""
+        if not (self._dirty_params or self._metric_rows or self._dirty_latest):
+            return
+        self.store.write_retrying(self._write_buffers)
+        self._clear_buffers()
+
+    # -- finish --------------------------------------------------------------------------
+    def finish(
+        self,
+        status: str = "finished",
+        *,
+        error: str | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        code_slice: list[dict[str, Any]] | None = None,
+        environment: dict[str, Any] | None = None,
+    ) -> None:
+        """Write everything buffered and close the run with ``status``, in one transaction."""
+        if status not in TERMINAL:
+            raise ValidationError(f"Unknown run status {status!r}; use one of {TERMINAL}.")
+        end = time.time()
+        values: dict[str, Any] = {
+            "status": status,
+            "end_time": end,
+            "duration_s": end - self.start_time,
+            "error": error,
+        }
+        if stdout is not None:
+            values["stdout"] = stdout
+        if stderr is not None:
+            values["stderr"] = stderr
+        if code_slice is not None:
+            values["code_slice"] = json.dumps(code_slice)
+        if environment is not None:
+            values["environment"] = json.dumps(environment, default=str)
+
+        def work(conn: sa.Connection) -> None:
+            self._write_buffers(conn)
+            rid = self.run_id
+            if self._tags:
+                conn.execute(schema.tags.delete().where(schema.tags.c.run_id == rid))
+                conn.execute(
+                    schema.tags.insert(),
+                    [{"run_id": rid, "key": k, "value": v} for k, v in self._tags.items()],
+                )
+            if self._inputs:
+                conn.execute(schema.inputs.delete().where(schema.inputs.c.run_id == rid))
+                conn.execute(schema.inputs.insert(), list(self._inputs.values()))
+            if self._artifacts:
+                self._write_artifacts(conn)
+            if self._children:
+                self._write_children(conn)
+            conn.execute(schema.runs.update().where(schema.runs.c.run_id == rid).values(**values))
+
+        self.store.write_retrying(work)
+        self._clear_buffers()
+        self.status = status
+
+    def _write_artifacts(self, conn: sa.Connection) -> None:
+        rid = self.run_id
+        now = time.time()
+        digests = {a.digest: a.size for a in self._artifacts.values()}
+        known = set(
+            conn.execute(
+                sa.select(schema.objects.c.hash).where(schema.objects.c.hash.in_(list(digests)))
+            ).scalars()
+        )
+        new = [{"hash": d, "size": s, "created": now} for d, s in digests.items() if d not in known]
+        if new:
+            conn.execute(schema.objects.insert(), new)
+        conn.execute(schema.artifacts.delete().where(schema.artifacts.c.run_id == rid))
+        conn.execute(
+            schema.artifacts.insert(),
+            [
+                {
+                    "run_id": rid,
+                    "name": a.name,
+                    "kind": a.kind,
+                    "object_hash": a.digest,
+                    "size": a.size,
+                    "format": a.format,
+                    "meta": json.dumps(a.meta, default=str),
+                    "created": now,
+                }
+                for a in self._artifacts.values()
+            ],
+        )
+
+    def _write_children(self, conn: sa.Connection) -> None:
+        exp_id = get_or_create_experiment(conn, self.experiment)
+        now = time.time()
+        host, pid, proc_start = this_process()
+        run_rows, param_rows, metric_rows, latest_rows = [], [], [], []
+        for child in self._children:
+            cid = uuid.uuid4().hex
+            run_rows.append(
+                {
+                    "run_id": cid,
+                    "experiment_id": exp_id,
+                    "name": child.name,
+                    "status": "finished",
+                    "parent_run_id": self.run_id,
+                    "start_time": self.start_time,
+                    "end_time": now,
+                    "duration_s": None,
+                    "user": _user(),
+                    "host": host,
+                    "pid": pid,
+                    "proc_start": proc_start,
+                }
+            )
+            for key, value in child.params.items():
+                text, num, vtype = encode_param(value)
+                param_rows.append(
+                    {"run_id": cid, "key": key, "value": text, "num": num, "vtype": vtype}
+                )
+            for key, value in child.metrics.items():
+                number = to_float(value)
+                stored = number if not math.isnan(number) else None
+                row = {"run_id": cid, "key": key, "value": stored, "step": 0, "timestamp": now}
+                metric_rows.append(row)
+                latest_rows.append({**row, "source": "cv_results_"})
+        conn.execute(schema.runs.insert(), run_rows)
+        if param_rows:
+            conn.execute(schema.params.insert(), param_rows)
+        if metric_rows:
+            conn.execute(schema.metric_history.insert(), metric_rows)
+            conn.execute(schema.latest_metrics.insert(), latest_rows)
