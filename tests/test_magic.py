@@ -1,0 +1,282 @@
+"""``%%track`` driven through a real IPython shell."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import jupyter_mlops as mlops
+from jupyter_mlops.tracking.active import TrackingWarning
+
+from .conftest import run_cell
+
+SETUP = """
+import numpy as np
+import pandas as pd
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, classification_report, f1_score
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+df = load_breast_cancer(as_frame=True).frame
+features = df.columns[:-1]
+df[features] = (df[features] - df[features].mean()) / df[features].std()
+SEED = 42
+"""
+
+TRAIN = """%%track baseline
+X_train, X_test, y_train, y_test = train_test_split(df.drop(columns="target"), df.target, random_state=SEED)
+C = 0.5
+model = LogisticRegression(C=C, max_iter=5000).fit(X_train, y_train)
+accuracy = accuracy_score(y_test, model.predict(X_test))
+train_accuracy = model.score(X_train, y_train)
+print("accuracy is", round(accuracy, 3))
+accuracy
+"""
+
+
+def only_run(**filters):
+    frame = mlops.runs()
+    assert len(frame) == 1, frame
+    return mlops.get_run(frame.run_id[0])
+
+
+def test_track_captures_params_metrics_data_model_code(ip, capsys):
+    assert run_cell(ip, SETUP).success
+    result = run_cell(ip, TRAIN)
+    assert result.success, result.error_in_exec
+    # the cell ran as without the magic: namespace, printed output, displayed value
+    assert ip.user_ns["C"] == 0.5
+    assert 0.9 < ip.user_ns["accuracy"] <= 1
+    assert ip.user_ns["_"] == ip.user_ns["accuracy"]
+    out = capsys.readouterr().out
+    assert "accuracy is" in out
+
+    run = only_run()
+    assert run.name == "baseline" and run.status == "finished"
+    assert run.duration_s is not None and run.duration_s > 0
+    # params: estimator hyperparameters, cell scalars, globals read
+    assert run.params["model.C"] == 0.5
+    assert run.params["model.max_iter"] == 5000
+    assert run.params["C"] == 0.5
+    assert run.params["SEED"] == 42
+    # metrics with the expression each came from
+    assert run.metrics["accuracy"] == pytest.approx(ip.user_ns["accuracy"])
+    assert run.metric_sources["accuracy"] == "accuracy_score(y_test, model.predict(X_test))"
+    assert run.metric_sources["train_accuracy"] == "model.score(X_train, y_train)"
+    # data input fingerprint
+    (data,) = [i for i in run.inputs if i["name"] == "df"]
+    from jupyter_mlops.data.fingerprint import content_hash
+
+    assert data["content_hash"] == content_hash(ip.user_ns["df"])
+    assert data["shape"] == (569, 31)
+    assert ("target", "int64") in data["columns"]
+    # model saved with skops and its signature
+    (model,) = run.models
+    assert model["format"] == "skops"
+    sig = model["signature"]
+    assert len(sig["inputs"]) == 30 and sig["inputs"][0] == {"name": "mean radius", "dtype": "float64"}
+    loaded = run.load_model()
+    X_test = ip.user_ns["X_test"]
+    assert (loaded.predict(X_test) == ip.user_ns["model"].predict(X_test)).all()
+    # code, stdout, environment
+    assert "LogisticRegression(C=C" in run.code
+    assert "accuracy is" in run.stdout
+    env = run.environment
+    assert env["python"] and "scikit-learn" in env["packages"] and "pandas" in env["packages"]
+
+
+def test_code_slice_reexecutes_in_fresh_namespace(ip):
+    run_cell(ip, SETUP)
+    run_cell(ip, "unused = 123")
+    run_cell(ip, "df = df[df['mean radius'] > 0]")
+    run_cell(ip, TRAIN)
+    run = only_run()
+    script = run.code_slice
+    assert "unused = 123" not in script
+    assert "df = df[df['mean radius'] > 0]" in script
+    assert "load_breast_cancer" in script
+    namespace: dict = {}
+    exec(compile(script, "<slice>", "exec"), namespace)
+    assert namespace["accuracy"] == pytest.approx(run.metrics["accuracy"])
+
+
+def test_failing_cell_records_failed_run_and_reraises(ip):
+    run_cell(ip, "class Boom(Exception): pass")
+    result = run_cell(ip, "%%track crash\nx = 1\nraise Boom('exploded')")
+    err = result.error_in_exec
+    assert type(err).__name__ == "Boom" and err.args == ("exploded",)
+    assert ip.user_ns["x"] == 1
+    run = only_run()
+    assert run.status == "failed"
+    assert "Boom: exploded" in run.error and "Traceback" in run.error
+
+
+def test_keyboard_interrupt_records_interrupted_run(ip):
+    result = run_cell(ip, "%%track stop\nraise KeyboardInterrupt")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert only_run().status == "interrupted"
+
+
+def test_unknown_option_is_usage_error_and_cell_does_not_run(ip, capsys):
+    result = run_cell(ip, "%%track --bogus\nran = True")
+    assert "ran" not in ip.user_ns
+    assert type(result.error_in_exec).__name__ == "UsageError"
+    assert "--bogus" in str(result.error_in_exec)
+    assert len(mlops.runs()) == 0
+
+
+def test_bad_tag_is_usage_error(ip):
+    result = run_cell(ip, "%%track --tag novalue\nran = True")
+    assert "ran" not in ip.user_ns
+    assert "KEY=VALUE" in str(result.error_in_exec)
+
+
+def test_options_params_metrics_tags_no_model_no_data(ip):
+    run_cell(ip, SETUP)
+    run_cell(ip, "class Thing:\n    def __repr__(self): return 'Thing(' + 'x' * 1000 + ')'")
+    code = (
+        "%%track opts -e exp2 --params obj --metrics odd --tag team=growth --tag stage=dev "
+        "--no-model --no-data\n"
+        "obj = Thing()\nodd = 0.25\nmodel = LogisticRegression(max_iter=5000).fit(df.drop(columns='target'), df.target)\n"
+    )
+    assert run_cell(ip, code).success
+    run = only_run()
+    assert run.experiment == "exp2"
+    assert run.tags == {"team": "growth", "stage": "dev"}
+    assert run.params["obj"].startswith("Thing(xxx") and len(run.params["obj"]) <= 250
+    assert run.metrics["odd"] == 0.25
+    assert run.models == [] and run.inputs == []
+    assert run.params["model.max_iter"] == 5000
+
+
+def test_search_gives_child_runs(ip):
+    run_cell(ip, SETUP)
+    code = (
+        "%%track search\n"
+        "grid = GridSearchCV(LogisticRegression(max_iter=5000), {'C': [0.1, 1.0, 10.0]}, cv=3)\n"
+        "grid.fit(df.drop(columns='target'), df.target)\n"
+    )
+    assert run_cell(ip, code).success
+    frame = mlops.runs()
+    assert len(frame) == 4
+    parent = mlops.get_run(frame[frame.name == "search"].run_id.iloc[0])
+    assert len(parent.children) == 3
+    assert parent.params["grid.best.C"] in (0.1, 1.0, 10.0)
+    assert "grid.best_score" in parent.metrics
+    child = mlops.get_run(parent.children[0])
+    assert child.parent_run_id == parent.run_id
+    assert "C" in child.params and "mean_test_score" in child.metrics
+    assert "split0_test_score" in child.metrics
+    assert parent.load_model().get_params()["C"] == parent.params["grid.best.C"]
+
+
+def test_cv_scores_reports_and_logged_curves(ip):
+    run_cell(ip, SETUP)
+    code = (
+        "%%track cv\n"
+        "X, y = df.drop(columns='target'), df.target\n"
+        "clf = LogisticRegression(max_iter=5000)\n"
+        "scores = cross_val_score(clf, X, y, cv=3)\n"
+        "report = classification_report(y, clf.fit(X, y).predict(X), output_dict=True)\n"
+        "import jupyter_mlops as mlops\n"
+        "for epoch in range(5):\n"
+        "    mlops.log_metric('loss', 1.0 / (epoch + 1), step=epoch)\n"
+    )
+    assert run_cell(ip, code).success
+    run = only_run()
+    assert run.metrics["scores.mean"] == pytest.approx(ip.user_ns["scores"].mean())
+    assert run.metrics["scores.std"] == pytest.approx(ip.user_ns["scores"].std())
+    assert run.metrics["report.accuracy"] == pytest.approx(ip.user_ns["report"]["accuracy"])
+    assert "report.macro avg.f1-score" in run.metrics
+    history = run.metric_history("loss")
+    assert list(history.step) == [0, 1, 2, 3, 4]
+    assert run.metrics["loss"] == pytest.approx(0.2)
+    assert "epoch" not in run.params  # loop variables are not params
+
+
+def test_figures_are_saved(ip):
+    run_cell(ip, "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt")
+    assert run_cell(ip, "%%track plot\nfig = plt.figure()\nplt.plot([1, 2, 3])").success
+    run = only_run()
+    figures = [a for a in run.artifacts if a["kind"] == "figure"]
+    assert len(figures) == 1
+    assert run.artifact_bytes(figures[0]["name"]).startswith(b"\x89PNG")
+    run_cell(ip, "plt.close('all')")
+
+
+def test_unwritable_store_warns_and_cell_still_runs(ip, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    mlops.open_store(blocker / "store")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_cell(ip, "%%track\nvalue = 41 + 1")
+    assert result.success
+    assert ip.user_ns["value"] == 42
+    messages = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    assert messages and "not recorded" in messages[0] and "store" in messages[0]
+
+
+def test_locked_store_warns_and_nothing_is_lost(ip, store_dir, monkeypatch):
+    assert run_cell(ip, "%%track first\na = 1").success
+    monkeypatch.setenv("MLOPS_BUSY_TIMEOUT", "0.2")
+    from jupyter_mlops.store import reset_current_store
+
+    reset_current_store()
+    import sqlite3
+
+    holder = sqlite3.connect(store_dir / "mlops.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_cell(ip, "%%track second\nb = 2")
+        assert result.success and ip.user_ns["b"] == 2
+        messages = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+        assert any("locked" in m for m in messages), messages
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    frame = mlops.runs()
+    assert list(frame.name) == ["first"]
+    assert frame.status[0] == "finished"
+
+
+def test_with_track_captures_in_plain_python(store_dir):
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    depth = 3
+
+    def train():
+        with mlops.track("tree", experiment="scripts") as run:
+            clf = DecisionTreeClassifier(max_depth=depth, random_state=0).fit(X, y)
+            accuracy = clf.score(X, y)
+            run.log_param("extra", {"a": 1})
+            run.log_metric("manual", 1.5)
+        return run.run_id, accuracy
+
+    run_id, accuracy = train()
+    run = mlops.get_run(run_id)
+    assert run.experiment == "scripts" and run.status == "finished"
+    assert run.params["clf.max_depth"] == 3 and run.params["depth"] == 3
+    assert run.params["extra"] == "{'a': 1}"
+    assert run.metrics["accuracy"] == pytest.approx(accuracy)
+    assert run.metrics["manual"] == 1.5
+    assert {i["name"] for i in run.inputs} == {"X", "y"}
+    assert run.models[0]["name"] == "clf"
+
+
+def test_with_track_failure_reraises_same_exception(store_dir):
+    err = ValueError("bad")
+    with pytest.raises(ValueError) as info, mlops.track("oops"):
+        raise err
+    assert info.value is err
+    assert only_run().status == "failed"
+
+
+def test_log_without_active_run_says_what_to_do(store_dir):
+    with pytest.raises(mlops.MlopsError, match="%%track"):
+        mlops.log_metric("x", 1)
