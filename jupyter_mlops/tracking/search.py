@@ -145,7 +145,7 @@ def select_run_ids(
     ).join(e, e.c.experiment_id == r.c.experiment_id)
     if experiment is not None:
         stmt = stmt.where(e.c.name == experiment)
-    if filter:
+    if filter and filter.strip():
         compiler = _Compiler(filter)
         stmt = stmt.where(compiler.condition(q.parse(filter)))
     if order_by:

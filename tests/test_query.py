@@ -1,0 +1,133 @@
+"""``mlops.runs(filter=..., order_by=...)``: the query language and its SQL."""
+
+from __future__ import annotations
+
+import pytest
+
+import jupyter_mlops as mlops
+from jupyter_mlops.errors import QueryError
+from jupyter_mlops.tracking import query as q
+
+
+@pytest.fixture
+def six_runs(store_dir):
+    specs = [
+        ("a", "lbfgs", 0.1, 0.70, "growth"),
+        ("b", "lbfgs", 1.0, 0.85, "growth"),
+        ("c", "saga", 10.0, 0.91, "core"),
+        ("d", "saga", 0.5, 0.95, None),
+        ("e", "newton", 2.0, None, "core"),
+        ("f'; DROP TABLE runs; --", "x", 3.0, 0.5, None),
+    ]
+    for name, solver, c, acc, team in specs:
+        with mlops.track(name, experiment="q", capture=False) as run:
+            run.log_params({"model.C": c, "solver": solver, "max_iter": 100})
+            if acc is not None:
+                run.log_metric("acc", acc)
+                run.log_metric("f1-score", acc - 0.05)
+            if team:
+                run.set_tag("team", team)
+    return store_dir
+
+
+def names(frame):
+    return list(frame.name)
+
+
+def test_filter_and_order(six_runs):
+    frame = mlops.runs(filter="metrics.acc > 0.8 and params.model.C <= 1", order_by="-metrics.acc")
+    assert names(frame) == ["d", "b"]
+    frame = mlops.runs(
+        filter="metrics.acc > 0.5 and status = 'finished'", order_by="metrics.acc", limit=2
+    )
+    assert names(frame) == ["a", "b"]
+    assert names(mlops.runs(filter="params.solver in ('saga', 'newton')", order_by="name")) == [
+        "c",
+        "d",
+        "e",
+    ]
+    assert names(mlops.runs(filter="tags.team = 'core' or name like 'a%'", order_by="name")) == [
+        "a",
+        "c",
+        "e",
+    ]
+    assert names(mlops.runs(filter="metrics.acc is null")) == ["e"]
+    assert names(mlops.runs(filter="not params.model.C < 2", order_by="-params.model.C")) == [
+        "c",
+        "f'; DROP TABLE runs; --",
+        "e",
+    ]
+    assert names(mlops.runs(filter="metrics.`f1-score` >= 0.89")) == ["d"]
+    assert names(mlops.runs(filter="metrics.acc >= 2 * params.model.C")) == ["a"]
+
+
+def test_columns_and_types(six_runs):
+    frame = mlops.runs(experiment="q", order_by="name")
+    assert list(frame.columns[:6]) == [
+        "run_id",
+        "name",
+        "experiment",
+        "status",
+        "start_time",
+        "duration_s",
+    ]
+    assert {"params.model.C", "params.solver", "metrics.acc", "tags.team"} <= set(frame.columns)
+    assert str(frame["params.max_iter"].dtype) == "int64"
+    assert str(frame["params.model.C"].dtype) == "float64"
+    assert str(frame["start_time"].dtype).startswith("datetime64")
+    assert mlops.runs(experiment="nope").empty
+
+
+def test_names_with_quotes_are_data_not_sql(six_runs):
+    frame = mlops.runs(filter="name = 'f''; DROP TABLE runs; --'")
+    assert len(frame) == 1
+    assert len(mlops.runs()) == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "fragment"),
+    [
+        ("metrics.acc >", 13, "Expected a field or a value"),
+        ("metrics.acc > 0.5 and", 21, "Expected a field or a value"),
+        ("accuracy > 0.5", 0, "Unknown field 'accuracy'"),
+        ("metrics.acc > 0.5; DROP TABLE runs", 17, "Unexpected character ';'"),
+        ("metrics.acc > 0.5 or 1=1 --", 27, "Expected a field or a value"),
+        ("status = 'finished", 9, "Unexpected character"),
+        ("(metrics.acc > 1", 16, "Expected ')'"),
+        ("metrics > 1", 0, "needs a name"),
+        ("metrics.acc", 0, "Expected a condition"),
+    ],
+)
+def test_syntax_errors_name_the_position(six_runs, text, position, fragment):
+    with pytest.raises(QueryError) as info:
+        mlops.runs(filter=text)
+    assert info.value.position == position, str(info.value)
+    assert fragment in str(info.value)
+    assert f"at position {position}" in str(info.value)
+    assert len(mlops.runs()) == 6
+
+
+def test_empty_filter_means_all_runs(six_runs):
+    assert len(mlops.runs(filter="")) == len(mlops.runs(filter="  ")) == 6
+
+
+def test_errors_are_mlops_errors():
+    with pytest.raises(mlops.MlopsError):
+        q.parse("x >")
+
+
+def test_order_by_forms():
+    assert [(f.key, d) for f, d in q.parse_order("-metrics.acc")] == [("acc", True)]
+    assert [(f.key, d) for f, d in q.parse_order("metrics.acc desc, name")] == [
+        ("acc", True),
+        ("name", False),
+    ]
+    with pytest.raises(QueryError):
+        q.parse_order("metrics.acc sideways")
+
+
+def test_time_filters(six_runs):
+    assert len(mlops.runs(filter="start_time > '2000-01-01'")) == 6
+    assert mlops.runs(filter="start_time < '2000-01-01'").empty
+    with pytest.raises(QueryError, match="not a date"):
+        mlops.runs(filter="start_time > 'yesterday'")
