@@ -23,8 +23,8 @@ lab: install
 	$(BIN)/jupyter lab --notebook-dir=examples $(LAB_ARGS)
 
 lint: install
-	$(BIN)/ruff check jupyter_mlops tests bench
-	$(BIN)/ruff format --check jupyter_mlops tests bench
+	$(BIN)/ruff check jupyter_mlops tests bench examples
+	$(BIN)/ruff format --check jupyter_mlops tests bench examples
 
 unit: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -32,7 +32,7 @@ unit: install
 test: lint unit
 
 demo: install
-	$(BIN)/python -m jupyter_mlops.demo examples/quickstart.ipynb
+	$(BIN)/python examples/demo.py examples/quickstart.ipynb
 
 bench: install
 	$(BIN)/python bench/run_all.py

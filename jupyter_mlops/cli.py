@@ -52,12 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"jupyter_mlops {__version__}")
     parser.add_argument(
-        "--store", default=None, help="Store folder or database URL (default: MLOPS_HOME or .mlops)."
+        "--store",
+        default=None,
+        help="Store folder or database URL (default: MLOPS_HOME or .mlops).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("runs", help="List runs as a table.")
     p.add_argument("-e", "--experiment", default=None)
-    p.add_argument("-f", "--filter", default=None, help="e.g. \"metrics.accuracy > 0.9\"")
+    p.add_argument("-f", "--filter", default=None, help='e.g. "metrics.accuracy > 0.9"')
     p.add_argument("-o", "--order-by", default=None, help="e.g. -metrics.accuracy")
     p.add_argument("-n", "--limit", type=int, default=50)
     p.add_argument("-c", "--columns", default=None, help="Comma-separated columns to show.")

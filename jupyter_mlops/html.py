@@ -63,7 +63,9 @@ def _table(title: str, rows: list[tuple[str, str]], limit: int = 12) -> str:
     esc = html.escape
 
     def body(items: list[tuple[str, str]]) -> str:
-        return "".join(f"<tr><td>{esc(k)}</td><td><code>{esc(v)}</code></td></tr>" for k, v in items)
+        return "".join(
+            f"<tr><td>{esc(k)}</td><td><code>{esc(v)}</code></td></tr>" for k, v in items
+        )
 
     out = f"<div><table><tr><th colspan=2>{esc(title)} ({len(rows)})</th></tr>{body(rows[:limit])}</table>"
     if len(rows) > limit:

@@ -75,7 +75,10 @@ def test_track_captures_params_metrics_data_model_code(ip, capsys):
     (model,) = run.models
     assert model["format"] == "skops"
     sig = model["signature"]
-    assert len(sig["inputs"]) == 30 and sig["inputs"][0] == {"name": "mean radius", "dtype": "float64"}
+    assert len(sig["inputs"]) == 30 and sig["inputs"][0] == {
+        "name": "mean radius",
+        "dtype": "float64",
+    }
     loaded = run.load_model()
     X_test = ip.user_ns["X_test"]
     assert (loaded.predict(X_test) == ip.user_ns["model"].predict(X_test)).all()

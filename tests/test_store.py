@@ -268,13 +268,19 @@ KILLED = textwrap.dedent(
 
 def test_run_of_killed_process_is_marked_killed_on_next_open(store_dir):
     proc = subprocess.run(
-        [sys.executable, "-c", KILLED], env=_env(store_dir), capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", KILLED],
+        env=_env(store_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == -9
     run_id = proc.stdout.strip()
     engine = sa.create_engine(f"sqlite:///{store_dir / 'mlops.db'}")
     with engine.connect() as conn:
-        raw = conn.execute(sa.text("SELECT status FROM runs WHERE run_id = :r"), {"r": run_id}).scalar()
+        raw = conn.execute(
+            sa.text("SELECT status FROM runs WHERE run_id = :r"), {"r": run_id}
+        ).scalar()
     engine.dispose()
     assert raw == "running"
     time.sleep(0.05)

@@ -26,7 +26,7 @@ class Fingerprint:
 
 
 def data_kind(obj: Any) -> str | None:
-    """"dataframe", "series" or "ndarray" for data we fingerprint; None for anything else.
+    """ "dataframe", "series" or "ndarray" for data we fingerprint; None for anything else.
 
     Checks loaded modules first so that looking at a value never imports pandas.
     """
@@ -121,7 +121,9 @@ def fingerprint(obj: Any) -> Fingerprint:
         else:
             _update_array(h, obj.reshape(-1))
         return Fingerprint(kind, h.hexdigest(), tuple(obj.shape), None)
-    raise TypeError(f"Cannot fingerprint a {type(obj).__name__}: pass a DataFrame, Series or ndarray.")
+    raise TypeError(
+        f"Cannot fingerprint a {type(obj).__name__}: pass a DataFrame, Series or ndarray."
+    )
 
 
 def content_hash(obj: Any) -> str:

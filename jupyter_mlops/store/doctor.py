@@ -48,12 +48,18 @@ def check_store(store: Store) -> DoctorReport:
     with store.read() as conn:
         version = current_version(conn)
         report = DoctorReport(store.describe(), version)
-        report.runs = int(conn.execute(sa.select(sa.func.count()).select_from(schema.runs)).scalar() or 0)
+        report.runs = int(
+            conn.execute(sa.select(sa.func.count()).select_from(schema.runs)).scalar() or 0
+        )
         referenced = conn.execute(
-            sa.select(schema.artifacts.c.run_id, schema.artifacts.c.name, schema.artifacts.c.object_hash)
+            sa.select(
+                schema.artifacts.c.run_id, schema.artifacts.c.name, schema.artifacts.c.object_hash
+            )
         ).all()
         running = conn.execute(
-            sa.select(sa.func.count()).select_from(schema.runs).where(schema.runs.c.status == "running")
+            sa.select(sa.func.count())
+            .select_from(schema.runs)
+            .where(schema.runs.c.status == "running")
         ).scalar()
     objects = store.objects
     present = set()
@@ -64,6 +70,8 @@ def check_store(store: Store) -> DoctorReport:
             report.problems.append(f"object {digest} is corrupt (its bytes do not match its hash)")
     for run_id, name, digest in referenced:
         if digest not in present:
-            report.problems.append(f"run {run_id[:8]} artifact {name!r}: object {digest[:12]}… is missing")
+            report.problems.append(
+                f"run {run_id[:8]} artifact {name!r}: object {digest[:12]}… is missing"
+            )
     report.running = int(running or 0)
     return report

@@ -24,8 +24,9 @@ def reap_dead_runs(store: Store) -> list[str]:
     runs = schema.runs
     with store.read() as conn:
         rows = conn.execute(
-            sa.select(runs.c.run_id, runs.c.host, runs.c.pid, runs.c.proc_start, runs.c.start_time)
-            .where(runs.c.status == "running")
+            sa.select(
+                runs.c.run_id, runs.c.host, runs.c.pid, runs.c.proc_start, runs.c.start_time
+            ).where(runs.c.status == "running")
         ).all()
     dead = [r for r in rows if is_alive(r.host, r.pid, r.proc_start) is False]
     if not dead:

@@ -44,7 +44,9 @@ runs = sa.Table(
     "runs",
     metadata,
     sa.Column("run_id", sa.String(32), primary_key=True),
-    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.experiment_id"), nullable=False),
+    sa.Column(
+        "experiment_id", sa.Integer, sa.ForeignKey("experiments.experiment_id"), nullable=False
+    ),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("parent_run_id", sa.String(32), nullable=True),

@@ -31,10 +31,56 @@ from .writer import RunWriter
 __all__ = ["CaptureOptions", "CellCapture", "is_metric_name"]
 
 _METRIC_WORDS = frozenset(
-    "accuracy acc f1 f1score auc roc rocauc auroc aupr prauc ap map rmse mse mae mape smape "
-    "r2 rsquared loss logloss nll precision recall score error err brier kappa mcc jaccard "
-    "iou dice perplexity bleu rouge ndcg mrr entropy crossentropy hinge deviance explained "
-    "sensitivity specificity fbeta gini lift".split()
+    [
+        "accuracy",
+        "acc",
+        "f1",
+        "f1score",
+        "auc",
+        "roc",
+        "rocauc",
+        "auroc",
+        "aupr",
+        "prauc",
+        "ap",
+        "map",
+        "rmse",
+        "mse",
+        "mae",
+        "mape",
+        "smape",
+        "r2",
+        "rsquared",
+        "loss",
+        "logloss",
+        "nll",
+        "precision",
+        "recall",
+        "score",
+        "error",
+        "err",
+        "brier",
+        "kappa",
+        "mcc",
+        "jaccard",
+        "iou",
+        "dice",
+        "perplexity",
+        "bleu",
+        "rouge",
+        "ndcg",
+        "mrr",
+        "entropy",
+        "crossentropy",
+        "hinge",
+        "deviance",
+        "explained",
+        "sensitivity",
+        "specificity",
+        "fbeta",
+        "gini",
+        "lift",
+    ]
 )
 _IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
 _SPLIT = re.compile(r"[_\W]+|(?<=[a-z0-9])(?=[A-Z])")

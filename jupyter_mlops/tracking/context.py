@@ -45,7 +45,10 @@ def _with_body(frame: FrameType) -> str | None:
     line = frame.f_lineno
     source = "".join(lines)
     for node in ast.walk(tree):
-        if isinstance(node, ast.With | ast.AsyncWith) and node.lineno <= line <= node.body[0].lineno:
+        if (
+            isinstance(node, ast.With | ast.AsyncWith)
+            and node.lineno <= line <= node.body[0].lineno
+        ):
             start = node.body[0].lineno - 1
             end = node.body[-1].end_lineno or node.body[-1].lineno
             return textwrap.dedent("".join(lines[start:end]))

@@ -63,8 +63,10 @@ def estimator_params(prefix: str, est: Any) -> dict[str, Any]:
             out[name] = type(value).__name__
         elif is_scalar_param(value):
             out[name] = value
-        elif isinstance(value, list) and value and all(
-            isinstance(v, tuple) and len(v) == 2 for v in value
+        elif (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, tuple) and len(v) == 2 for v in value)
         ):
             out[name] = short_repr([step for step, _ in value])  # pipeline steps: their names
         else:
@@ -83,7 +85,9 @@ def search_children(name: str, search: Any) -> list[ChildRun]:
     ]
     children = []
     for i in range(n):
-        params = {k: (v if is_scalar_param(v) else short_repr(v)) for k, v in results["params"][i].items()}
+        params = {
+            k: (v if is_scalar_param(v) else short_repr(v)) for k, v in results["params"][i].items()
+        }
         metrics = {}
         for key in scores:
             value = results[key][i]

@@ -233,9 +233,7 @@ class _Parser:
 
     def _boolean(self, node: Node) -> Node:
         if not isinstance(node, BOOLEAN):
-            raise self.error(
-                "Expected a condition such as `metrics.accuracy > 0.8`", node.pos
-            )
+            raise self.error("Expected a condition such as `metrics.accuracy > 0.8`", node.pos)
         return node
 
     def predicate(self) -> Node:
@@ -327,7 +325,9 @@ class _Parser:
     def field(self) -> Field:
         first = self.expect("ident", "a field name")
         parts = [first.value]
-        while self.tok.kind == "." and self.tokens[self.i + 1].kind in {"ident", "number"} | _KEYWORDS:
+        while (
+            self.tok.kind == "." and self.tokens[self.i + 1].kind in {"ident", "number"} | _KEYWORDS
+        ):
             self.i += 1
             parts.append(self.tokens[self.i].text if self.tok.kind != "ident" else self.tok.value)
             self.i += 1
@@ -335,7 +335,9 @@ class _Parser:
         if self.fields == "runs":
             if head.lower() in NAMESPACES:
                 if len(parts) < 2:
-                    raise self.error(f"'{head}' needs a name after it, like {head}.accuracy", first.pos)
+                    raise self.error(
+                        f"'{head}' needs a name after it, like {head}.accuracy", first.pos
+                    )
                 return Field(first.pos, NAMESPACES[head.lower()], ".".join(parts[1:]))
             if len(parts) == 1 and head.lower() in ATTRIBUTES:
                 return Field(first.pos, "attr", head.lower())
@@ -392,7 +394,9 @@ def parse_time(value: Any, text: str, pos: int) -> float:
     try:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
-        raise QueryError(f"{value!r} is not a date (use ISO format, 2026-01-31)", text, pos) from None
+        raise QueryError(
+            f"{value!r} is not a date (use ISO format, 2026-01-31)", text, pos
+        ) from None
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.timestamp()

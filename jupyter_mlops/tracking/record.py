@@ -142,7 +142,9 @@ def get_run(run_id: str, store: Store | None = None) -> Run:
     """Read run ``run_id`` (the full id, or a unique prefix of at least 6 characters)."""
     store = store or current_store()
     if not isinstance(run_id, str) or len(run_id) < 6:
-        raise ValidationError(f"A run id must be a string of at least 6 characters, got {run_id!r}.")
+        raise ValidationError(
+            f"A run id must be a string of at least 6 characters, got {run_id!r}."
+        )
     if not store.exists:
         raise NotFoundError(f"No run {run_id!r}: the store at {store.describe()} is empty.")
     r, e = schema.runs, schema.experiments
@@ -163,7 +165,9 @@ def get_run(run_id: str, store: Store | None = None) -> Run:
         params = {
             p.key: decode_param(p.value, p.vtype)
             for p in conn.execute(
-                sa.select(schema.params).where(schema.params.c.run_id == rid).order_by(schema.params.c.key)
+                sa.select(schema.params)
+                .where(schema.params.c.run_id == rid)
+                .order_by(schema.params.c.key)
             )
         }
         lm = schema.latest_metrics

@@ -42,9 +42,10 @@ def is_scalar_param(value: Any) -> bool:
     if isinstance(value, str):
         return len(value) <= MAX_PARAM_CHARS
     if isinstance(value, tuple | list) and len(value) <= 16:
-        return all(
-            v is None or isinstance(v, bool | str) or _is_number(v) for v in value
-        ) and len(short_repr(value, 10_000)) <= MAX_PARAM_CHARS
+        return (
+            all(v is None or isinstance(v, bool | str) or _is_number(v) for v in value)
+            and len(short_repr(value, 10_000)) <= MAX_PARAM_CHARS
+        )
     return False
 
 

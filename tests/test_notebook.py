@@ -1,0 +1,64 @@
+"""The quick-start notebook, executed in a real kernel through nbclient."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import jupyter_mlops as mlops
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.notebook
+
+
+def execute(notebook: Path, env: dict[str, str]) -> nbformat.NotebookNode:
+    nb = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(notebook.parent)}},
+    )
+    client.execute(env=env)
+    return nb
+
+
+def test_quickstart_runs_and_records(tmp_path, store_dir):
+    notebook = tmp_path / "quickstart.ipynb"
+    shutil.copy(REPO / "examples" / "quickstart.ipynb", notebook)
+    env = {**os.environ, "MLOPS_HOME": str(store_dir), "JPY_SESSION_NAME": str(notebook)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    nb = execute(notebook, env)
+
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    texts = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert f"store {store_dir}" in texts and "experiment 'quickstart'" in texts
+    cards = [
+        o
+        for o in outputs
+        if "text/html" in o.get("data", {}) and "mlops-card" in o["data"]["text/html"]
+    ]
+    assert len(cards) == 4  # three tracked cells and the displayed run
+
+    frame = mlops.runs(experiment="quickstart")
+    parents = frame[~frame.name.str.contains("#")]
+    assert sorted(parents.name) == ["baseline", "forest", "search"]
+    assert (frame.status == "finished").all()
+    assert len(frame) == 3 + 4  # the grid search's four candidates
+    baseline = mlops.get_run(parents[parents.name == "baseline"].run_id.iloc[0])
+    assert baseline.params["SEED"] == 42 and baseline.params["C"] == 0.5
+    assert baseline.params["model.logisticregression__C"] == 0.5
+    assert baseline.metrics["accuracy"] > 0.9 and "f1" in baseline.metrics
+    assert baseline.inputs[0]["name"] == "df" and baseline.inputs[0]["shape"] == (569, 31)
+    assert baseline.models[0]["name"] == "model" and baseline.models[0]["format"] == "skops"
+    assert baseline.notebook == str(notebook)
+    assert "load_breast_cancer" in baseline.code_slice
+    forest = mlops.get_run(parents[parents.name == "forest"].run_id.iloc[0])
+    assert forest.tags == {"family": "trees"} and forest.params["n_estimators"] == 200
