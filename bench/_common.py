@@ -77,6 +77,10 @@ def clean_env(workdir: Path) -> dict[str, str]:
     env["MLFLOW_ENABLE_ASYNC_LOGGING"] = "false"
     env["GIT_PYTHON_REFRESH"] = "quiet"
     env["PYTHONHASHSEED"] = "0"
+    # One BLAS/OpenMP thread: the same work for both tools, less noise on a shared 2-core box.
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[key] = "1"
+    env["MLOPS_HOME"] = str(workdir / "mlops-store")
     return env
 
 

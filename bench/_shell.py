@@ -18,7 +18,7 @@ warnings.filterwarnings("ignore", category=ConvergenceWarning)
 X, y = load_breast_cancer(return_X_y=True, as_frame=True)
 """
 
-MAX_ITER = 500
+MAX_ITER = 200
 
 TRAIN_CELL = f"""\
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)

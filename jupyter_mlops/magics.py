@@ -106,7 +106,7 @@ class MlopsMagics(Magics):
         args = parse_argstring(self.track, line)
         from .tracking.active import activate
         from .tracking.capture import CaptureOptions
-        from .tracking.context import default_experiment
+        from .tracking.defaults import default_experiment
         from .tracking.session import TrackedExecution
 
         shell = self.shell
@@ -249,13 +249,12 @@ def _warm_up() -> None:
 def load(ipython: Any) -> None:
     """Register the magics and print the store and experiment this kernel will use."""
     from .store import current_store
-    from .tracking.context import _experiment, set_default_experiment
+    from .tracking.defaults import default_experiment, experiment_is_set, set_default_experiment
 
     ipython.register_magics(MlopsMagics)
-    if _experiment is None:
+    if not experiment_is_set():
         nb = notebook_path(ipython)
         set_default_experiment(Path(nb).stem if nb else "default")
-    from .tracking.context import default_experiment
 
     print(f"jupyter_mlops: store {current_store().describe()}; experiment '{default_experiment()}'")
     threading.Thread(target=_warm_up, daemon=True, name="mlops-warm-up").start()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_mlops.store import reset_current_store
-from jupyter_mlops.tracking.context import set_default_experiment
+from jupyter_mlops.tracking.defaults import set_default_experiment
 
 
 @pytest.fixture

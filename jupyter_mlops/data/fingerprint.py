@@ -98,11 +98,17 @@ def fingerprint(obj: Any) -> Fingerprint:
         h.update(f"{obj.shape}\0".encode())
         h.update(f"columns:{type(obj.columns).__name__}:{obj.columns.nlevels}\0".encode())
         columns = []
-        for i, label in enumerate(obj.columns):
-            col = obj.iloc[:, i]
+        import numpy as np
+
+        for label, col in obj.items():
             h.update(f"{label!r}\0".encode())
-            _update_array(h, col.array)
-            columns.append((_column_label(label), str(col.dtype)))
+            dtype = col.dtype
+            if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
+                h.update(str(dtype).encode() + b"\0")
+                h.update(np.ascontiguousarray(col.to_numpy()).view(np.uint8).data)
+            else:
+                _update_array(h, col.array)
+            columns.append((_column_label(label), str(dtype)))
         _update_index(h, obj.index)
         return Fingerprint(kind, h.hexdigest(), tuple(obj.shape), columns)
     if kind == "series":

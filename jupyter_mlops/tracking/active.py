@@ -10,10 +10,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import MlopsError, StoreError, ValidationError
-from .writer import RunWriter
+
+if TYPE_CHECKING:
+    from .writer import RunWriter
 
 __all__ = ["ActiveRun", "TrackingWarning", "activate", "active_run", "require_active_run"]
 

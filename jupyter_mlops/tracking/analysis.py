@@ -46,11 +46,13 @@ class CellAnalysis:
     imports_star: bool = False
     assignments: list[Assignment] = field(default_factory=list)
     fit_calls: list[FitCall] = field(default_factory=list)
+    free_names: set[str] = field(default_factory=set)
+    comprehension_targets: set[str] = field(default_factory=set)
 
     @property
     def free(self) -> set[str]:
-        """Names read that are not builtins (candidates for inputs from earlier cells)."""
-        return {n for n in self.loads if n not in _BUILTINS or n in self.binds}
+        """Names the cell reads before binding them: what it takes from earlier cells."""
+        return self.free_names
 
 
 def _root_name(node: ast.AST) -> str | None:
@@ -113,6 +115,10 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         self._scoped(node, None)
+
+    def visit_comprehension(self, node: ast.comprehension) -> None:
+        self.r.comprehension_targets.update(_target_names(node.target))
+        self.generic_visit(node)
 
     def visit_Import(self, node: ast.Import) -> None:
         if self.depth == 0:
@@ -256,5 +262,21 @@ def analyze(source: str) -> CellAnalysis:
     if body is not None:
         return analyze(body)
     result = CellAnalysis(source=source)
-    _Visitor(result, source).visit(tree)
+    bound: set[str] = set()
+    for stmt in tree.body:
+        part = CellAnalysis(source=source)
+        _Visitor(part, source).visit(stmt)
+        # A name read before any earlier statement of the cell bound it comes from outside.
+        local = part.loop_targets | part.comprehension_targets
+        result.free_names |= {
+            n for n in part.loads if n not in bound and n not in _BUILTINS and n not in local
+        }
+        bound |= part.binds
+        result.loads |= part.loads
+        result.binds |= part.binds
+        result.mutates |= part.mutates
+        result.loop_targets |= part.loop_targets
+        result.imports_star |= part.imports_star
+        result.assignments += part.assignments
+        result.fit_calls += part.fit_calls
     return result

@@ -14,22 +14,10 @@ from typing import Any
 from ..store import Store
 from .active import ActiveRun, activate
 from .capture import CaptureOptions
+from .defaults import default_experiment, set_default_experiment
 from .session import TrackedExecution
 
 __all__ = ["Track", "default_experiment", "set_default_experiment"]
-
-_experiment: str | None = None
-
-
-def set_default_experiment(name: str | None) -> None:
-    """The experiment runs go to when none is named."""
-    global _experiment
-    _experiment = name
-
-
-def default_experiment() -> str:
-    """The current default experiment name ("default" until one is set)."""
-    return _experiment or "default"
 
 
 def _with_body(frame: FrameType) -> str | None:
