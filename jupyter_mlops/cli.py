@@ -30,7 +30,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             print("no runs")
             return 0
         shown = frame.copy()
-        shown["run_id"] = shown["run_id"].str[:8]
+        if "run_id" in shown:
+            shown["run_id"] = shown["run_id"].str[:8]
         with pd.option_context("display.max_columns", 12, "display.width", 200):
             print(shown.to_string(index=False, max_colwidth=30))
     return 0

@@ -283,3 +283,47 @@ def test_with_track_failure_reraises_same_exception(store_dir):
 def test_log_without_active_run_says_what_to_do(store_dir):
     with pytest.raises(mlops.MlopsError, match="%%track"):
         mlops.log_metric("x", 1)
+
+
+def test_altair_chart_displayed_is_saved(ip):
+    run_cell(ip, "import altair as alt\nimport pandas as pd\nfrom IPython.display import display")
+    code = (
+        "%%track chart\n"
+        "points = pd.DataFrame({'x': [1, 2, 3], 'y': [3, 1, 2]})\n"
+        "display(alt.Chart(points).mark_line().encode(x='x', y='y'))\n"
+        "alt.Chart(points).mark_point().encode(x='x', y='y')\n"
+    )
+    assert run_cell(ip, code).success
+    run = only_run()
+    figures = [a for a in run.artifacts if a["kind"] == "figure"]
+    assert [f["format"] for f in figures] == ["vega-lite", "vega-lite"]
+    import json
+
+    specs = [json.loads(run.artifact_bytes(f["name"])) for f in figures]
+    assert {s["mark"]["type"] if isinstance(s["mark"], dict) else s["mark"] for s in specs} == {
+        "line",
+        "point",
+    }
+
+
+def test_with_track_inside_a_cell_captures_the_block(ip):
+    run_cell(ip, SETUP)
+    code = (
+        "import jupyter_mlops as mlops\n"
+        "with mlops.track('inline') as run:\n"
+        "    clf = LogisticRegression(C=2.0, max_iter=5000).fit(df.drop(columns='target'), df.target)\n"
+        "    accuracy = clf.score(df.drop(columns='target'), df.target)\n"
+    )
+    assert run_cell(ip, code).success
+    run = only_run()
+    assert run.params["clf.C"] == 2.0 and "accuracy" in run.metrics
+    assert run.inputs[0]["name"] == "df" and run.models[0]["name"] == "clf"
+
+
+def test_run_card_shows_the_essentials(ip):
+    run_cell(ip, SETUP)
+    run_cell(ip, TRAIN)
+    html = only_run()._repr_html_()
+    for fragment in ("baseline", "finished", "accuracy", "model.C", "df", "LogisticRegression"):
+        assert fragment in html
+    assert "<script" not in html

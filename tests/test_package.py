@@ -1,0 +1,107 @@
+"""The package surface: public names, layering, lazy imports, and the CLI."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jupyter_mlops as mlops
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "jupyter_mlops"
+SERVICES = ["store", "tracking", "data"]
+INTERFACE_MODULES = ("IPython", "ipywidgets", "jupyter_server", "ipykernel", "tornado")
+
+
+def test_public_names_are_exactly_all():
+    assert sorted(mlops.__all__) == sorted(
+        [
+            "MlopsError",
+            "__version__",
+            "get_experiment",
+            "get_run",
+            "load_ipython_extension",
+            "log_artifact",
+            "log_metric",
+            "log_metrics",
+            "log_model",
+            "log_param",
+            "log_params",
+            "open_store",
+            "runs",
+            "set_experiment",
+            "set_tag",
+            "track",
+        ]
+    )
+    for name in mlops.__all__:
+        assert getattr(mlops, name) is not None
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_services_never_import_interfaces():
+    offenders = []
+    for layer in SERVICES:
+        for path in (PACKAGE / layer).rglob("*.py"):
+            bad = _imports(path) & set(INTERFACE_MODULES)
+            if bad:
+                offenders.append(f"{path.relative_to(REPO)}: {sorted(bad)}")
+    assert offenders == []
+
+
+def test_every_module_has_a_docstring():
+    missing = [
+        str(p.relative_to(REPO))
+        for p in PACKAGE.rglob("*.py")
+        if ast.get_docstring(ast.parse(p.read_text())) is None
+    ]
+    assert missing == []
+
+
+def test_import_is_light():
+    code = (
+        "import sys, jupyter_mlops\n"
+        "heavy = [m for m in ('sqlalchemy', 'pandas', 'sklearn', 'skops', 'fsspec') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_cli_runs_lists_and_filters(store_dir):
+    for i, acc in enumerate([0.7, 0.95]):
+        with mlops.track(f"run{i}", capture=False) as run:
+            run.log_metric("accuracy", acc)
+    env = {**os.environ, "MLOPS_HOME": str(store_dir)}
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "jupyter_mlops.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    out = cli("runs", "-f", "metrics.accuracy > 0.9", "-c", "name,metrics.accuracy")
+    assert out.returncode == 0, out.stderr
+    assert "run1" in out.stdout and "run0" not in out.stdout
+    out = cli("runs", "--format", "csv")
+    assert out.stdout.splitlines()[0].startswith("run_id,name,experiment,status")
+    out = cli("runs", "-f", "metrics.accuracy >")
+    assert out.returncode == 2 and "at position" in out.stderr
+    out = cli("--version")
+    assert mlops.__version__ in out.stdout
