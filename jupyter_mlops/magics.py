@@ -129,43 +129,44 @@ class MlopsMagics(Magics):
         )
         ns = shell.user_ns
         run = execution.start(ns)
-        displayed: list[dict[str, Any]] = []
+        displayed: list[tuple[Any, dict[str, Any]]] = []
         out, err = _Tee(sys.stdout), _Tee(sys.stderr)
-        publish = shell.display_pub.publish
-        had_own_publish = "publish" in vars(shell.display_pub)
+        formatter = shell.display_formatter
+        had_own_format = "format" in vars(formatter)
+        original_format = formatter.format
 
-        def recording_publish(data: Any, *a: Any, **kw: Any) -> Any:
-            displayed.append(data)
-            return publish(data, *a, **kw)
+        def recording_format(obj: Any, *a: Any, **kw: Any) -> Any:
+            result = original_format(obj, *a, **kw)
+            data = result[0] if isinstance(result, tuple) and result else {}
+            displayed.append((obj, data if isinstance(data, dict) else {}))
+            return result
 
         error: BaseException | None = None
         value, has_value = None, False
         try:
             with activate(run):
                 sys.stdout, sys.stderr = out, err
-                shell.display_pub.publish = recording_publish
+                formatter.format = recording_format
                 try:
                     value, has_value = self._execute(source, cell, count)
+                    if has_value and value is not None and not cell.rstrip().endswith(";"):
+                        shell.displayhook(value)
                 finally:
                     sys.stdout, sys.stderr = out._stream, err._stream
-                    if had_own_publish:
-                        shell.display_pub.publish = publish
+                    if had_own_format:
+                        formatter.format = original_format
                     else:
-                        del shell.display_pub.publish
+                        del formatter.format
         except BaseException as exc:
             error = exc
             raise
         finally:
-            show = has_value and value is not None and not cell.rstrip().endswith(";")
-            if show:
-                shell.displayhook(value)
             run_id = execution.end(
                 ns,
                 error=error,
                 stdout=out.getvalue(),
                 stderr=err.getvalue(),
                 displayed=displayed,
-                last_value=value if has_value else None,
             )
             if run_id is not None:
                 self._show_card(run_id)

@@ -208,8 +208,7 @@ class CellCapture:
         self,
         ns: Mapping[str, Any],
         run: RunWriter,
-        displayed: Iterable[Mapping[str, Any]] = (),
-        last_value: Any = None,
+        displayed: Iterable[tuple[Any, Mapping[str, Any]]] = (),
     ) -> list[str]:
         """Record everything into ``run``; returns the problems met (never raises)."""
         problems: list[str] = []
@@ -217,7 +216,7 @@ class CellCapture:
             lambda: self._params_and_metrics(ns, run),
             lambda: self._models(ns, run),
             lambda: self._inputs(run),
-            lambda: self._figures(run, displayed, last_value),
+            lambda: self._figures(run, displayed),
         ):
             try:
                 step()
@@ -315,33 +314,47 @@ class CellCapture:
         for name, fp in self.inputs.items():
             run.log_input(name, fp.kind, fp.content_hash, fp.shape, fp.columns)
 
-    def _figures(
-        self, run: RunWriter, displayed: Iterable[Mapping[str, Any]], last_value: Any
-    ) -> None:
+    def _figures(self, run: RunWriter, displayed: Iterable[tuple[Any, Mapping[str, Any]]]) -> None:
+        """Save what the cell displayed as figures: charts, plots and images."""
         count = 0
-        bundles = list(displayed)
-        if last_value is not None and type(last_value).__module__.startswith("altair"):
-            try:
-                bundles.append({"application/vnd.vegalite+json": last_value.to_dict()})
-            except Exception:
-                pass
-        for bundle in bundles:
-            for mime, payload in bundle.items():
-                saved = _figure_bytes(mime, payload)
-                if saved is not None:
-                    count += 1
-                    data, ext, fmt = saved
-                    run.log_object(f"figure-{count}.{ext}", data, kind="figure", format=fmt)
-                    break
+        seen: set[int] = set()
+        for obj, bundle in displayed:
+            saved = _object_figure(obj) or _bundle_figure(bundle)
+            if saved is None:
+                continue
+            seen.add(id(obj))
+            count += 1
+            data, ext, fmt = saved
+            run.log_object(f"figure-{count}.{ext}", data, kind="figure", format=fmt)
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
             for num in plt.get_fignums():
-                if num in self._figures_before:
+                figure = plt.figure(num)
+                if num in self._figures_before or id(figure) in seen:
                     continue
-                buf = io.BytesIO()
-                plt.figure(num).savefig(buf, format="png", dpi=100, bbox_inches="tight")
                 count += 1
-                run.log_object(f"figure-{count}.png", buf.getvalue(), kind="figure", format="png")
+                png = _object_figure(figure)
+                if png is not None:
+                    run.log_object(f"figure-{count}.png", png[0], kind="figure", format="png")
+
+
+def _object_figure(obj: Any) -> tuple[bytes, str, str] | None:
+    module = type(obj).__module__ or ""
+    if module.startswith("altair") and hasattr(obj, "to_dict"):
+        return json.dumps(obj.to_dict()).encode(), "vl.json", "vega-lite"
+    if module.startswith("matplotlib") and hasattr(obj, "savefig"):
+        buf = io.BytesIO()
+        obj.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        return buf.getvalue(), "png", "png"
+    return None
+
+
+def _bundle_figure(bundle: Mapping[str, Any]) -> tuple[bytes, str, str] | None:
+    for mime, payload in bundle.items():
+        saved = _figure_bytes(mime, payload)
+        if saved is not None:
+            return saved
+    return None
 
 
 def _figure_bytes(mime: str, payload: Any) -> tuple[bytes, str, str] | None:

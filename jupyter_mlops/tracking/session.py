@@ -97,8 +97,7 @@ class TrackedExecution:
         error: BaseException | None = None,
         stdout: str | None = None,
         stderr: str | None = None,
-        displayed: Iterable[Mapping[str, Any]] = (),
-        last_value: Any = None,
+        displayed: Iterable[tuple[Any, Mapping[str, Any]]] = (),
     ) -> str | None:
         """Capture what the code produced and close the run; returns the run id if recorded."""
         writer = self.run.writer
@@ -109,7 +108,7 @@ class TrackedExecution:
             status = "interrupted"
         elif error is not None:
             status = "failed"
-        problems = self.capture.after(ns, writer, displayed=displayed, last_value=last_value)
+        problems = self.capture.after(ns, writer, displayed=displayed)
         try:
             sliced = code_slice(self.history, self.analysis) if self.history else []
         except Exception as exc:
