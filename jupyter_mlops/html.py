@@ -29,7 +29,7 @@ _STYLE = """
 .mlops-card .badge{color:#fff;border-radius:10px;padding:0 7px;font-size:11px}
 .mlops-card .mut{color:var(--jp-ui-font-color2,#656d76)}
 .mlops-card .grid{display:flex;gap:18px;flex-wrap:wrap;margin-top:6px}
-.mlops-card table{border-collapse:collapse}
+.mlops-card table{border-collapse:collapse;font-size:12px}
 .mlops-card td,.mlops-card th{padding:1px 8px 1px 0;text-align:left;vertical-align:top}
 .mlops-card th{font-weight:600;color:var(--jp-ui-font-color2,#656d76);font-size:11px}
 .mlops-card code{font-size:11px}
