@@ -36,8 +36,16 @@ test: lint unit
 demo: install
 	$(BIN)/python examples/demo.py examples/quickstart.ipynb
 
-bench: install
-	$(BIN)/python bench/run_all.py
+# Own venv with MLflow (the anchor tool), never in the package's deps; BENCH_ARGS=--quick for a smoke run.
+bench:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x .bench-venv/bin/python || $(PYTHON) -m venv .bench-venv
+	@if [ ! .bench-venv/.installed -nt pyproject.toml ]; then \
+	  .bench-venv/bin/python -m pip --disable-pip-version-check -q install -U pip 2>&1 | grep -v "is ignored"; \
+	  .bench-venv/bin/python -m pip --disable-pip-version-check -q install 'mlflow>=3,<4' -e . 2>&1 | grep -v "is ignored"; \
+	  .bench-venv/bin/python -c 'import mlflow, jupyter_mlops, sklearn, IPython' && touch .bench-venv/.installed; \
+	fi
+	.bench-venv/bin/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .bench-venv .pytest_cache .ruff_cache

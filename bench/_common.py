@@ -110,13 +110,15 @@ def run_part(
             cmd.append("--quick")
         if arg is not None:
             cmd += ["--arg", arg]
+        # stdout (cell output, run cards) is kept for the result line; stderr (progress,
+        # warnings, tracebacks) goes straight to the terminal.
         proc = subprocess.run(
-            cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=timeout
+            cmd, cwd=run_dir, env=env, stdout=subprocess.PIPE, text=True, timeout=timeout
         )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(PART_PREFIX):
             return json.loads(line[len(PART_PREFIX) :])
-    tail = (proc.stdout[-3000:] + "\n--- stderr ---\n" + proc.stderr[-6000:]).strip()
+    tail = proc.stdout[-3000:].strip()
     raise RuntimeError(f"{script} --part {part} failed (exit {proc.returncode}):\n{tail}")
 
 

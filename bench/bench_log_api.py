@@ -140,7 +140,9 @@ def main() -> None:
             target="≥10×",
             ok=m / o >= 10,
         ),
-        row("2b. same, default track() (capture=True)", ours["capture_true_ms"], m, target="(info)"),
+        row(
+            "2b. same, default track() (capture=True)", ours["capture_true_ms"], m, target="(info)"
+        ),
         row("2c. same, capture=False, cwd in a git repo", ours["in_git_ms"], m, target="(info)"),
     ]
     notes = [

@@ -14,8 +14,11 @@ from .errors import MlopsError
 
 if TYPE_CHECKING:
     from .api import (
+        data_diff,
+        data_history,
         get_experiment,
         get_run,
+        load_data,
         log_artifact,
         log_metric,
         log_metrics,
@@ -23,17 +26,22 @@ if TYPE_CHECKING:
         log_param,
         log_params,
         open_store,
+        replay,
         runs,
         set_experiment,
         set_tag,
+        snapshot,
         track,
     )
 
 __all__ = [
     "MlopsError",
     "__version__",
+    "data_diff",
+    "data_history",
     "get_experiment",
     "get_run",
+    "load_data",
     "load_ipython_extension",
     "log_artifact",
     "log_metric",
@@ -42,13 +50,17 @@ __all__ = [
     "log_param",
     "log_params",
     "open_store",
+    "replay",
     "runs",
     "set_experiment",
     "set_tag",
+    "snapshot",
     "track",
 ]
 
 _API = {
+    "data_diff",
+    "data_history",
     "get_experiment",
     "get_run",
     "log_artifact",
@@ -57,10 +69,13 @@ _API = {
     "log_model",
     "log_param",
     "log_params",
+    "load_data",
     "open_store",
+    "replay",
     "runs",
     "set_experiment",
     "set_tag",
+    "snapshot",
     "track",
 }
 

@@ -14,8 +14,11 @@ from .tracking.record import get_run as _get_run
 from .tracking.search import runs as _runs
 
 __all__ = [
+    "data_diff",
+    "data_history",
     "get_experiment",
     "get_run",
+    "load_data",
     "log_artifact",
     "log_metric",
     "log_metrics",
@@ -23,9 +26,11 @@ __all__ = [
     "log_param",
     "log_params",
     "open_store",
+    "replay",
     "runs",
     "set_experiment",
     "set_tag",
+    "snapshot",
     "track",
 ]
 
@@ -109,3 +114,42 @@ def get_experiment() -> str:
 def store() -> Store:
     """The store in use."""
     return current_store()
+
+
+def snapshot(obj: Any, name: str, *, description: str | None = None) -> Any:
+    """Save a DataFrame, Series or ndarray as the next version of dataset ``name``.
+
+    Returns a ``DataVersion`` (``.ref`` like ``"churn_train@v3"``, ``.content_hash``,
+    ``.shape``); unchanged data returns the existing version and writes nothing.
+    """
+    from .data.versions import snapshot as _snapshot
+
+    return _snapshot(obj, name, description=description)
+
+
+def load_data(ref: str) -> Any:
+    """The data a reference names: ``name@v2``, ``name@2``, ``name@latest``, ``#3fa9c1``."""
+    from .data.versions import load_data as _load_data
+
+    return _load_data(ref)
+
+
+def data_history(name: str) -> Any:
+    """A dataset's versions as a DataFrame, newest first, with the runs that used each."""
+    from .data.versions import data_history as _data_history
+
+    return _data_history(name)
+
+
+def data_diff(a: str, b: str, *, key: str | list[str] | None = None) -> Any:
+    """What changed between two data versions: schema, rows added/removed/changed, statistics."""
+    from .data.diff import data_diff as _data_diff
+
+    return _data_diff(a, b, key=key)
+
+
+def replay(run_id: str, data: Any = None, *, name: str | None = None) -> Run:
+    """Re-execute a run on its data snapshots (or ``data={"df": "name@latest"}``) as a new run."""
+    from .tracking.replay import replay as _replay
+
+    return _replay(run_id, data, name=name)

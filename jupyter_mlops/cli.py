@@ -38,13 +38,23 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .maintenance import check_store
     from .store import current_store
-    from .store.doctor import check_store
 
     report = check_store(current_store())
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from .maintenance import collect_garbage
+    from .store import current_store
+
+    report = collect_garbage(current_store(), grace_s=args.grace, dry_run=args.dry_run)
+    for line in report.lines():
+        print(line)
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_runs)
     p = sub.add_parser("doctor", help="Verify the store: schema version and every object's hash.")
     p.set_defaults(func=_cmd_doctor)
+    p = sub.add_parser("gc", help="Remove objects nothing references (interrupted snapshots).")
+    p.add_argument("--dry-run", action="store_true", help="Only report what would be removed.")
+    p.add_argument(
+        "--grace", type=float, default=3600.0, help="Keep objects younger than this (seconds)."
+    )
+    p.set_defaults(func=_cmd_gc)
     return parser
 
 

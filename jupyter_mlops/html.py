@@ -125,3 +125,88 @@ def run_card(run: Run) -> str:
         + error
         + "</div>"
     )
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def data_version_card(version: Any) -> str:
+    """A data version: reference, hash, shape, size, and its columns with statistics."""
+    esc = html.escape
+    created = (
+        datetime.fromtimestamp(version.created, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    )
+    rows = []
+    for name, dtype in version.schema:
+        stat = version.stats.get(name, {}) if isinstance(version.stats, dict) else {}
+        parts = [dtype]
+        if stat.get("nulls"):
+            parts.append(f"{stat['nulls']} null")
+        if stat.get("min") is not None and stat.get("max") is not None:
+            parts.append(f"{format_value(stat['min'])} … {format_value(stat['max'])}")
+        if stat.get("mean") is not None:
+            parts.append(f"mean {format_value(stat['mean'])}")
+        if stat.get("unique") is not None:
+            parts.append(f"{stat['unique']} distinct")
+        rows.append((str(name), " · ".join(parts)))
+    dims = "×".join(str(d) for d in version.shape)
+    written = "no new bytes" if version.new_bytes == 0 else f"{_size(version.new_bytes)} new"
+    return (
+        _STYLE
+        + "<div class=mlops-card><div class=hd>"
+        + f"<span class=nm>{esc(version.ref)}</span>"
+        + f"<span class=mut><code>#{esc(version.content_hash[:12])}</code> · {esc(version.kind)} {dims} · "
+        + f"{_size(version.size_bytes)} ({written}) · {esc(created)}</span>"
+        + "</div><div class=grid>"
+        + _table("columns", rows, limit=15)
+        + "</div></div>"
+    )
+
+
+def data_diff_card(diff: Any) -> str:
+    """The rich display of a ``DataDiff``: counts, schema changes, statistic changes, samples."""
+    esc = html.escape
+    if diff.identical:
+        summary = "identical content"
+    else:
+        r = diff.rows
+        summary = (
+            f"rows {r['a']} → {r['b']} · +{r['added']} added · −{r['removed']} removed · "
+            f"{r['changed']} changed"
+        )
+    schema_rows = (
+        [(c, f"added ({t})") for c, t in diff.schema["added"]]
+        + [(c, f"removed ({t})") for c, t in diff.schema["removed"]]
+        + [(c, f"{old} → {new}") for c, old, new in diff.schema["retyped"]]
+    )
+    stat_rows = [
+        (
+            column,
+            ", ".join(
+                f"{k} {format_value(a)} → {format_value(b)}" for k, (a, b) in changes.items()
+            ),
+        )
+        for column, changes in diff.stats.items()
+    ]
+    samples = ""
+    for kind in ("added", "removed", "changed"):
+        frame = diff.samples.get(kind)
+        if frame is not None and len(frame):
+            samples += f"<div><b>{kind}</b> (sample){frame.to_html(max_cols=12, border=0)}</div>"
+    return (
+        _STYLE
+        + "<div class=mlops-card><div class=hd>"
+        + f"<span class=nm>{esc(diff.a)} → {esc(diff.b)}</span>"
+        + f"<span class=mut>{esc(summary)}</span></div><div class=grid>"
+        + _table("schema changes", schema_rows)
+        + _table("statistics changed", stat_rows)
+        + "</div>"
+        + samples
+        + "</div>"
+    )

@@ -212,6 +212,35 @@ class MlopsMagics(Magics):
         except MlopsError as exc:
             print(f"jupyter_mlops: run {run_id[:8]} recorded, but cannot be shown: {exc}")
 
+    @magic_arguments()
+    @argument("variable", help="The variable holding a DataFrame, Series or ndarray.")
+    @argument("--name", default=None, help="Dataset name (default: the variable's name).")
+    @argument("-d", "--description", default=None, help="A note kept with the version.")
+    @line_magic
+    def snapshot(self, line: str) -> Any:
+        """Save a variable's data as the next version of a dataset.
+
+        Usage::
+
+            %snapshot customers                 # dataset "customers", next version
+            %snapshot df --name churn_train     # explicit dataset name
+        """
+        args = parse_argstring(self.snapshot, line)
+        from . import api
+
+        if args.variable not in self.shell.user_ns:
+            raise UsageError(f"No variable named {args.variable!r} in the notebook.")
+        from .errors import MlopsError
+
+        try:
+            return api.snapshot(
+                self.shell.user_ns[args.variable],
+                args.name or args.variable,
+                description=args.description,
+            )
+        except MlopsError as exc:
+            raise UsageError(str(exc)) from None
+
     @line_magic
     def mlops(self, line: str) -> Any:
         """``%mlops runs [EXPERIMENT]``, ``%mlops store``, ``%mlops experiment [NAME]``."""
@@ -266,3 +295,4 @@ def unload(ipython: Any) -> None:
     magics = ipython.magics_manager.magics
     magics["cell"].pop("track", None)
     magics["line"].pop("mlops", None)
+    magics["line"].pop("snapshot", None)

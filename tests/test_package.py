@@ -21,6 +21,8 @@ def test_public_names_are_exactly_all():
         [
             "MlopsError",
             "__version__",
+            "data_diff",
+            "data_history",
             "get_experiment",
             "get_run",
             "load_ipython_extension",
@@ -30,10 +32,13 @@ def test_public_names_are_exactly_all():
             "log_model",
             "log_param",
             "log_params",
+            "load_data",
             "open_store",
+            "replay",
             "runs",
             "set_experiment",
             "set_tag",
+            "snapshot",
             "track",
         ]
     )

@@ -140,7 +140,55 @@ def _m2_artifacts_inputs(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE latest_metrics ADD COLUMN source TEXT"))
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_m1_initial, _m2_artifacts_inputs]
+def _m3_data_versions(conn: sa.Connection) -> None:
+    """Datasets, their versions (manifest, schema, stats), lineage, and inputs linked to versions."""
+    md = sa.MetaData()
+    md.reflect(conn, only=["runs"])
+    sa.Table(
+        "datasets",
+        md,
+        sa.Column("dataset_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(255), nullable=False, unique=True),
+        sa.Column("created", sa.Float, nullable=False),
+    )
+    sa.Table(
+        "data_versions",
+        md,
+        sa.Column("version_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.dataset_id"), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("manifest_hash", sa.String(64), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("n_rows", sa.BigInteger, nullable=False),
+        sa.Column("n_columns", sa.Integer, nullable=False),
+        sa.Column("schema", sa.Text, nullable=True),
+        sa.Column("stats", sa.Text, nullable=True),
+        sa.Column("size_bytes", sa.BigInteger, nullable=False),
+        sa.Column("new_bytes", sa.BigInteger, nullable=False),
+        sa.Column("run_id", sa.String(32), nullable=True),
+        sa.Column("description", sa.Text, nullable=True),
+        sa.Column("created", sa.Float, nullable=False),
+        sa.UniqueConstraint("dataset_id", "version", name="uq_data_versions_dataset_version"),
+        sa.Index("ix_data_versions_hash", "content_hash"),
+    )
+    sa.Table(
+        "lineage",
+        md,
+        sa.Column("output_version_id", sa.Integer, primary_key=True),
+        sa.Column("input_version_id", sa.Integer, primary_key=True),
+        sa.Column("run_id", sa.String(32), primary_key=True),
+        sa.Index("ix_lineage_input", "input_version_id"),
+    )
+    md.create_all(conn, tables=[md.tables[t] for t in ("datasets", "data_versions", "lineage")])
+    conn.execute(sa.text("ALTER TABLE inputs ADD COLUMN data_version_id INTEGER"))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [
+    _m1_initial,
+    _m2_artifacts_inputs,
+    _m3_data_versions,
+]
 LATEST_VERSION = len(MIGRATIONS)
 
 

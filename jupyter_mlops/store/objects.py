@@ -44,10 +44,14 @@ class ObjectStore:
 
     def put(self, data: bytes) -> str:
         """Store ``data`` and return its hash; storing the same bytes again writes nothing."""
+        return self.write(data)[0]
+
+    def write(self, data: bytes) -> tuple[str, bool]:
+        """Store ``data``; returns (hash, True if new bytes were written)."""
         digest = hash_bytes(data)
         path = self._path(digest)
         if self.fs.exists(path):
-            return digest
+            return digest, False
         try:
             if self.local:
                 folder = os.path.dirname(path)
@@ -63,7 +67,25 @@ class ObjectStore:
                 f"Cannot write to the object store at {self.url}: {exc}. "
                 "Check that the folder is writable and the disk has space."
             ) from exc
-        return digest
+        return digest, True
+
+    def delete(self, digest: str) -> None:
+        """Remove an object (only garbage collection calls this)."""
+        try:
+            self.fs.rm_file(self._path(digest))
+        except FileNotFoundError:
+            pass
+
+    def modified(self, digest: str) -> float | None:
+        """When the object was written (seconds since the epoch), if the filesystem knows."""
+        try:
+            info = self.fs.info(self._path(digest))
+        except FileNotFoundError:
+            return None
+        value = info.get("mtime") or info.get("LastModified") or info.get("created")
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+        return float(value) if value is not None else None
 
     def get(self, digest: str, verify: bool = True) -> bytes:
         """The bytes of an object, checked against its hash unless ``verify`` is False."""

@@ -10,9 +10,12 @@ import sqlalchemy as sa
 
 __all__ = [
     "artifacts",
+    "data_versions",
+    "datasets",
     "experiments",
     "inputs",
     "latest_metrics",
+    "lineage",
     "metadata",
     "metric_history",
     "objects",
@@ -144,5 +147,45 @@ inputs = sa.Table(
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("shape", sa.Text, nullable=True),
     sa.Column("columns", sa.Text, nullable=True),
+    sa.Column("data_version_id", sa.Integer, nullable=True),
     sa.Index("ix_inputs_hash", "content_hash"),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+data_versions = sa.Table(
+    "data_versions",
+    metadata,
+    sa.Column("version_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.dataset_id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("manifest_hash", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("n_rows", sa.BigInteger, nullable=False),
+    sa.Column("n_columns", sa.Integer, nullable=False),
+    sa.Column("schema", sa.Text, nullable=True),
+    sa.Column("stats", sa.Text, nullable=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("new_bytes", sa.BigInteger, nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.UniqueConstraint("dataset_id", "version", name="uq_data_versions_dataset_version"),
+    sa.Index("ix_data_versions_hash", "content_hash"),
+)
+
+lineage = sa.Table(
+    "lineage",
+    metadata,
+    sa.Column("output_version_id", sa.Integer, primary_key=True),
+    sa.Column("input_version_id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Index("ix_lineage_input", "input_version_id"),
 )

@@ -181,6 +181,8 @@ class CellCapture:
         self.analysis = analysis
         self.options = options or CaptureOptions()
         self.inputs: dict[str, Fingerprint] = {}
+        self.versions: dict[str, int] = {}
+        self._input_ids: set[int] = set()
         self.input_params: dict[str, Any] = {}
         self._figures_before: set[int] = set()
 
@@ -196,6 +198,7 @@ class CellCapture:
             if self.options.data and data_kind(value) is not None:
                 try:
                     self.inputs[name] = fingerprint(value)
+                    self._input_ids.add(id(value))
                 except Exception:
                     pass
             elif is_scalar_param(value) and not isinstance(value, type):
@@ -312,7 +315,28 @@ class CellCapture:
 
     def _inputs(self, run: RunWriter) -> None:
         for name, fp in self.inputs.items():
-            run.log_input(name, fp.kind, fp.content_hash, fp.shape, fp.columns)
+            run.log_input(
+                name,
+                fp.kind,
+                fp.content_hash,
+                fp.shape,
+                fp.columns,
+                data_version_id=self.versions.get(name),
+            )
+
+    def created_frames(self, ns: Mapping[str, Any]) -> dict[str, Any]:
+        """DataFrames the cell assigned to names (its data outputs), inputs and aliases of
+        inputs excluded."""
+        out = {}
+        for assignment in self.analysis.assignments:
+            name = assignment.target
+            if _skip(name) or name in self.inputs or name not in ns:
+                continue
+            if id(ns[name]) in self._input_ids:
+                continue
+            if data_kind(ns[name]) == "dataframe":
+                out[name] = ns[name]
+        return out
 
     def _figures(self, run: RunWriter, displayed: Iterable[tuple[Any, Mapping[str, Any]]]) -> None:
         """Save what the cell displayed as figures: charts, plots and images."""

@@ -26,14 +26,17 @@ def _executable(cell: HistoryCell) -> str:
     return body if body is not None else cell.code
 
 
-def code_slice(history: Sequence[HistoryCell], cell: CellAnalysis) -> list[dict[str, object]]:
+def code_slice(
+    history: Sequence[HistoryCell], cell: CellAnalysis, provided: frozenset[str] = frozenset()
+) -> list[dict[str, object]]:
     """The cells of ``history`` (oldest first, excluding the current one) the cell depends on.
 
     Walking back from the newest cell, a cell is kept when it binds, or changes in place,
     a name still needed; its own reads then become needed too. A name bound by a kept cell
     without being read there is satisfied, so older definitions of it are dropped.
+    Names in ``provided`` (data bound from snapshots on replay) are never looked for.
     """
-    needed = set(cell.free)
+    needed = set(cell.free) - provided
     kept: list[HistoryCell] = []
     for past in reversed(history):
         info = analyze(past.code)
@@ -45,7 +48,7 @@ def code_slice(history: Sequence[HistoryCell], cell: CellAnalysis) -> list[dict[
             continue
         kept.append(past)
         needed -= {n for n in defines if n not in info.loads}
-        needed |= info.free
+        needed |= info.free - provided
     kept.reverse()
     return [{"execution_count": c.count, "source": c.raw, "code": _executable(c)} for c in kept]
 

@@ -88,7 +88,61 @@ class TrackedExecution:
             warn(f"jupyter_mlops: the cell runs, but this run is not recorded: {_why(exc)}")
             writer = None
         self.run = ActiveRun(writer, self.name, self.experiment)
+        if writer is not None and self.options.data:
+            self._snapshot_inputs(ns)
         return self.run
+
+    def _dataset_for(self, name: str, obj: Any) -> str:
+        from ..data.versions import provenance
+
+        known = provenance(obj)
+        return known[0] if known else f"{self.experiment}/{name}"
+
+    def _snapshot_inputs(self, ns: Mapping[str, Any]) -> None:
+        """Version every data input the cell reads (unchanged data costs a lookup)."""
+        from ..data.versions import snapshot
+
+        for name, fp in self.capture.inputs.items():
+            try:
+                version = snapshot(
+                    ns[name], self._dataset_for(name, ns[name]), store=self.store, fp=fp
+                )
+            except Exception as exc:
+                warn(f"jupyter_mlops: input {name!r} was not versioned: {_why(exc)}")
+                continue
+            self.capture.versions[name] = version.version_id
+
+    def _snapshot_outputs(self, ns: Mapping[str, Any], writer: RunWriter) -> list[str]:
+        """Version the DataFrames the cell created, with lineage from its inputs."""
+        from ..data.fingerprint import fingerprint
+        from ..data.versions import snapshot
+
+        problems = []
+        inputs = list(self.capture.versions.values())
+        for name, frame in self.capture.created_frames(ns).items():
+            try:
+                fp = fingerprint(frame)
+                version = snapshot(
+                    frame,
+                    self._dataset_for(name, frame),
+                    store=self.store,
+                    fp=fp,
+                    run_id=writer.run_id,
+                )
+            except Exception as exc:
+                problems.append(f"output {name!r} not versioned ({_why(exc)})")
+                continue
+            writer.log_input(
+                name,
+                fp.kind,
+                fp.content_hash,
+                fp.shape,
+                fp.columns,
+                role="output",
+                data_version_id=version.version_id,
+            )
+            writer.add_lineage(version.version_id, inputs)
+        return problems
 
     def end(
         self,
@@ -109,6 +163,8 @@ class TrackedExecution:
         elif error is not None:
             status = "failed"
         problems = self.capture.after(ns, writer, displayed=displayed)
+        if self.options.data and error is None:
+            problems += self._snapshot_outputs(ns, writer)
         try:
             sliced = code_slice(self.history, self.analysis) if self.history else []
         except Exception as exc:

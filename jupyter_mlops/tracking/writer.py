@@ -92,6 +92,7 @@ class RunWriter:
         self._inputs: dict[tuple[str, str], dict[str, Any]] = {}
         self._artifacts: dict[str, _Artifact] = {}
         self._children: list[ChildRun] = []
+        self._lineage: list[dict[str, Any]] = []
         self._dirty_latest: set[str] = set()
         self._dirty_params: set[str] = set()
         self._last_flush = time.monotonic()
@@ -196,9 +197,11 @@ class RunWriter:
         shape: tuple[int, ...] | None,
         columns: list[tuple[str, str]] | None,
         role: str = "input",
+        data_version_id: int | None = None,
     ) -> None:
-        """Record a data input (or output) by its fingerprint."""
+        """Record a data input (or output) by its fingerprint and, when snapshotted, its version."""
         self._inputs[(role, name)] = {
+            "data_version_id": data_version_id,
             "run_id": self.run_id,
             "role": role,
             "name": name,
@@ -216,6 +219,18 @@ class RunWriter:
         digest = self.store.objects.put(data)
         self._artifacts[name] = _Artifact(name, kind, digest, len(data), format, meta or {})
         return digest
+
+    def add_lineage(self, output_version_id: int, input_version_ids: list[int]) -> None:
+        """Record that this run derived an output data version from input versions."""
+        for input_id in dict.fromkeys(input_version_ids):
+            if input_id != output_version_id:
+                self._lineage.append(
+                    {
+                        "output_version_id": output_version_id,
+                        "input_version_id": input_id,
+                        "run_id": self.run_id,
+                    }
+                )
 
     def add_child(self, child: ChildRun) -> None:
         """Record a nested run (written with this run's final flush)."""
@@ -324,6 +339,8 @@ class RunWriter:
                 self._write_artifacts(conn)
             if self._children:
                 self._write_children(conn)
+            if self._lineage:
+                conn.execute(schema.lineage.insert(), self._lineage)
             conn.execute(schema.runs.update().where(schema.runs.c.run_id == rid).values(**values))
 
         self.store.write_retrying(work)

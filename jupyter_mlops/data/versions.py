@@ -1,0 +1,383 @@
+"""Data versions: snapshot a DataFrame, Series or ndarray as the next version of a dataset,
+resolve references, load versions back, and list a dataset's history.
+
+A version's identity is its content hash (``fingerprint``); its bytes are content-addressed
+chunks (``chunks``) plus a manifest object. Snapshotting unchanged data returns the existing
+version and writes nothing; equal data in another dataset reuses the same chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import MlopsError, NotFoundError, ValidationError
+from ..store import Store, current_store, schema
+from .fingerprint import Fingerprint, data_kind, fingerprint
+from .references import DataRef, check_dataset_name, parse_data_ref
+
+__all__ = [
+    "DataVersion",
+    "data_history",
+    "load_data",
+    "load_manifest",
+    "provenance",
+    "resolve",
+    "snapshot",
+]
+
+_PROGRESS_ROWS = 1_000_000
+# Objects returned by load_data remember the version they came from (for %%track).
+_loaded: weakref.WeakKeyDictionary[Any, tuple[str, str]] | dict[int, tuple[str, str]]
+_loaded = {}
+
+
+@dataclass
+class DataVersion:
+    """One version of a dataset: ``ref`` is ``name@vN``; ``load()`` returns the data."""
+
+    dataset: str
+    version: int
+    content_hash: str
+    kind: str
+    n_rows: int
+    n_columns: int
+    schema: list[tuple[str, str]]
+    stats: dict[str, Any]
+    size_bytes: int
+    new_bytes: int
+    created: float
+    run_id: str | None
+    version_id: int
+    manifest_hash: str
+    description: str | None = None
+    _store: Store | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ref(self) -> str:
+        """The reference that names this version: ``name@vN``."""
+        return f"{self.dataset}@v{self.version}"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(rows, columns) for tables; (rows,) for a Series."""
+        return (self.n_rows,) if self.kind == "series" else (self.n_rows, self.n_columns)
+
+    def load(self) -> Any:
+        """The data exactly as it was snapshotted."""
+        return _load_version(self, self._store or current_store())
+
+    def _repr_html_(self) -> str:
+        from ..html import data_version_card
+
+        return data_version_card(self)
+
+    def __repr__(self) -> str:
+        dims = "×".join(str(d) for d in self.shape)
+        return f"<DataVersion {self.ref} #{self.content_hash[:10]} {self.kind} {dims}>"
+
+
+def provenance(obj: Any) -> tuple[str, str] | None:
+    """(dataset, content hash) of an object returned by ``load_data``, if it still matches."""
+    found = _loaded.get(id(obj))
+    return found
+
+
+def _version_from_row(row: Any, dataset: str, store: Store) -> DataVersion:
+    return DataVersion(
+        dataset=dataset,
+        version=row.version,
+        content_hash=row.content_hash,
+        kind=row.kind,
+        n_rows=int(row.n_rows),
+        n_columns=int(row.n_columns),
+        schema=[tuple(c) for c in json.loads(row.schema or "[]")],
+        stats=_stats_by_column(json.loads(row.stats or "{}")),
+        size_bytes=int(row.size_bytes),
+        new_bytes=int(row.new_bytes),
+        created=row.created,
+        run_id=row.run_id,
+        version_id=row.version_id,
+        manifest_hash=row.manifest_hash,
+        description=row.description,
+        _store=store,
+    )
+
+
+def _stats_by_column(stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{column name: its statistics} from the stored ``column_stats`` document."""
+    columns = stats.get("columns", []) if isinstance(stats, dict) else []
+    return {str(c.get("name")): c for c in columns if isinstance(c, dict)}
+
+
+def _versions_query() -> sa.Select[Any]:
+    dv, ds = schema.data_versions, schema.datasets
+    return sa.select(dv, ds.c.name.label("dataset_name")).join(
+        ds, ds.c.dataset_id == dv.c.dataset_id
+    )
+
+
+def _close_names(conn: sa.Connection, name: str) -> list[str]:
+    import difflib
+
+    names = list(conn.execute(sa.select(schema.datasets.c.name)).scalars())
+    return difflib.get_close_matches(name, names, n=5, cutoff=0.5) or sorted(names)[:5]
+
+
+def resolve(ref: str | DataRef, store: Store | None = None) -> DataVersion:
+    """The version a reference names; errors list close matches."""
+    store = store or current_store()
+    parsed = parse_data_ref(ref) if isinstance(ref, str) else ref
+    text = ref if isinstance(ref, str) else repr(ref)
+    if not store.exists:
+        raise NotFoundError(f"No data version {text!r}: the store at {store.describe()} is empty.")
+    dv, ds = schema.data_versions, schema.datasets
+    with store.read() as conn:
+        query = _versions_query()
+        if parsed.name is not None:
+            exists = conn.execute(
+                sa.select(ds.c.dataset_id).where(ds.c.name == parsed.name)
+            ).scalar()
+            if exists is None:
+                close = _close_names(conn, parsed.name)
+                hint = f" Datasets with close names: {', '.join(close)}." if close else ""
+                raise NotFoundError(f"No dataset {parsed.name!r}.{hint}")
+            query = query.where(ds.c.name == parsed.name)
+        if parsed.hash_prefix is not None:
+            rows = conn.execute(
+                query.where(dv.c.content_hash.startswith(parsed.hash_prefix)).order_by(
+                    dv.c.version_id.desc()
+                )
+            ).all()
+            hashes = {r.content_hash for r in rows}
+            if not rows:
+                raise NotFoundError(
+                    f"No data version has a content hash starting with {parsed.hash_prefix!r}."
+                )
+            if len(hashes) > 1:
+                listing = ", ".join(
+                    f"{r.dataset_name}@v{r.version} #{r.content_hash[:12]}" for r in rows[:6]
+                )
+                raise ValidationError(
+                    f"Hash prefix {parsed.hash_prefix!r} is ambiguous: {listing}. Give more characters."
+                )
+            row = rows[0]
+        elif parsed.version is not None:
+            row = conn.execute(query.where(dv.c.version == parsed.version)).first()
+            if row is None:
+                versions = list(
+                    conn.execute(
+                        sa.select(dv.c.version)
+                        .join(ds, ds.c.dataset_id == dv.c.dataset_id)
+                        .where(ds.c.name == parsed.name)
+                        .order_by(dv.c.version)
+                    ).scalars()
+                )
+                raise NotFoundError(
+                    f"{parsed.name!r} has no version {parsed.version}; it has "
+                    f"{', '.join(f'v{v}' for v in versions) or 'none'}."
+                )
+        else:
+            row = conn.execute(query.order_by(dv.c.version.desc()).limit(1)).first()
+            if row is None:
+                raise NotFoundError(f"Dataset {parsed.name!r} has no versions yet.")
+    return _version_from_row(row, row.dataset_name, store)
+
+
+def load_manifest(version: DataVersion, store: Store) -> dict[str, Any]:
+    """The chunk manifest of a version (read from the object store, hash-checked)."""
+    return json.loads(store.objects.get(version.manifest_hash))
+
+
+def _load_version(version: DataVersion, store: Store) -> Any:
+    from .chunks import decode
+
+    obj = decode(load_manifest(version, store), store.objects.get)
+    _remember(obj, version.dataset, version.content_hash)
+    return obj
+
+
+def _remember(obj: Any, dataset: str, content_hash: str) -> None:
+    key = id(obj)
+    _loaded[key] = (dataset, content_hash)
+    try:
+        weakref.finalize(obj, _loaded.pop, key, None)
+    except TypeError:
+        pass
+
+
+def load_data(ref: str, store: Store | None = None) -> Any:
+    """The data a reference names (``name@v2``, ``name@latest``, ``#3fa9c1``), exactly as saved."""
+    store = store or current_store()
+    return _load_version(resolve(ref, store), store)
+
+
+def _progress(total: int) -> Any:
+    if total < _PROGRESS_ROWS:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="rows", desc="snapshot", leave=False)
+
+
+def snapshot(
+    obj: Any,
+    name: str,
+    *,
+    store: Store | None = None,
+    run_id: str | None = None,
+    description: str | None = None,
+    fp: Fingerprint | None = None,
+) -> DataVersion:
+    """Save ``obj`` as the next version of dataset ``name``; unchanged data returns the
+    existing version and writes nothing."""
+    store = store or current_store()
+    check_dataset_name(name)
+    kind = data_kind(obj)
+    if kind is None:
+        raise ValidationError(
+            f"Cannot snapshot a {type(obj).__name__}: snapshot takes a pandas DataFrame, a "
+            "pandas Series or a numpy ndarray."
+        )
+    fp = fp or fingerprint(obj)
+    dv, ds = schema.data_versions, schema.datasets
+    with store.read() as conn:
+        latest = conn.execute(
+            _versions_query().where(ds.c.name == name).order_by(dv.c.version.desc()).limit(1)
+        ).first()
+        if latest is not None and latest.content_hash == fp.content_hash:
+            return _version_from_row(latest, name, store)
+        same = conn.execute(
+            sa.select(dv.c.manifest_hash, dv.c.size_bytes)
+            .where(dv.c.content_hash == fp.content_hash)
+            .limit(1)
+        ).first()
+    if same is not None and store.objects.exists(same.manifest_hash):
+        manifest_hash, size, new_bytes = same.manifest_hash, int(same.size_bytes), 0
+    else:
+        manifest_hash, size, new_bytes = _write_chunks(obj, store, fp)
+    from .stats import column_stats
+
+    stats = column_stats(obj)
+    n_rows = fp.shape[0] if fp.shape else 0
+    n_columns = (
+        len(fp.columns) if fp.columns is not None else (fp.shape[1] if len(fp.shape) > 1 else 1)
+    )
+
+    def work(conn: sa.Connection) -> int:
+        found = conn.execute(sa.select(ds.c.dataset_id).where(ds.c.name == name)).scalar()
+        if found is None:
+            found = conn.execute(
+                ds.insert().values(name=name, created=time.time())
+            ).inserted_primary_key[0]
+        last = conn.execute(
+            sa.select(dv.c.version, dv.c.content_hash)
+            .where(dv.c.dataset_id == found)
+            .order_by(dv.c.version.desc())
+            .limit(1)
+        ).first()
+        if last is not None and last.content_hash == fp.content_hash:
+            return -int(last.version)  # written meanwhile by another process
+        version = (last.version if last is not None else 0) + 1
+        conn.execute(
+            dv.insert().values(
+                dataset_id=found,
+                version=version,
+                content_hash=fp.content_hash,
+                manifest_hash=manifest_hash,
+                kind=kind,
+                n_rows=n_rows,
+                n_columns=n_columns,
+                schema=json.dumps(fp.columns or []),
+                stats=json.dumps(stats),
+                size_bytes=size,
+                new_bytes=new_bytes,
+                run_id=run_id,
+                description=description,
+                created=time.time(),
+            )
+        )
+        return version
+
+    version = abs(store.write_retrying(work))
+    result = resolve(f"{name}@v{version}", store)
+    _remember(obj, name, fp.content_hash)
+    return result
+
+
+def _write_chunks(obj: Any, store: Store, fp: Fingerprint) -> tuple[str, int, int]:
+    """Encode ``obj`` into chunks; returns (manifest hash, total bytes, new bytes)."""
+    from .chunks import encode
+
+    objects = store.objects
+    totals = {"size": 0, "new": 0}
+
+    def put(data: bytes) -> str:
+        digest, written = objects.write(data)
+        totals["size"] += len(data)
+        if written:
+            totals["new"] += len(data)
+        return digest
+
+    bar = _progress(fp.shape[0] if fp.shape else 0)
+    try:
+        manifest = encode(obj, put, progress=(lambda n: bar.update(n - bar.n)) if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    manifest["content_hash"] = fp.content_hash
+    manifest_hash, written = objects.write(json.dumps(manifest, sort_keys=True).encode())
+    return manifest_hash, totals["size"], totals["new"] + (len(manifest_hash) if written else 0)
+
+
+def data_history(name: str, store: Store | None = None) -> Any:
+    """The versions of a dataset as a DataFrame, newest first, with the runs that used each."""
+    import pandas as pd
+
+    store = store or current_store()
+    check_dataset_name(name)
+    resolve(name, store)  # a clear error for an unknown dataset
+    dv, ds, inp = schema.data_versions, schema.datasets, schema.inputs
+    with store.read() as conn:
+        rows = conn.execute(
+            _versions_query().where(ds.c.name == name).order_by(dv.c.version.desc())
+        ).all()
+        ids = [r.version_id for r in rows]
+        used = conn.execute(
+            sa.select(inp.c.data_version_id, inp.c.run_id, inp.c.role).where(
+                inp.c.data_version_id.in_(ids)
+            )
+        ).all()
+    users: dict[int, list[str]] = {}
+    producers: dict[int, list[str]] = {}
+    for vid, run_id, role in used:
+        (users if role == "input" else producers).setdefault(vid, []).append(run_id)
+    frame = pd.DataFrame(
+        {
+            "ref": [f"{name}@v{r.version}" for r in rows],
+            "version": [r.version for r in rows],
+            "content_hash": [r.content_hash for r in rows],
+            "rows": [r.n_rows for r in rows],
+            "columns": [r.n_columns for r in rows],
+            "size_bytes": [r.size_bytes for r in rows],
+            "new_bytes": [r.new_bytes for r in rows],
+            "created": pd.to_datetime([r.created for r in rows], unit="s", utc=True),
+            "created_by_run": [r.run_id for r in rows],
+            "used_by_runs": [sorted(set(users.get(r.version_id, []))) for r in rows],
+            "description": [r.description for r in rows],
+        }
+    )
+    return frame
+
+
+def ensure_supported(obj: Any) -> None:
+    """Raise ``MlopsError`` if ``obj`` cannot be versioned (used before long work starts)."""
+    if data_kind(obj) is None:
+        raise MlopsError(
+            f"Cannot version a {type(obj).__name__}: pass a DataFrame, Series or ndarray."
+        )

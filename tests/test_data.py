@@ -1,0 +1,312 @@
+"""Data versioning through the Python API, the magics and %%track."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import jupyter_mlops as mlops
+from jupyter_mlops.errors import MlopsError, NotFoundError, ValidationError
+
+from .conftest import run_cell
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def frame(n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "x": rng.normal(size=n),
+            "city": pd.Categorical(rng.choice(["paris", "oslo", "rome"], size=n)),
+            "when": pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
+            "label": pd.array(rng.integers(0, 2, size=n), dtype="Int64"),
+        }
+    )
+
+
+def object_count(store_dir: Path) -> int:
+    return sum(1 for p in (store_dir / "objects").rglob("*") if p.is_file())
+
+
+def test_snapshot_load_and_references(store_dir):
+    df = frame()
+    v1 = mlops.snapshot(df, "customers")
+    assert v1.ref == "customers@v1" and v1.shape == (1000, 5) and len(v1.content_hash) == 64
+    assert "customers@v1" in repr(v1) and "customers@v1" in v1._repr_html_()
+    df2 = df.assign(x=df.x + 1)
+    v2 = mlops.snapshot(df2, "customers", description="shifted")
+    assert v2.version == 2
+    for ref in (
+        "customers@v1",
+        "customers@1",
+        f"#{v1.content_hash[:8]}",
+        f"customers#{v1.content_hash[:6]}",
+    ):
+        pd.testing.assert_frame_equal(mlops.load_data(ref), df)
+    for ref in ("customers@latest", "customers", "customers@V2"):
+        pd.testing.assert_frame_equal(mlops.load_data(ref), df2)
+    assert v1.stats["x"]["mean"] == pytest.approx(df.x.mean())
+
+
+def test_unchanged_snapshot_writes_nothing(store_dir):
+    df = frame()
+    first = mlops.snapshot(df, "d")
+    before = object_count(store_dir)
+    again = mlops.snapshot(df.copy(), "d")
+    assert again.version == first.version == 1 and object_count(store_dir) == before
+    other = mlops.snapshot(df.copy(), "elsewhere")  # same data, other dataset: no new bytes
+    assert other.version == 1 and other.new_bytes == 0 and object_count(store_dir) == before
+
+
+def test_bad_references_and_inputs(store_dir):
+    mlops.snapshot(frame(), "customers")
+    with pytest.raises(NotFoundError, match="customers"):
+        mlops.load_data("custmers@v1")
+    with pytest.raises(NotFoundError, match="has v1"):
+        mlops.load_data("customers@v7")
+    with pytest.raises(NotFoundError, match="starting with"):
+        mlops.load_data("#abcdef0123")
+    with pytest.raises(ValidationError, match="6\\+ hex"):
+        mlops.load_data("#abc")
+    with pytest.raises(ValidationError, match="not a version"):
+        mlops.load_data("customers@vX")
+    with pytest.raises(MlopsError, match="DataFrame, a pandas Series or a numpy ndarray"):
+        mlops.snapshot((i for i in range(3)), "gen")
+    with open(__file__) as fh, pytest.raises(MlopsError, match="snapshot takes"):
+        mlops.snapshot(fh, "file")
+    with pytest.raises(ValidationError, match="not a valid dataset name"):
+        mlops.snapshot(frame(), "bad@name")
+    assert list(mlops.data_history("customers").version) == [1]
+
+
+def test_ambiguous_hash_prefix_lists_matches(store_dir):
+    v = mlops.snapshot(frame(), "a")
+    engine = sa.create_engine(f"sqlite:///{store_dir / 'mlops.db'}")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO data_versions (dataset_id, version, content_hash, manifest_hash, kind,"
+                " n_rows, n_columns, size_bytes, new_bytes, created) SELECT dataset_id, 2,"
+                " 'abcdef' || substr(content_hash, 7), manifest_hash, kind, n_rows, n_columns,"
+                " size_bytes, 0, created FROM data_versions WHERE version = 1"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE data_versions SET content_hash = 'abcdef' || substr(content_hash, 7) || 'x'"
+                " WHERE version = 1"
+            )
+        )
+    engine.dispose()
+    with pytest.raises(ValidationError, match="ambiguous") as info:
+        mlops.load_data("#abcdef")
+    assert "a@v1" in str(info.value) and "a@v2" in str(info.value)
+    del v
+
+
+def test_snapshot_magic(ip):
+    run_cell(ip, "import pandas as pd\ncustomers = pd.DataFrame({'a': [1, 2, 3]})")
+    result = run_cell(ip, "%snapshot customers")
+    assert result.success and result.result.ref == "customers@v1"
+    result = run_cell(ip, "%snapshot customers --name churn_train -d 'first cut'")
+    assert result.result.ref == "churn_train@v1"
+    result = run_cell(ip, "%snapshot nothing_here")
+    assert "No variable named 'nothing_here'" in str(result.error_in_exec)
+    run_cell(ip, "gen = (i for i in range(3))")
+    result = run_cell(ip, "%snapshot gen")
+    assert "snapshot takes" in str(result.error_in_exec)
+
+
+def test_track_versions_inputs_and_outputs_with_lineage(ip):
+    run_cell(ip, "import jupyter_mlops as mlops\nimport pandas as pd\nimport numpy as np")
+    run_cell(ip, "raw = pd.DataFrame({'a': np.arange(100), 'b': np.arange(100) * 2.0})")
+    run_cell(ip, "%snapshot raw --name sales")
+    run_cell(ip, "sales = mlops.load_data('sales@latest')")
+    assert run_cell(
+        ip, "%%track prep -e shop\nclean = sales[sales.a % 2 == 0]\nraw_copy = raw"
+    ).success
+    run = mlops.get_run(mlops.runs().run_id[0])
+    inputs = {i["name"]: i for i in run.inputs}
+    assert set(inputs) == {"sales", "raw", "clean"}
+    assert inputs["clean"]["role"] == "output"
+    history = mlops.data_history("sales")
+    assert list(history.version) == [1] and history.used_by_runs[0] == [run.run_id]
+    # `raw` was snapshotted as "sales": same content, same dataset, no new version
+    assert inputs["raw"]["content_hash"] == inputs["sales"]["content_hash"]
+    out = mlops.data_history("shop/clean")
+    assert out.created_by_run[0] == run.run_id and out.rows[0] == 50
+    # the same cell again: no new versions
+    assert run_cell(
+        ip, "%%track prep -e shop\nclean = sales[sales.a % 2 == 0]\nraw_copy = raw"
+    ).success
+    assert len(mlops.data_history("shop/clean")) == 1 and len(mlops.data_history("sales")) == 1
+    # --no-data records nothing
+    assert run_cell(ip, "%%track -e shop --no-data\nz = sales.a.sum()").success
+    assert mlops.get_run(mlops.runs().run_id[0]).inputs == []
+
+
+def test_data_diff_rows_schema_and_stats(store_dir):
+    df = frame(2000)
+    mlops.snapshot(df, "t")
+    edited = df.drop(index=[5, 6]).copy()
+    edited.loc[10, "x"] = 99.0
+    edited = pd.concat(
+        [
+            edited,
+            frame(3, seed=9).assign(id=[5000, 5001, 5002]).set_index(pd.Index([5000, 5001, 5002])),
+        ]
+    )
+    edited["extra"] = 1.5
+    mlops.snapshot(edited, "t")
+    diff = mlops.data_diff("t@v1", "t@v2")
+    d = diff.to_dict()
+    assert d["rows"]["added"] == 3 and d["rows"]["removed"] == 2 and d["rows"]["changed"] == 1
+    assert d["schema"]["added"] == [["extra", "float64"]]
+    assert "x" in d["stats"] and "max" in d["stats"]["x"]
+    assert len(diff.samples["added"]) == 3
+    assert "t@v1 → t@v2" in diff._repr_html_()
+    keyed = mlops.data_diff("t@v1", "t@v2", key="id")
+    assert keyed.rows["added"] == 3 and keyed.rows["removed"] == 2
+    same = mlops.data_diff("t@v1", "t@1")
+    assert same.identical and same.rows["changed"] == 0
+
+
+def test_diff_skips_identical_chunks(store_dir):
+    big = frame(200_000)
+    mlops.snapshot(big, "big")
+    edited = big.copy()
+    edited.loc[100_000, "x"] = -1.0
+    mlops.snapshot(edited, "big")
+    diff = mlops.data_diff("big@v1", "big@v2")
+    assert diff.rows["changed"] == 1 and diff.rows["added"] == diff.rows["removed"] == 0
+    assert diff.chunks["skipped"] > diff.chunks["decoded"]
+
+
+TRAIN_SETUP = """
+import pandas as pd
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+df = load_breast_cancer(as_frame=True).frame
+features = df.columns[:-1]
+df[features] = (df[features] - df[features].mean()) / df[features].std()
+SEED = 7
+"""
+TRAIN = """%%track train
+X_train, X_test, y_train, y_test = train_test_split(df.drop(columns="target"), df.target, random_state=SEED)
+model = LogisticRegression(C=C).fit(X_train, y_train)
+accuracy = accuracy_score(y_test, model.predict(X_test))
+"""
+
+
+def test_replay_reproduces_metrics_and_runs_on_new_data(ip):
+    run_cell(ip, TRAIN_SETUP)
+    run_cell(ip, "C = 100.0")
+    run_cell(ip, "C = 0.3")  # edited and re-run: the slice holds what ran last
+    assert run_cell(ip, TRAIN).success
+    parent = mlops.get_run(mlops.runs().run_id[0])
+    run_cell(ip, "df = df.head(10)\nC = 5.0")  # later, out-of-order edits in the kernel
+    child = mlops.replay(parent.run_id)
+    assert child.parent_run_id == parent.run_id and child.tags["replay_of"] == parent.run_id
+    assert child.metrics["accuracy"] == parent.metrics["accuracy"]
+    assert child.params["model.C"] == 0.3
+    # new data: half the rows
+    half = ip.user_ns["load_breast_cancer"](as_frame=True).frame.sample(frac=0.5, random_state=1)
+    feats = half.columns[:-1]
+    half[feats] = (half[feats] - half[feats].mean()) / half[feats].std()
+    mlops.snapshot(half, "cancer_half")
+    other = mlops.replay(parent.run_id, data={"df": "cancer_half@latest"})
+    assert other.status == "finished" and other.tags["data"] == "snapshots"
+    bound = next(i for i in other.inputs if i["name"] == "df")
+    assert bound["shape"] == (len(half), 31)
+    assert bound["content_hash"] == mlops.data_history("cancer_half").content_hash[0]
+    assert 0.8 < other.metrics["accuracy"] <= 1.0
+
+
+def test_replay_in_a_fresh_process(ip, store_dir):
+    run_cell(ip, TRAIN_SETUP)
+    run_cell(ip, "C = 0.3")
+    assert run_cell(ip, TRAIN).success
+    parent = mlops.get_run(mlops.runs().run_id[0])
+    code = textwrap.dedent(
+        f"""
+        import jupyter_mlops as mlops
+        child = mlops.replay("{parent.run_id}")
+        print(child.metrics["accuracy"])
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env.update(MLOPS_HOME=str(store_dir), PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.strip()) == parent.metrics["accuracy"]
+
+
+def test_replay_names_what_it_cannot_resolve(ip):
+    run_cell(ip, "import jupyter_mlops as mlops")
+    assert run_cell(ip, "%%track uses_helper\nresult = helper(3)").success is False
+    run_cell(ip, "def helper(x):\n    return x * 2")
+    assert run_cell(ip, "%%track ok\nresult = helper(3)").success
+    good = mlops.runs(filter="name = 'ok'").run_id[0]
+    assert mlops.replay(good).params["result"] == 6
+    bad = mlops.runs(filter="name = 'uses_helper'").run_id[0]
+    with pytest.raises(MlopsError, match=r"'helper'.*tracked cell"):
+        mlops.replay(bad)
+
+
+def test_interrupted_snapshot_leaves_no_version_and_gc_cleans(store_dir, monkeypatch):
+    from jupyter_mlops.store.objects import ObjectStore
+
+    store = mlops.open_store(store_dir)
+    mlops.snapshot(frame(10), "keep")
+    clean_count = object_count(store_dir)
+    real_write = ObjectStore.write
+    calls = {"n": 0}
+
+    def flaky(self, data):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return real_write(self, data)
+
+    monkeypatch.setattr(ObjectStore, "write", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        mlops.snapshot(frame(300_000, seed=3), "big")
+    monkeypatch.setattr(ObjectStore, "write", real_write)
+    with pytest.raises(NotFoundError):
+        mlops.load_data("big")
+    env = {**os.environ, "MLOPS_HOME": str(store_dir)}
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "jupyter_mlops.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    doctor = cli("doctor")
+    assert doctor.returncode == 0, doctor.stdout
+    leftovers = object_count(store_dir) - clean_count
+    assert leftovers > 0
+    assert cli("gc").stdout.startswith("removed 0")  # too recent: may be a snapshot in flight
+    gc = cli("gc", "--grace", "0")
+    assert gc.returncode == 0 and f"removed {leftovers} " in gc.stdout, gc.stdout
+    assert object_count(store_dir) == clean_count
+    pd.testing.assert_frame_equal(mlops.load_data("keep"), frame(10))
+    assert cli("doctor").returncode == 0
+    del store
