@@ -153,6 +153,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return "—"
     if value != value:  # NaN
         return "n/a"
+    if not isinstance(value, int | float):
+        return str(value)
     if unit == "ms":
         if value >= 10_000:
             return f"{value / 1000:.2f} s"
@@ -167,15 +169,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     header = ["benchmark", "jupyter_mlops", "mlflow", "ratio (mlflow/ours)", "target", "met"]
     lines = []
     for r in rows:
-        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.1f}×"
-        met = {True: "yes", False: "NO", None: ""}[r["ok"]]
+        ratio = "—" if r.get("ratio") is None else f"{r['ratio']:.1f}×"
+        met = {True: "yes", False: "NO"}.get(r.get("ok"), "")
+        unit = r.get("unit", "ms")
         lines.append(
             [
-                r["name"],
-                _fmt(r["ours"], r["unit"]),
-                _fmt(r["mlflow"], r["unit"]),
+                r.get("name", "?"),
+                _fmt(r.get("ours"), unit),
+                _fmt(r.get("mlflow"), unit),
                 ratio,
-                r["target"],
+                r.get("target", ""),
                 met,
             ]
         )

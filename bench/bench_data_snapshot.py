@@ -209,7 +209,10 @@ def main() -> None:
             rows = rng.choice(n, k, replace=False)
             out = df.copy()
             j = out.columns.get_loc(col)
-            out.iloc[rows, j] = rng.normal(size=k)
+            if out[col].dtype.kind == "i":
+                out.iloc[rows, j] = rng.integers(0, 1_000_000, k)
+            else:
+                out.iloc[rows, j] = rng.normal(size=k)
             return out
 
         edits["append 1% rows"] = (lambda: pd.concat([df, extra], ignore_index=True), 0.03)

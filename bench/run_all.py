@@ -17,13 +17,15 @@ from typing import Any
 
 from _common import BENCH_DIR, JSON_PREFIX, REPO, format_table
 
-SCRIPTS = [
+# The MLflow comparisons first (in this order, the slowest last), then any other bench_*.py.
+ORDER = [
     "bench_import.py",
     "bench_log_api.py",
     "bench_first_cell.py",
     "bench_track_overhead.py",
     "bench_search.py",
 ]
+SCRIPTS = ORDER + sorted(p.name for p in BENCH_DIR.glob("bench_*.py") if p.name not in ORDER)
 
 
 def _versions() -> str:
@@ -76,7 +78,7 @@ def main() -> int:
         else:
             results.append(result)
         print(f"=== {script}: {time.time() - t0:.0f} s ===", flush=True)
-    rows = [r for res in results for r in res["rows"]]
+    rows = [r for res in results for r in res.get("rows", [])]
     total = time.time() - started
     print("\n" + "=" * 100)
     print("All figures (medians; ratio = MLflow time / jupyter_mlops time, higher is better)")
@@ -84,11 +86,11 @@ def main() -> int:
     print(format_table(rows))
     print()
     for res in results:
-        for note in res["notes"]:
+        for note in res.get("notes", []):
             print(f"- [{res['script']}] {note}")
     if failed:
         print(f"\nFAILED: {', '.join(failed)}")
-    missed = [r["name"] for r in rows if r["ok"] is False]
+    missed = [r.get("name", "?") for r in rows if r.get("ok") is False]
     print(
         f"\ntargets met: {sum(r['ok'] is True for r in rows)}/{sum(r['ok'] is not None for r in rows)}"
     )

@@ -233,9 +233,14 @@ def snapshot(
     run_id: str | None = None,
     description: str | None = None,
     fp: Fingerprint | None = None,
+    reuse_any: bool = False,
 ) -> DataVersion:
     """Save ``obj`` as the next version of dataset ``name``; unchanged data returns the
-    existing version and writes nothing."""
+    existing version and writes nothing.
+
+    With ``reuse_any`` (used by ``%%track``), data equal to *any* version of the dataset
+    returns that version, so reading an older version never creates a new one.
+    """
     store = store or current_store()
     check_dataset_name(name)
     kind = data_kind(obj)
@@ -252,6 +257,15 @@ def snapshot(
         ).first()
         if latest is not None and latest.content_hash == fp.content_hash:
             return _version_from_row(latest, name, store)
+        if reuse_any and latest is not None:
+            older = conn.execute(
+                _versions_query()
+                .where(ds.c.name == name, dv.c.content_hash == fp.content_hash)
+                .order_by(dv.c.version.desc())
+                .limit(1)
+            ).first()
+            if older is not None:
+                return _version_from_row(older, name, store)
         same = conn.execute(
             sa.select(dv.c.manifest_hash, dv.c.size_bytes)
             .where(dv.c.content_hash == fp.content_hash)

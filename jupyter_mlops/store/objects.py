@@ -34,13 +34,15 @@ class ObjectStore:
         self.fs, root = fsspec.core.url_to_fs(url)
         self.root = root.rstrip("/")
         self.local = "file" in _protocols(self.fs)
+        self._folders: set[str] = set()
 
     def _path(self, digest: str) -> str:
         return f"{self.root}/{digest[:2]}/{digest[2:]}"
 
     def exists(self, digest: str) -> bool:
         """Whether the object is present (its bytes are not checked)."""
-        return self.fs.exists(self._path(digest))
+        path = self._path(digest)
+        return os.path.exists(path) if self.local else self.fs.exists(path)
 
     def put(self, data: bytes) -> str:
         """Store ``data`` and return its hash; storing the same bytes again writes nothing."""
@@ -50,15 +52,23 @@ class ObjectStore:
         """Store ``data``; returns (hash, True if new bytes were written)."""
         digest = hash_bytes(data)
         path = self._path(digest)
-        if self.fs.exists(path):
+        if self.exists(digest):
             return digest, False
         try:
             if self.local:
-                folder = os.path.dirname(path)
-                os.makedirs(folder, exist_ok=True)
-                tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
+                # Local disks: write a temp file beside the target, then rename it into place.
+                folder = path.rsplit("/", 1)[0]
+                if folder not in self._folders:
+                    os.makedirs(folder, exist_ok=True)
+                    self._folders.add(folder)
+                tmp = f"{folder}/.tmp-{uuid.uuid4().hex}"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
                 os.replace(tmp, path)
             else:
                 self.fs.pipe_file(path, data)

@@ -328,8 +328,7 @@ class CellCapture:
         """DataFrames the cell assigned to names (its data outputs), inputs and aliases of
         inputs excluded."""
         out = {}
-        for assignment in self.analysis.assignments:
-            name = assignment.target
+        for name in sorted(self.analysis.binds - self.analysis.loop_targets):
             if _skip(name) or name in self.inputs or name not in ns:
                 continue
             if id(ns[name]) in self._input_ids:

@@ -53,6 +53,32 @@ def _bindings(parent: Run, data: Mapping[str, Any] | None, store: Store) -> dict
     return bound
 
 
+class _ReplayShell:
+    """Stands in for ``get_ipython()`` while replaying: magics and shell commands in the
+    slice (``%load_ext``, ``%matplotlib``, ``!pip install``) are environment set-up, not
+    computation, so they are skipped."""
+
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
+    def run_line_magic(self, name: str, line: str, *args: Any, **kwargs: Any) -> None:
+        self.skipped.append(f"%{name} {line}".strip())
+
+    def run_cell_magic(self, name: str, line: str, cell: str, *args: Any, **kwargs: Any) -> None:
+        self.skipped.append(f"%%{name} {line}".strip())
+
+    def system(self, command: str, *args: Any, **kwargs: Any) -> None:
+        self.skipped.append(f"!{command}")
+
+    getoutput = system
+
+    def __getattr__(self, name: str) -> Any:
+        raise MlopsError(
+            f"Replay runs outside IPython: the slice calls get_ipython().{name}, which "
+            "cannot be replayed. Move that call out of the cells the run depends on."
+        )
+
+
 def _execute(code: str, namespace: dict[str, Any], label: str) -> None:
     try:
         exec(compile(code, label, "exec"), namespace)
@@ -109,7 +135,8 @@ def replay(
     ]
     cells = code_slice(history, cell, provided=frozenset(bound))
     _warn_package_drift(parent)
-    namespace: dict[str, Any] = {"__name__": "__replay__"}
+    shell = _ReplayShell()
+    namespace: dict[str, Any] = {"__name__": "__replay__", "get_ipython": lambda: shell}
     for entry in cells:
         _execute(str(entry["code"]), namespace, f"In[{entry['execution_count']}]")
     namespace.update(bound)

@@ -105,7 +105,11 @@ class TrackedExecution:
         for name, fp in self.capture.inputs.items():
             try:
                 version = snapshot(
-                    ns[name], self._dataset_for(name, ns[name]), store=self.store, fp=fp
+                    ns[name],
+                    self._dataset_for(name, ns[name]),
+                    store=self.store,
+                    fp=fp,
+                    reuse_any=True,
                 )
             except Exception as exc:
                 warn(f"jupyter_mlops: input {name!r} was not versioned: {_why(exc)}")
@@ -128,6 +132,7 @@ class TrackedExecution:
                     store=self.store,
                     fp=fp,
                     run_id=writer.run_id,
+                    reuse_any=True,
                 )
             except Exception as exc:
                 problems.append(f"output {name!r} not versioned ({_why(exc)})")
