@@ -62,3 +62,24 @@ def test_quickstart_runs_and_records(tmp_path, store_dir):
     assert "load_breast_cancer" in baseline.code_slice
     forest = mlops.get_run(parents[parents.name == "forest"].run_id.iloc[0])
     assert forest.tags == {"family": "trees"} and forest.params["n_estimators"] == 200
+
+
+def test_data_versioning_notebook(tmp_path, store_dir):
+    notebook = tmp_path / "data_versioning.ipynb"
+    shutil.copy(REPO / "examples" / "data_versioning.ipynb", notebook)
+    env = {**os.environ, "MLOPS_HOME": str(store_dir), "JPY_SESSION_NAME": str(notebook)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    nb = execute(notebook, env)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    history = mlops.data_history("customers")
+    assert list(history.version) == [2, 1]  # replays on old versions create no new versions
+    v1, v2 = history.iloc[1], history.iloc[0]
+    assert v1.rows == 5000 and v2.rows == 5020
+    runs = mlops.runs(experiment="churn")
+    assert sorted(runs.name) == ["churn-forest", "churn-forest (replay)", "churn-forest (replay)"]
+    assert len(v1.used_by_runs) == 2 and len(v2.used_by_runs) == 1
+    diff = mlops.data_diff("customers@v1", "customers@v2")
+    assert (diff.rows["added"], diff.rows["removed"], diff.rows["changed"]) == (60, 40, 10)
+    html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert any("customers@v1 → customers@v2" in h for h in html)
