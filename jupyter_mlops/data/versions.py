@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import MlopsError, NotFoundError, ValidationError
+from ..errors import NotFoundError, ValidationError
 from ..store import Store, current_store, schema
 from .fingerprint import Fingerprint, data_kind, fingerprint
 from .references import DataRef, check_dataset_name, parse_data_ref
@@ -32,9 +32,9 @@ __all__ = [
 ]
 
 _PROGRESS_ROWS = 1_000_000
-# Objects returned by load_data remember the version they came from (for %%track).
-_loaded: weakref.WeakKeyDictionary[Any, tuple[str, str]] | dict[int, tuple[str, str]]
-_loaded = {}
+# id(obj) -> (dataset, content hash) for objects returned by load_data or snapshot, so a
+# tracked cell reading them records them under their dataset. Entries leave with the object.
+_loaded: dict[int, tuple[str, str]] = {}
 
 
 @dataclass
@@ -83,9 +83,8 @@ class DataVersion:
 
 
 def provenance(obj: Any) -> tuple[str, str] | None:
-    """(dataset, content hash) of an object returned by ``load_data``, if it still matches."""
-    found = _loaded.get(id(obj))
-    return found
+    """(dataset, content hash at load time) of an object returned by ``load_data``."""
+    return _loaded.get(id(obj))
 
 
 def _version_from_row(row: Any, dataset: str, store: Store) -> DataVersion:
@@ -387,11 +386,3 @@ def data_history(name: str, store: Store | None = None) -> Any:
         }
     )
     return frame
-
-
-def ensure_supported(obj: Any) -> None:
-    """Raise ``MlopsError`` if ``obj`` cannot be versioned (used before long work starts)."""
-    if data_kind(obj) is None:
-        raise MlopsError(
-            f"Cannot version a {type(obj).__name__}: pass a DataFrame, Series or ndarray."
-        )
