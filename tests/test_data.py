@@ -310,3 +310,17 @@ def test_interrupted_snapshot_leaves_no_version_and_gc_cleans(store_dir, monkeyp
     pd.testing.assert_frame_equal(mlops.load_data("keep"), frame(10))
     assert cli("doctor").returncode == 0
     del store
+
+
+def test_object_columns_never_share_a_hash_by_accident(store_dir):
+    ones = pd.DataFrame({"x": pd.Series(["1", 1, None], dtype=object)})
+    other = pd.DataFrame({"x": pd.Series([1, "1", np.nan], dtype=object)})
+    v1 = mlops.snapshot(ones, "mixed")
+    v2 = mlops.snapshot(other, "mixed")
+    assert v1.content_hash != v2.content_hash and v2.version == 2
+    back = mlops.load_data("mixed@v1")
+    assert [type(v) for v in back.x] == [str, int, type(None)]
+    assert [type(v) for v in mlops.load_data("mixed@v2").x][:2] == [int, str]
+    with pytest.raises(ValidationError, match="x"):
+        mlops.snapshot(pd.DataFrame({"x": [[1, 2], [3]]}), "lists")
+    assert list(mlops.data_history("mixed").version) == [2, 1]

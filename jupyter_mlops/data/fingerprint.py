@@ -65,11 +65,15 @@ def _update_array(h: Any, values: Any) -> None:
     if isinstance(dtype, pd.DatetimeTZDtype):
         h.update(np.ascontiguousarray(values.asi8).view(np.uint8).data)
         return
-    hashed = pd.util.hash_array(np.asarray(values, dtype=object), categorize=False)
+    objects = np.asarray(values, dtype=object)
+    if pd.api.types.infer_dtype(objects, skipna=False) != "string":
+        # Mixed types, nulls of several kinds, lists, dicts: hash each value with its type,
+        # so that 1 and "1" (or None and NaN) never share a hash.
+        for value in objects:
+            h.update(f"{type(value).__module__}.{type(value).__qualname__}:{value!r}\x1f".encode())
+        return
+    hashed = pd.util.hash_array(objects, categorize=False)
     h.update(np.ascontiguousarray(hashed).view(np.uint8).data)
-    mask = pd.isna(values)
-    if isinstance(mask, np.ndarray):
-        h.update(np.packbits(mask).data)
 
 
 def _update_index(h: Any, index: Any) -> None:
