@@ -16,9 +16,7 @@ N = 10,000 (``--quick``: 500). Populating MLflow takes a few minutes.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -110,7 +108,7 @@ def _mlflow_fill(exp_id: str, start: int, stop: int, who: str) -> None:
         for attempt in range(20):
             try:
                 return fn(*a, **kw)
-            except Exception as exc:  # SQLite "database is locked" with two writers
+            except Exception as exc:  # SQLite "database is locked" (e.g. a busy disk)
                 if "locked" not in str(exc).lower() or attempt == 19:
                     raise
                 time.sleep(0.05 * (attempt + 1))
@@ -132,16 +130,6 @@ def _mlflow_fill(exp_id: str, start: int, stop: int, who: str) -> None:
             print(f"mlflow ({who}): {i - start} runs, {now() - t0:.0f} s", file=sys.stderr)
 
 
-def part_mlflow_fill(arg: str) -> None:
-    import mlflow
-
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    exp_id, start, stop = arg.split(":")
-    mlflow.set_tracking_uri(os.environ["BENCH_MLFLOW_URI"])
-    _mlflow_fill(exp_id, int(start), int(stop), "worker")
-    emit_part({"done": int(stop) - int(start)})
-
-
 def part_mlflow(quick: bool) -> None:
     n, _, _ = _sizes(quick)
     reps_f, reps_all = (3, 2) if quick else (5, 3)
@@ -149,21 +137,10 @@ def part_mlflow(quick: bool) -> None:
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
-    uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     exp_id = mlflow.set_experiment("bench").experiment_id
-    # Two writers (this process and a worker) to halve the wall time of populating MLflow;
-    # SQLite serialises the commits, the client's Python work runs in parallel.
-    half = n // 2
     t0 = now()
-    worker = subprocess.Popen(
-        [sys.executable, __file__, "--part", "mlflow_fill", "--arg", f"{exp_id}:{half}:{n}"],
-        env={**os.environ, "BENCH_MLFLOW_URI": uri},
-        stdout=subprocess.DEVNULL,
-    )
-    _mlflow_fill(exp_id, 0, half, "main")
-    if worker.wait() != 0:
-        raise RuntimeError("the MLflow populating worker failed")
+    _mlflow_fill(exp_id, 0, n, "one writer")
     populate = now() - t0
 
     def filtered():
@@ -210,8 +187,6 @@ def main() -> None:
         return part_ours(args.quick)
     if args.part == "mlflow":
         return part_mlflow(args.quick)
-    if args.part == "mlflow_fill":
-        return part_mlflow_fill(args.arg)
     started = time.time()
     n = _sizes(args.quick)[0]
     log(f"{SCRIPT}: jupyter_mlops: populating {n} runs and querying ...")
@@ -241,8 +216,7 @@ def main() -> None:
         f"{ours['reps_filtered']}/{ours['reps_all']} queries (ours), "
         f"{mlf['reps_filtered']}/{mlf['reps_all']} (MLflow, slower per query)",
         f"populating took {ours['populate_s']:.0f} s for jupyter_mlops (track() per run) and "
-        f"{mlf['populate_s']:.0f} s for MLflow (create_run + log_batch + set_terminated, "
-        "two writer processes)",
+        f"{mlf['populate_s']:.0f} s for MLflow (create_run + log_batch + set_terminated)",
         f"DataFrame columns: {ours['columns']} (jupyter_mlops), {mlf['columns']} (MLflow)",
     ]
     if args.quick:

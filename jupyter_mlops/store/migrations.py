@@ -184,10 +184,17 @@ def _m3_data_versions(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE inputs ADD COLUMN data_version_id INTEGER"))
 
 
+def _m4_run_summary(conn: sa.Connection) -> None:
+    """A JSON summary (params, latest metrics, tags) per run, so listing runs reads one row
+    per run; runs written before it have NULL and are read from the key-value tables."""
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN summary TEXT"))
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _m1_initial,
     _m2_artifacts_inputs,
     _m3_data_versions,
+    _m4_run_summary,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

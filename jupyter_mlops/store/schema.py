@@ -67,6 +67,7 @@ runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("stdout", sa.Text, nullable=True),
     sa.Column("stderr", sa.Text, nullable=True),
+    sa.Column("summary", sa.Text, nullable=True),
     sa.Index("ix_runs_experiment_start", "experiment_id", "start_time"),
     sa.Index("ix_runs_status", "status"),
     sa.Index("ix_runs_parent", "parent_run_id"),

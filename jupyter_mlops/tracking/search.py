@@ -6,6 +6,7 @@ more fetch their params, latest metrics and tags, which are pivoted into columns
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,34 +22,38 @@ _TIME_ATTRS = {"start_time", "end_time"}
 
 
 class _Compiler:
-    """Turns a query tree into SQLAlchemy expressions over ``runs`` joined to ``experiments``."""
+    """Turns a query tree into SQLAlchemy expressions over ``runs`` joined to ``experiments``.
 
-    def __init__(self, text: str):
+    Each metric, param or tag a query names becomes one LEFT OUTER JOIN on (run, key), so
+    filtering and ordering use the tables' primary keys and indexes instead of one
+    correlated subquery per run and field.
+    """
+
+    def __init__(self, text: str, joins: dict[tuple[str, str], sa.Alias]):
         self.text = text
+        self.joins = joins
 
     def attr(self, key: str) -> sa.ColumnElement[Any]:
         if key == "experiment":
             return schema.experiments.c.name
         return schema.runs.c[key]
 
+    def _alias(self, namespace: str, key: str) -> sa.Alias:
+        found = self.joins.get((namespace, key))
+        if found is None:
+            table = {"metrics": schema.latest_metrics, "params": schema.params}.get(
+                namespace, schema.tags
+            )
+            found = self.joins[(namespace, key)] = table.alias(f"{namespace[0]}{len(self.joins)}")
+        return found
+
     def field(self, node: q.Field, numeric: bool) -> sa.ColumnElement[Any]:
-        r = schema.runs
         if node.namespace == "attr":
             return self.attr(node.key)
-        if node.namespace == "metrics":
-            t = schema.latest_metrics
-            col = t.c.value
-        elif node.namespace == "params":
-            t = schema.params
-            col = t.c.num if numeric else t.c.value
-        else:
-            t = schema.tags
-            col = t.c.value
-        return (
-            sa.select(col)
-            .where(t.c.run_id == r.c.run_id, t.c.key == sa.bindparam(None, node.key))
-            .scalar_subquery()
-        )
+        alias = self._alias(node.namespace, node.key)
+        if node.namespace == "params":
+            return alias.c.num if numeric else alias.c.value
+        return alias.c.value
 
     def value(self, node: q.Node, numeric: bool, time: bool = False) -> sa.ColumnElement[Any]:
         if isinstance(node, q.Literal):
@@ -135,6 +140,19 @@ def select_run_ids(
 ) -> sa.Select[Any]:
     """The SELECT of run rows (runs + experiment name) for these arguments."""
     r, e = schema.runs, schema.experiments
+    joins: dict[tuple[str, str], sa.Alias] = {}
+    where = []
+    order = []
+    if experiment is not None:
+        where.append(e.c.name == experiment)
+    if filter and filter.strip():
+        where.append(_Compiler(filter, joins).condition(q.parse(filter)))
+    if order_by:
+        compiler = _Compiler(str(order_by), joins)
+        order = [compiler.order(f, d) for f, d in q.parse_order(order_by)]
+    source = r.join(e, e.c.experiment_id == r.c.experiment_id)
+    for (_namespace, key), alias in joins.items():
+        source = source.outerjoin(alias, sa.and_(alias.c.run_id == r.c.run_id, alias.c.key == key))
     stmt = sa.select(
         r.c.run_id,
         r.c.name,
@@ -142,16 +160,11 @@ def select_run_ids(
         r.c.status,
         r.c.start_time,
         r.c.duration_s,
-    ).join(e, e.c.experiment_id == r.c.experiment_id)
-    if experiment is not None:
-        stmt = stmt.where(e.c.name == experiment)
-    if filter and filter.strip():
-        compiler = _Compiler(filter)
-        stmt = stmt.where(compiler.condition(q.parse(filter)))
-    if order_by:
-        compiler = _Compiler(str(order_by))
-        stmt = stmt.order_by(*(compiler.order(f, d) for f, d in q.parse_order(order_by)))
-    stmt = stmt.order_by(r.c.start_time.desc(), r.c.run_id)
+        r.c.summary,
+    ).select_from(source)
+    if where:
+        stmt = stmt.where(*where)
+    stmt = stmt.order_by(*order, r.c.start_time.desc(), r.c.run_id)
     if limit is not None:
         if not isinstance(limit, int) or limit < 0:
             raise QueryError(f"limit must be a non-negative integer, got {limit!r}")
@@ -181,87 +194,99 @@ def runs(
     stmt = select_run_ids(experiment, filter, order_by, limit)
     if not store.exists:
         return pd.DataFrame(columns=_BASE_COLUMNS)
+    every = experiment is None and not (filter and filter.strip()) and limit is None
     with store.read() as conn:
-        rows = conn.execute(stmt).all()
+        rows = _raw(conn, stmt)
         ids = [row[0] for row in rows]
-        wanted = None if (experiment is None and not filter and limit is None) else stmt
-        params = _fetch(conn, schema.params, ["key", "value", "num", "vtype"], ids, wanted)
-        metrics = _fetch(conn, schema.latest_metrics, ["key", "value"], ids, wanted)
-        tags = _fetch(conn, schema.tags, ["key", "value"], ids, wanted)
-    frame = pd.DataFrame(rows, columns=_BASE_COLUMNS)
+        legacy = [row[0] for row in rows if row[6] is None]
+        if legacy:  # runs recorded before run summaries existed
+            p, m, t = schema.params, schema.latest_metrics, schema.tags
+            every = every and len(legacy) == len(ids)
+            params = _attached(
+                conn, [p.c.run_id, p.c.key, p.c.value, p.c.num, p.c.vtype], legacy, every
+            )
+            metrics = _attached(conn, [m.c.run_id, m.c.key, m.c.value], legacy, every)
+            tags = _attached(conn, [t.c.run_id, t.c.key, t.c.value], legacy, every)
+    frame = pd.DataFrame([row[:6] for row in rows], columns=_BASE_COLUMNS)
     frame["start_time"] = pd.to_datetime(frame["start_time"], unit="s", utc=True)
-    index = {rid: i for i, rid in enumerate(ids)}
-    n = len(ids)
+    # One parse for all summaries: far cheaper than one json.loads per run.
+    summaries = json.loads("[" + ",".join(row[6] or "null" for row in rows) + "]")
+    if legacy:
+        position = {rid: i for i, rid in enumerate(ids)}
+        for rid, key, value, num, vtype in params:
+            _fill(
+                summaries,
+                position[rid],
+                "p",
+                key,
+                num if vtype in ("int", "float") else decode_param(value, vtype),
+            )
+        for rid, key, value in metrics:
+            _fill(summaries, position[rid], "m", key, value)
+        for rid, key, value in tags:
+            _fill(summaries, position[rid], "t", key, value)
     extra: dict[str, Any] = {}
-
-    pcols: dict[str, list[Any]] = {}
-    ptypes: dict[str, set[str]] = {}
-    for rid, key, value, num, vtype in params:
-        pos = index.get(rid)
-        if pos is None:
+    for part, prefix in (("p", "params"), ("m", "metrics"), ("t", "tags")):
+        records = [(s or {}).get(part) or {} for s in summaries]
+        if not any(records):
             continue
-        col = pcols.get(key)
-        if col is None:
-            col = pcols[key] = [None] * n
-            ptypes[key] = set()
-        ptypes[key].add(vtype)
-        col[pos] = num if vtype in ("int", "float") else decode_param(value, vtype)
-    for key in sorted(pcols):
-        extra[f"params.{key}"] = _column(pcols[key], ptypes[key])
-    mcols: dict[str, Any] = {}
-    import numpy as np
-
-    for rid, key, value in metrics:
-        pos = index.get(rid)
-        if pos is None:
-            continue
-        col = mcols.get(key)
-        if col is None:
-            col = mcols[key] = np.full(n, np.nan)
-        if value is not None:
-            col[pos] = value
-    for key in sorted(mcols):
-        extra[f"metrics.{key}"] = mcols[key]
-    tcols: dict[str, list[Any]] = {}
-    for rid, key, value in tags:
-        pos = index.get(rid)
-        if pos is None:
-            continue
-        tcols.setdefault(key, [None] * n)[pos] = value
-    for key in sorted(tcols):
-        extra[f"tags.{key}"] = tcols[key]
+        wide = pd.DataFrame.from_records(records, index=frame.index)
+        for key in sorted(wide.columns):
+            extra[f"{prefix}.{key}"] = _typed(wide[key], prefix)
     if extra:
         frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
     return frame
 
 
-def _column(values: list[Any], types: set[str]) -> Any:
-    """A param column: int64 or float64 when every value is a number, else objects."""
+def _fill(summaries: list[Any], pos: int, part: str, key: str, value: Any) -> None:
+    if summaries[pos] is None:
+        summaries[pos] = {"p": {}, "m": {}, "t": {}}
+    summaries[pos].setdefault(part, {})[key] = value
+
+
+def _typed(column: Any, prefix: str) -> Any:
+    """Metrics as float64; params as int64/float64 when every value is a number, else objects."""
     import pandas as pd
 
-    if types <= {"int", "float"}:
-        series = pd.Series([float("nan") if v is None else v for v in values], dtype="float64")
-        if types == {"int"} and not series.isna().any():
-            return series.astype("int64")
-        return series
-    return pd.Series(values, dtype="object")
+    if prefix == "metrics":
+        return pd.to_numeric(column, errors="coerce").astype("float64")
+    if prefix == "params" and column.dtype == object:
+        present = column.dropna()
+        if len(present) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in present
+        ):
+            return column.astype("float64")
+        return column.where(column.notna(), None)
+    return column
 
 
-def _fetch(
-    conn: sa.Connection,
-    table: sa.Table,
-    columns: list[str],
-    ids: list[str],
-    stmt: sa.Select[Any] | None,
-) -> list[Any]:
+def _raw(conn: sa.Connection, stmt: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """Execute on the DB-API cursor: rows as plain tuples, without per-row Python objects."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    args: Any = [params[k] for k in compiled.positiontup] if compiled.positional else params
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(compiled.string, args)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+_ID_BATCH = 10_000
+
+
+def _attached(
+    conn: sa.Connection, columns: list[Any], ids: list[str], every: bool
+) -> list[tuple[Any, ...]]:
+    """Rows of a per-run table for the runs in ``ids`` (the whole table when ``every``)."""
     if not ids:
         return []
-    cols = [table.c.run_id, *(table.c[c] for c in columns)]
-    if stmt is None:
-        return conn.execute(sa.select(*cols)).all()
-    if len(ids) <= 900:
-        return conn.execute(sa.select(*cols).where(table.c.run_id.in_(ids))).all()
-    chosen = stmt.subquery()
-    return conn.execute(
-        sa.select(*cols).where(table.c.run_id.in_(sa.select(chosen.c.run_id)))
-    ).all()
+    if every:
+        return _raw(conn, sa.select(*columns))
+    out: list[tuple[Any, ...]] = []
+    run_id = columns[0]
+    for start in range(0, len(ids), _ID_BATCH):
+        batch = ids[start : start + _ID_BATCH]
+        out += _raw(conn, sa.select(*columns).where(run_id.in_(batch)))
+    return out

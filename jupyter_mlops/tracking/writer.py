@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from ..errors import ValidationError
 from ..store import Store, schema
 from ..store.process import this_process
-from .values import encode_param, to_float
+from .values import decode_param, encode_param, to_float
 
 __all__ = ["ChildRun", "RunWriter", "get_or_create_experiment"]
 
@@ -53,6 +53,14 @@ def _check_key(kind: str, key: str) -> str:
             f"got {key!r}."
         )
     return key
+
+
+def _finite_or_none(number: float) -> float | None:
+    return None if math.isnan(number) else number
+
+
+def _summary_json(params: dict[str, Any], metrics: dict[str, Any], tags: dict[str, str]) -> str:
+    return json.dumps({"p": params, "m": metrics, "t": tags}, default=str)
 
 
 @dataclass
@@ -279,6 +287,20 @@ class RunWriter:
                     for k in keys
                 ],
             )
+        if self._dirty_params or self._dirty_latest:
+            conn.execute(
+                schema.runs.update()
+                .where(schema.runs.c.run_id == rid)
+                .values(summary=self._summary())
+            )
+
+    def _summary(self) -> str:
+        """The run's params, latest metrics and tags as one JSON document (for listings)."""
+        return _summary_json(
+            {k: decode_param(v[0], v[2]) for k, v in self._params.items()},
+            {k: v["value"] for k, v in self._latest.items()},
+            self._tags,
+        )
 
     def _clear_buffers(self) -> None:
         self._metric_rows = []
@@ -341,6 +363,7 @@ class RunWriter:
                 self._write_children(conn)
             if self._lineage:
                 conn.execute(schema.lineage.insert(), self._lineage)
+            values["summary"] = self._summary()
             conn.execute(schema.runs.update().where(schema.runs.c.run_id == rid).values(**values))
 
         self.store.write_retrying(work)
@@ -384,6 +407,11 @@ class RunWriter:
         run_rows, param_rows, metric_rows, latest_rows = [], [], [], []
         for child in self._children:
             cid = uuid.uuid4().hex
+            summary = _summary_json(
+                {k: decode_param(*encode_param(v)[::2]) for k, v in child.params.items()},
+                {k: _finite_or_none(to_float(v)) for k, v in child.metrics.items()},
+                {},
+            )
             run_rows.append(
                 {
                     "run_id": cid,
@@ -398,6 +426,7 @@ class RunWriter:
                     "host": host,
                     "pid": pid,
                     "proc_start": proc_start,
+                    "summary": summary,
                 }
             )
             for key, value in child.params.items():
