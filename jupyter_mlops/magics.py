@@ -266,9 +266,11 @@ class MlopsMagics(Magics):
 def _warm_up() -> None:
     """Import what the first tracked cell needs, off the main thread."""
     try:
-        import sqlalchemy  # noqa: F401
+        import sqlalchemy
+        import sqlalchemy.dialects.sqlite  # noqa: F401
 
-        from .tracking import environment, writer  # noqa: F401
+        from .data import versions  # noqa: F401
+        from .tracking import capture, environment, record, session, writer  # noqa: F401
 
         environment._module_to_dists()
         import skops.io  # noqa: F401

@@ -288,3 +288,34 @@ def test_run_of_killed_process_is_marked_killed_on_next_open(store_dir):
     time.sleep(0.05)
     run = mlops.get_run(run_id)  # opening the store reaps it
     assert run.status == "killed" and "died" in run.error
+
+
+def _describe(engine: sa.Engine) -> dict:
+    inspector = sa.inspect(engine)
+    out = {}
+    for table in sorted(inspector.get_table_names()):
+        columns = {
+            c["name"]: (str(c["type"]), c["nullable"], bool(c.get("primary_key")))
+            for c in inspector.get_columns(table)
+        }
+        indexes = sorted(
+            (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+            for i in inspector.get_indexes(table)
+        )
+        uniques = sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table))
+        out[table] = (columns, indexes, uniques)
+    return out
+
+
+def test_new_store_schema_equals_the_migration_chain(tmp_path):
+    fresh = sa.create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    with fresh.begin() as conn:
+        migrate(conn, "fresh")
+    chained = sa.create_engine(f"sqlite:///{tmp_path / 'chain.db'}")
+    with chained.begin() as conn:
+        migrate(conn, "chain", target=1)
+    with chained.begin() as conn:
+        migrate(conn, "chain")
+    assert _describe(fresh) == _describe(chained)
+    fresh.dispose()
+    chained.dispose()

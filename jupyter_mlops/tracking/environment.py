@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 import threading
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,17 @@ def _module_to_dists() -> dict[str, list[str]]:
     return packages_distributions()
 
 
+_packages_seen: tuple[int, dict[str, str]] = (-1, {})
+
+
 def imported_packages() -> dict[str, str]:
     """{distribution: version} for every installed distribution the process has imported."""
+    global _packages_seen
+    if _packages_seen[0] == len(sys.modules):  # nothing imported since the last look
+        return dict(_packages_seen[1])
     from importlib.metadata import PackageNotFoundError, version
 
+    count = len(sys.modules)
     mapping = _module_to_dists()
     tops = {name.split(".", 1)[0] for name in list(sys.modules)}
     out: dict[str, str] = {}
@@ -41,7 +49,9 @@ def imported_packages() -> dict[str, str]:
             found = _version_cache[dist]
             if found:
                 out[dist] = found
-    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+    result = dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+    _packages_seen = (count, result)
+    return dict(result)
 
 
 def python_info() -> dict[str, Any]:
@@ -84,24 +94,37 @@ def git_info(folder: str | os.PathLike[str] | None = None) -> dict[str, Any] | N
     return info
 
 
+# git status costs a subprocess; runs started within this many seconds share one answer.
+GIT_TTL_S = 5.0
+_git_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+
 class EnvironmentProbe:
     """Collects the slow parts (git, package metadata) in a thread while the cell runs."""
 
     def __init__(self, folder: str | None = None):
-        self._git: dict[str, Any] | None = None
-        self._thread = threading.Thread(target=self._run, args=(folder,), daemon=True)
-        self._thread.start()
+        self._folder = folder or os.getcwd()
+        cached = _git_cache.get(self._folder)
+        self._thread: threading.Thread | None = None
+        if cached is not None and time.monotonic() - cached[0] < GIT_TTL_S:
+            self._git = cached[1]
+        else:
+            self._git = None
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
 
-    def _run(self, folder: str | None) -> None:
+    def _run(self) -> None:
         try:
             _module_to_dists()
-            self._git = git_info(folder)
+            self._git = git_info(self._folder)
         except Exception:
             self._git = None
+        _git_cache[self._folder] = (time.monotonic(), self._git)
 
     def result(self, notebook: str | None = None) -> dict[str, Any]:
         """The environment, once the probe has finished (it waits at most 5 s)."""
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         env = python_info()
         env["packages"] = imported_packages()
         env["git"] = self._git
