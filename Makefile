@@ -40,10 +40,10 @@ demo: install
 bench:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x .bench-venv/bin/python || $(PYTHON) -m venv .bench-venv
-	@if [ ! .bench-venv/.installed -nt pyproject.toml ]; then \
+	@if [ ! .bench-venv/.installed -nt pyproject.toml ] || ! .bench-venv/bin/python -c 'import dvc' 2>/dev/null; then \
 	  .bench-venv/bin/python -m pip --disable-pip-version-check -q install -U pip 2>&1 | grep -v "is ignored"; \
-	  .bench-venv/bin/python -m pip --disable-pip-version-check -q install 'mlflow>=3,<4' -e . 2>&1 | grep -v "is ignored"; \
-	  .bench-venv/bin/python -c 'import mlflow, jupyter_mlops, sklearn, IPython' && touch .bench-venv/.installed; \
+	  .bench-venv/bin/python -m pip --disable-pip-version-check -q install 'mlflow>=3,<4' 'dvc>=3.60,<4' -e . 2>&1 | grep -v "is ignored"; \
+	  .bench-venv/bin/python -c 'import mlflow, dvc, jupyter_mlops, sklearn, IPython' && touch .bench-venv/.installed; \
 	fi
 	.bench-venv/bin/python bench/run_all.py $(BENCH_ARGS)
 

@@ -274,6 +274,8 @@ def _warm_up() -> None:
 
         environment._module_to_dists()
         import skops.io  # noqa: F401
+
+        environment.imported_packages()  # caches the versions of what is loaded so far
     except Exception:
         pass
 
