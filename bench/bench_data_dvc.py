@@ -4,8 +4,10 @@ The same 5,000,000-row x 20-column frame (15 float64, 3 int64, 2 categorical; ``
 300,000 rows) goes through four versions with each tool:
 
 * (a) first add, (b) the unchanged frame again, (c) 1% rows appended, (d) one float column
-  changed in 1% of the rows, scattered through the frame (and, apart, the same
-  change in the column the chunker keys its boundaries on, held to the same target).
+  changed in 1% of the rows, scattered through the frame, and (d') the same change in the
+  column the chunker keys its boundaries on, held to the same target. Both columns are read
+  from our first version's manifest (for d, the last float column that is not a key) and
+  the DVC part is given the same ones.
 * DVC: ``df.to_parquet(path)`` (pandas default: pyarrow, snappy) then ``Repo.add(path)``
   through DVC's Python API, in a ``git init`` + ``dvc init`` folder; every version overwrites
   the same file and is added again, as a user would. Wall time covers both; storage is the
@@ -37,8 +39,17 @@ import pandas as pd
 from _common import emit_part, finish, log, median, ms, now, parser, row, run_part
 
 SCRIPT = "bench_data_dvc.py"
-MODIFIED_COLUMN = "f10"  # not among the chunker's key columns for this frame
-KEY_COLUMN = "i0"  # the column the chunker keys its boundaries on for this frame
+FLOATS = [f"f{i}" for i in range(15)]
+
+
+def pick_columns(key_columns: list[str]) -> tuple[str, str]:
+    """(a float column the chunker does not key on if there is one, the first key column).
+
+    The ours part reads the key columns from its first version's manifest and hands the
+    choice to the DVC part, so both tools see the same frames whatever the chunker picks.
+    """
+    plain = [c for c in FLOATS if c not in key_columns]
+    return (plain[-1] if plain else FLOATS[-1]), (key_columns[0] if key_columns else "i0")
 
 
 def make_frame(n: int, seed: int = 0) -> pd.DataFrame:
@@ -77,15 +88,19 @@ def modified(df: pd.DataFrame, col: str, seed: int) -> pd.DataFrame:
     return out
 
 
-def steps(df: pd.DataFrame) -> list[tuple[str, Any]]:
-    """(key, maker) for each version, in order; makers build the frame outside the timing."""
+def steps(df: pd.DataFrame, cols: dict[str, str]) -> list[tuple[str, Any]]:
+    """(key, maker) for each version, in order; makers build the frame outside the timing.
+
+    ``cols`` holds "mod" and "key" (the columns changed in d and d_key); it may be filled
+    in after step a.
+    """
     n = len(df)
     return [
         ("a", lambda: df),
         ("b", lambda: df),
         ("c", lambda: pd.concat([df, make_frame(n // 100, seed=2)], ignore_index=True)),
-        ("d", lambda: modified(df, MODIFIED_COLUMN, seed=3)),
-        ("d_key", lambda: modified(df, KEY_COLUMN, seed=4)),
+        ("d", lambda: modified(df, cols["mod"], seed=3)),
+        ("d_key", lambda: modified(df, cols["key"], seed=4)),
     ]
 
 
@@ -126,6 +141,7 @@ def part_ours(quick: bool) -> None:
     db_added: dict[str, int] = {}
     first_size = 0
     key_columns: list[str] = []
+    cols: dict[str, str] = {}
     load_s: list[float] = []
     load_ok = None
     for r in range(reps):
@@ -133,7 +149,7 @@ def part_ours(quick: bool) -> None:
         store = mlops.open_store(root)
         mlops.snapshot(pd.DataFrame({"a": [1, 2, 3]}), "warmup")  # creates the store
         objects = root / "objects"
-        for key, make in steps(df):
+        for key, make in steps(df, cols):
             frame = make()
             before = tree_bytes(objects)[0]
             db_before = sum(p.stat().st_size for p in root.glob("*.db*"))
@@ -151,6 +167,8 @@ def part_ours(quick: bool) -> None:
                 key_columns = [
                     manifest["columns"][i]["name"] for i in manifest["chunking"]["key_columns"]
                 ]
+                if not cols:
+                    cols["mod"], cols["key"] = pick_columns(key_columns)
             if r == 0 and key == "d":
                 os.sync()
                 t = now()
@@ -163,7 +181,7 @@ def part_ours(quick: bool) -> None:
     # Hashing throughput, and unchanged snapshots (the latest version is "d_key": use it).
     fp_times, unchanged_times, unchanged_written = [], [], []
     unchanged_versions: set[int] = set()
-    last = modified(df, KEY_COLUMN, seed=4)
+    last = modified(df, cols["key"], seed=4)
     objects = Path.cwd() / f"store{reps - 1}" / "objects"
     for _ in range(5 if quick else 7):
         fp_times.append(timed_call(lambda: fingerprint(df)))
@@ -186,6 +204,7 @@ def part_ours(quick: bool) -> None:
             "versions": versions,
             "first_size": first_size,
             "key_columns": key_columns,
+            "columns": cols,
             "load_ms": ms(median(load_s)),
             "load_ok": load_ok,
             "fingerprint_ms": ms(median(fp_times)),
@@ -210,12 +229,15 @@ def _sh(cmd: list[str], cwd: Path) -> None:
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
 
 
-def part_dvc(quick: bool) -> None:
+def part_dvc(quick: bool, arg: str | None) -> None:
     n, reps = sizes(quick)
     log(f"{SCRIPT} dvc: building a {n:,} x 20 frame ...")
     df = make_frame(n)
     t0 = now()
     from dvc.repo import Repo
+
+    mod_col, key_col = (arg or ",".join(pick_columns([]))).split(",")
+    cols = {"mod": mod_col, "key": key_col}
 
     import_s = now() - t0
     logging.getLogger("dvc").setLevel(logging.ERROR)
@@ -239,7 +261,7 @@ def part_dvc(quick: bool) -> None:
         with Repo(str(root)) as repo:
             (root / "warmup.txt").write_text("warm-up\n")
             repo.add(str(root / "warmup.txt"))
-            for key, make in steps(df):
+            for key, make in steps(df, cols):
                 frame = make()
                 before = tree_bytes(cache)[0]
                 os.sync()
@@ -288,13 +310,14 @@ def main() -> None:
     if args.part == "ours":
         return part_ours(args.quick)
     if args.part == "dvc":
-        return part_dvc(args.quick)
+        return part_dvc(args.quick, args.arg)
     started = time.time()
     load_before = os.getloadavg()
     log(f"{SCRIPT}: jupyter_mlops snapshots ...")
     ours = run_part(SCRIPT, "ours", quick=args.quick)
     log(f"{SCRIPT}: DVC adds ...")
-    dvc = run_part(SCRIPT, "dvc", quick=args.quick)
+    cols = ours["columns"]
+    dvc = run_part(SCRIPT, "dvc", quick=args.quick, arg=f"{cols['mod']},{cols['key']}")
     n = ours["rows"]
     size = f"{n / 1e6:g}M×20" if n >= 1_000_000 else f"{n // 1000}k×20"
     first = ours["first_size"]
@@ -302,8 +325,9 @@ def main() -> None:
         "a": f"data 1a. first add ({size})",
         "b": "data 1b. unchanged add",
         "c": "data 1c. 1% rows appended",
-        "d": f"data 1d. 1% rows modified in one column ({MODIFIED_COLUMN})",
-        "d_key": f"data 1d'. same, in a chunking-key column ({KEY_COLUMN})",
+        "d": f"data 1d. 1% rows modified in one column ({cols['mod']}"
+        + (", a chunking key too)" if cols["mod"] in ours["key_columns"] else ")"),
+        "d_key": f"data 1d'. same, in a chunking-key column ({cols['key']})",
     }
     limits = {"c": 0.03, "d": 0.10, "d_key": 0.10}
     rows = []
@@ -398,6 +422,13 @@ def main() -> None:
         + "); metadata db grew "
         + ", ".join(f"{k}={v // 1024} KiB" for k, v in ours["db_added"].items())
         + "; DVC = growth of .dvc/cache",
+        "added MB ours / DVC (share of our v1), and DVC's to_parquet share of its time: "
+        + "; ".join(
+            f"{k} {_mb(ours['added'][k])} / {_mb(dvc['added'][k])} MB "
+            f"({ours['added'][k] / first:.2%} / {dvc['added'][k] / first:.0%}), parquet "
+            f"{median(dvc['parquet_ms'][k]):.0f} of {median(dvc['times_ms'][k]):.0f} ms"
+            for k in labels
+        ),
         f"versions: {ours['versions']} (b must equal a's version); chunk key columns "
         f"{ours['key_columns']}",
         f"unchanged snapshot and fingerprint: medians of {ours['n_unchanged']} calls (versions "

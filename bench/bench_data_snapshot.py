@@ -10,9 +10,10 @@ same disk, alternated, with ``os.sync()`` before each timing. Printed:
   (also with an in-memory put, to separate the engine from the file system);
 * re-encoding the unchanged frame: time and new bytes written (target: 0);
 * new bytes a second version writes, as a share of the first version's bytes, for: append
-  1% rows (<= 3%), change one column in 1% scattered rows (<= 10%; both a column used for
-  chunk boundaries and one that is not), delete / insert a contiguous 1% block in the middle
-  (<= 10%; delete with the index kept and with it reset), add one column (~ its own size);
+  1% rows (<= 3%), change one column in 1% scattered rows (<= 10%; each of f0, i0 and c0 in
+  turn, the first column used for chunk boundaries and a column that is not, and the worst
+  of those), delete / insert a contiguous 1% block in the middle (<= 10%; delete with the
+  index kept and with it reset), add one column (~ its own size);
 * decode time, and column_stats time.
 
 ``--quick`` uses 500,000 rows (and target_rows scaled down 10x) and fewer repetitions.
@@ -202,28 +203,35 @@ def main() -> None:
         mid = n // 2
         extra = make_frame(k, seed=2)
         key_col = manifest["columns"][manifest["chunking"]["key_columns"][0]]["name"]
-        other_col = next(c for c in df.columns if c not in results["key_columns"] and c[0] == "f")
+        other_col = next(
+            (c for c in df.columns if c not in results["key_columns"] and c[0] == "f"), None
+        )
         edits: dict[str, Any] = {}
 
         def scattered(col: str) -> pd.DataFrame:
             rows = rng.choice(n, k, replace=False)
             out = df.copy()
             j = out.columns.get_loc(col)
-            if out[col].dtype.kind == "i":
+            if isinstance(out[col].dtype, pd.CategoricalDtype):
+                out.iloc[rows, j] = rng.choice(out[col].cat.categories, k)
+            elif out[col].dtype.kind == "i":
                 out.iloc[rows, j] = rng.integers(0, 1_000_000, k)
             else:
                 out.iloc[rows, j] = rng.normal(size=k)
             return out
 
+        def role(col: str) -> str:
+            if col == key_col:
+                return "first chunking key"
+            return "a chunking key" if col in results["key_columns"] else "not a chunking key"
+
         edits["append 1% rows"] = (lambda: pd.concat([df, extra], ignore_index=True), 0.03)
-        edits[f"change 1% scattered rows of {other_col} (not a chunking key)"] = (
-            lambda: scattered(other_col),
-            0.10,
-        )
-        edits[f"change 1% scattered rows of {key_col} (chunking key)"] = (
-            lambda: scattered(key_col),
-            0.10,
-        )
+        scattered_cols = list(dict.fromkeys([key_col, "f0", "i0", "c0", other_col]))
+        for col in [c for c in scattered_cols if c is not None]:
+            edits[f"change 1% scattered rows of {col} ({role(col)})"] = (
+                lambda col=col: scattered(col),
+                0.10,
+            )
         edits["delete 1% block in the middle (index kept)"] = (
             lambda: df.drop(df.index[mid : mid + k]),
             0.10,
@@ -256,6 +264,11 @@ def main() -> None:
                 entry["ok"] = counter.new_bytes <= 1.10 * col_bytes
             shares[name] = entry
             del df2
+        changes = {name: e for name, e in shares.items() if name.startswith("change 1%")}
+        worst = max(changes, key=lambda name: changes[name]["share"])
+        shares["worst scattered change: " + worst[len("change 1% scattered rows of ") :]] = {
+            **changes[worst]
+        }
         results["edits"] = shares
 
         # --- stats

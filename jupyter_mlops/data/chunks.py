@@ -11,15 +11,21 @@ callables for the object store, ``put(bytes) -> hex digest`` and ``get(hex diges
 and exchanges a JSON-serializable *manifest* that describes everything needed to rebuild the
 object exactly (values, dtypes, nulls, index, column labels and order).
 
-Chunking. A cheap vectorized 64-bit hash is computed per row from a few "key" columns: data
-columns chosen in order of preference (integers and timestamps, which users rarely edit in
-place, then text, then floats, then booleans and categoricals; column order within a rank)
-until a sample of rows is almost all distinct. A row ends a row-chunk when
-``hash % P == 0``, subject to a minimum (``target_rows // 4``) and a maximum
-(``4 * target_rows``) chunk length; the average chunk is about ``target_rows`` rows. The
-same boundaries apply to every column and to the index. Editing values of a key column in
-scattered rows also moves a few boundaries (about 3% more new bytes on average for 1% of
-rows edited); editing any other column rewrites only that column's chunks.
+Chunking (``cdc-localmin-v2``). Every data column that is almost all distinct on a sample
+of rows is a *key group* (up to 16; integers and timestamps first, then text, then floats;
+columns that are not distinct on their own are combined into one group only when no column
+is). A row's hash is the smallest of its groups' 64-bit hashes, and a row ends a row-chunk
+when its hash is the smallest within ``target_rows // 2`` rows on either side (a local
+minimum), with a minimum (``target_rows // 4``) and a maximum (``2 * target_rows``) chunk
+length. The decision depends only on rows that near, chunks are about ``target_rows`` rows
+with little spread, and a cut belongs to one group, so editing values of one column in
+scattered rows moves very few boundaries (about 1/16 of what a single key column would);
+editing any column rewrites that column's chunks. The same boundaries apply to every column
+and to the index. Manifests of version 1 (``cdc-rowhash-v1`` boundaries) still decode: the
+boundaries only matter when writing.
+
+An integer index made of a few arithmetic runs (a RangeIndex after dropping or filtering
+rows) is stored in the manifest as ``[first, step, count]`` runs, without objects.
 
 Column encodings (all little-endian, uncompressed, deterministic so equal data gives equal
 bytes):
@@ -69,11 +75,14 @@ __all__ = [
 ]
 
 FORMAT = "jupyter_mlops.chunks"
-VERSION = 1
+VERSION = 2
 DEFAULT_TARGET_ROWS = 65536
 _ENC_VERSION = 1
 _KEY_SAMPLE = 8192
 _KEY_MAX_COLUMNS = 4
+_KEY_MAX_GROUPS = 16
+_HIT_DENSITY = 16
+_RUNS_MAX = 4096
 _KEY_DISTINCT = 0.9
 
 _SUPPORTED = (
@@ -86,6 +95,7 @@ _SUPPORTED = (
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
+_SEEDS = [np.uint64((k * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & (2**64 - 1)) for k in range(8)]
 
 
 # ----------------------------------------------------------------------------- public API
@@ -98,6 +108,7 @@ def encode(
     target_rows: int | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 2,
+    buffers: bool | None = None,
 ) -> dict:
     """Cut ``obj`` into content-defined chunks, ``put`` each one, and return the manifest.
 
@@ -109,6 +120,11 @@ def encode(
     ``workers`` threads call ``put`` concurrently (hashing and writing release the GIL, so
     this nearly doubles throughput on two cores); ``put`` must then be thread-safe, as
     ``ObjectStore.put`` is. Pass ``workers=1`` to call it from this thread only.
+    ``buffers=True`` says ``put`` accepts any bytes-like object and keeps no reference to it
+    once it returns (it hashes and writes it, as a local ``ObjectStore`` does): chunks that
+    are a contiguous slice of the data are then passed as read-only memoryviews instead of
+    copies. The default turns it on when ``put`` is the ``put`` or ``write`` method of a
+    local ``ObjectStore``.
 
     The returned manifest is a plain JSON-serializable dict; :func:`decode` rebuilds the
     exact object from it. Unsupported content raises ``ValidationError`` before anything is
@@ -162,12 +178,14 @@ def encode(
         )
 
     key_cols = cols if cols else index_cols
-    hashes, key_used = _row_hashes(key_cols, nrows)
-    bounds = _boundaries(hashes, nrows, target)
+    cand, key_groups = _cut_candidates(key_cols, nrows, target)
+    bounds = _boundaries(cand, nrows, target)
     row_counts = [int(e - s) for s, e in itertools.pairwise(bounds)]
 
     all_cols = cols + index_cols
-    chunk_lists = _put_chunks(all_cols, bounds, put, progress, workers)
+    if buffers is None:
+        buffers = _takes_buffers(put)
+    chunk_lists = _put_chunks(all_cols, bounds, put, progress, workers, bool(buffers))
 
     for col in all_cols:
         col.finish(put)
@@ -178,11 +196,13 @@ def encode(
     manifest["nrows"] = int(nrows)
     manifest["row_chunks"] = row_counts
     manifest["chunking"] = {
-        "algorithm": "cdc-rowhash-v1",
+        "algorithm": "cdc-localmin-v2",
         "target_rows": target,
+        "window": _window(target),
         "min_rows": _min_rows(target),
         "max_rows": _max_rows(target),
-        "key_columns": key_used if cols else [],
+        "key_columns": [i for g in key_groups for i in g] if cols else [],
+        "key_groups": key_groups if cols else [],
     }
     columns = []
     for col, label in zip(cols, labels, strict=True):
@@ -266,6 +286,14 @@ def row_chunk_signatures(manifest: dict) -> list[str]:
         elif index["type"] == "multi":
             for level in index["levels"]:
                 per_row.append(_spec_identity(level["codes"]))
+        elif index["type"] == "runs":
+            values = _runs_values(index["runs"], np.dtype(index["dtype"]))
+            bounds = np.concatenate([[0], np.cumsum(manifest["row_chunks"], dtype=np.int64)])
+            digests = [
+                hashlib.sha256(values[int(s) : int(e)].tobytes()).hexdigest()
+                for s, e in itertools.pairwise(bounds)
+            ]
+            per_row.append((f"runs:{index['dtype']}", digests))
     signatures = []
     for i in range(len(manifest["row_chunks"])):
         h = hashlib.sha256()
@@ -287,6 +315,7 @@ def _put_chunks(
     put: Callable[[bytes], str],
     progress: Callable[[int], None] | None,
     workers: int,
+    buffers: bool = False,
 ) -> list[list[str]]:
     """Put every column's piece of every row-chunk; returns the hashes per column.
 
@@ -298,7 +327,7 @@ def _put_chunks(
     if workers <= 1:
         for s, e in spans:
             for j, col in enumerate(cols):
-                lists[j].append(put(col.piece(s, e)))
+                lists[j].append(put(col.view(s, e) if buffers else col.piece(s, e)))
             if progress is not None:
                 progress(e)
         return lists
@@ -314,7 +343,9 @@ def _put_chunks(
         pending: tuple[list[Future], int] | None = None
         try:
             for s, e in spans:
-                futures = [pool.submit(put, col.piece(s, e)) for col in cols]
+                futures = [
+                    pool.submit(put, col.view(s, e) if buffers else col.piece(s, e)) for col in cols
+                ]
                 if pending is not None:
                     collect(*pending)
                 pending = (futures, e)
@@ -326,24 +357,42 @@ def _put_chunks(
     return lists
 
 
+def _takes_buffers(put: Callable[[bytes], str]) -> bool:
+    """Whether ``put`` is a local ObjectStore's put/write (they hash and write, keeping nothing)."""
+    from ..store.objects import ObjectStore
+
+    owner = getattr(put, "__self__", None)
+    func = getattr(put, "__func__", None)
+    return (
+        isinstance(owner, ObjectStore)
+        and func in (ObjectStore.put, ObjectStore.write)
+        and bool(getattr(owner, "local", False))
+    )
+
+
 def _min_rows(target: int) -> int:
     return max(1, target // 4)
 
 
 def _max_rows(target: int) -> int:
-    return 4 * target
+    return 2 * target
 
 
-def _boundaries(hashes: np.ndarray | None, n: int, target: int) -> list[int]:
-    """Row offsets where chunks start/end: content-defined cuts with a min and max length."""
+def _window(target: int) -> int:
+    return max(1, target // 2)
+
+
+def _boundaries(cand: np.ndarray | None, n: int, target: int) -> list[int]:
+    """Row offsets where chunks start/end: the candidate rows end chunks, within length limits.
+
+    A candidate closer than ``target // 4`` rows to the previous cut is skipped (it only
+    happens with equal key values) and chunks are capped at ``2 * target`` rows.
+    """
     if n == 0:
         return [0, 0]
     lo, hi = _min_rows(target), _max_rows(target)
-    if hashes is None:
+    if cand is None:
         cand = np.empty(0, dtype=np.int64)
-    else:
-        period = np.uint64(max(1, target - lo))
-        cand = np.flatnonzero((hashes >> np.uint64(16)) % period == 0)
     cuts = [0]
     pos = 0
     while pos < n:
@@ -364,21 +413,34 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def _row_hashes(cols: list[_Column], n: int) -> tuple[np.ndarray | None, list[int]]:
-    """A 64-bit hash per row from a few key columns, chosen on a sample for being distinct."""
-    if n == 0:
-        return None, []
-    # Prefer columns users rarely edit in place (ids, timestamps), then text, then floats,
-    # then low-cardinality labels; within a rank, column order.
-    ranked = [(c.key_rank(), i) for i, c in enumerate(cols)]
-    candidates = [i for rank, i in sorted((r, i) for r, i in ranked if r is not None)]
+def _key_groups(cols: list[_Column], n: int) -> list[list[int]]:
+    """The key groups: each is one column, or a few, whose row keys are almost all distinct.
+
+    Columns are tried in order of preference (ids and timestamps, which users rarely edit in
+    place, then text, then floats, then booleans and categoricals; column order within a
+    rank). Every column distinct on its own (on a sample of rows) is a group, up to
+    ``_KEY_MAX_GROUPS``; when none is, columns are combined into one group until the
+    combination is distinct.
+    """
+    ranked = sorted((c.key_rank(), i) for i, c in enumerate(cols) if c.key_rank() is not None)
     sample = min(n, _KEY_SAMPLE)
-    used: list[int] = []
-    acc = np.zeros(sample, dtype=np.uint64)
-    for i in candidates:
+    groups: list[list[int]] = []
+    others: list[tuple[int, np.ndarray]] = []
+    for _, i in ranked:
         keys = cols[i].key(0, sample)
         if keys is None:
             continue
+        if len(np.unique(keys)) >= _KEY_DISTINCT * sample:
+            groups.append([i])
+            if len(groups) >= _KEY_MAX_GROUPS:
+                break
+        else:
+            others.append((i, keys))
+    if groups:
+        return groups
+    used: list[int] = []
+    acc = np.zeros(sample, dtype=np.uint64)
+    for i, keys in others:
         trial = _mix((acc ^ keys) * _GOLD + np.uint64(len(used) + 1))
         if len(np.unique(trial)) <= len(np.unique(acc)) and used:
             continue  # adds nothing on the sample
@@ -386,16 +448,75 @@ def _row_hashes(cols: list[_Column], n: int) -> tuple[np.ndarray | None, list[in
         acc = trial
         if len(used) >= _KEY_MAX_COLUMNS or len(np.unique(acc)) >= _KEY_DISTINCT * sample:
             break
-    if not used:
+    return [used] if used else []
+
+
+def _group_hash(cols: list[_Column], group: list[int], g: int, start: int, stop: int) -> Any:
+    """A 64-bit hash of the group's keys for rows ``start:stop`` (seeded by the group)."""
+    keys = cols[group[0]].key(start, stop)
+    h = np.bitwise_xor(keys, _SEEDS[g % len(_SEEDS)])
+    h *= _M1
+    for k, i in enumerate(group[1:], 1):
+        h ^= h >> np.uint64(29)
+        h += cols[i].key(start, stop) ^ _SEEDS[k % len(_SEEDS)]
+        h *= _M2
+    return h
+
+
+def _cut_candidates(
+    cols: list[_Column], n: int, target: int
+) -> tuple[np.ndarray | None, list[list[int]]]:
+    """The rows that may end a chunk, sorted, and the key groups they were computed from.
+
+    Each key group (see :func:`_key_groups`) hashes every row; a row's hash is the smallest
+    of its groups' hashes, and a row is a candidate when its hash is the smallest within
+    ``target // 2`` rows on either side (a local minimum). The decision depends only on rows
+    that near, so inserting, deleting or editing rows moves cuts only around the edit, and
+    the cuts are about ``target`` rows apart with little spread (so the rows after the last
+    cut, which an append rewrites, are few). A cut belongs to one group, so editing one key
+    column moves only about ``1 / len(groups)`` of the cuts a single key would.
+
+    Only hashes below a threshold that leaves about ``_HIT_DENSITY`` rows per ``target`` are
+    kept (the minimum of a window is one of them unless the window has none, which is as
+    rare as ``exp(-_HIT_DENSITY)``), so the local minima are found among a few rows.
+    """
+    if n == 0:
         return None, []
-    h = np.zeros(n, dtype=np.uint64)
-    for k, i in enumerate(used):
-        keys = cols[i].key(0, n)
-        h ^= keys
-        h *= _GOLD
-        h += np.uint64(k + 1)
-        h = _mix(h)
-    return h, used
+    groups = _key_groups(cols, n)
+    if not groups:
+        return None, []
+    share = _HIT_DENSITY / (target * len(groups))
+    limit = np.uint64(min(2**64 - 1, int(share * 2.0**64)))
+    rows: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    step = 1 << 16  # blocks that stay in cache
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        for g, group in enumerate(groups):
+            h = _group_hash(cols, group, g, start, stop)
+            hit = np.flatnonzero(h <= limit)
+            rows.append(hit + start)
+            vals.append(h[hit])
+    all_rows = np.concatenate(rows)
+    all_vals = np.concatenate(vals)
+    order = np.argsort(all_rows, kind="stable")
+    return _sparse_local_minima(all_rows[order], all_vals[order], _window(target)), groups
+
+
+def _sparse_local_minima(rows: np.ndarray, vals: np.ndarray, w: int) -> np.ndarray:
+    """Rows (sorted, repeats allowed) whose value no other row within ``w`` rows undercuts."""
+    m = len(rows)
+    ok = np.ones(m, dtype=bool)
+    d = 1
+    while d < m:
+        near = rows[d:] - rows[:-d] <= w
+        if not near.any():
+            break  # rows are sorted: pairs further apart in the list are further apart
+        left, right = vals[:-d], vals[d:]
+        ok[:-d] &= ~(near & (right < left))
+        ok[d:] &= ~(near & (left < right))
+        d += 1
+    return np.unique(rows[ok])
 
 
 def _bits64(arr: np.ndarray) -> np.ndarray:
@@ -430,6 +551,10 @@ class _Column:
     def piece(self, start: int, stop: int) -> bytes:
         raise NotImplementedError
 
+    def view(self, start: int, stop: int) -> bytes | memoryview:
+        """The piece's bytes, as a memoryview of the data when they are a contiguous slice."""
+        return self.piece(start, stop)
+
     def key(self, start: int, stop: int) -> np.ndarray | None:
         return None
 
@@ -455,6 +580,9 @@ class _RawColumn(_Column):
     def piece(self, start: int, stop: int) -> bytes:
         return self.arr[start:stop].tobytes()
 
+    def view(self, start: int, stop: int) -> bytes | memoryview:
+        return _byte_view(self.arr[start:stop])
+
     def key(self, start: int, stop: int) -> np.ndarray | None:
         if self.arr.dtype.kind not in "biufcmM":
             return None
@@ -468,6 +596,9 @@ class _MaskedColumn(_RawColumn):
 
     def piece(self, start: int, stop: int) -> bytes:
         return self.arr[start:stop].tobytes() + _pack_mask(self.mask[start:stop])
+
+    def view(self, start: int, stop: int) -> bytes | memoryview:
+        return self.piece(start, stop)
 
     def key(self, start: int, stop: int) -> np.ndarray | None:
         return _bits64(self.arr[start:stop]) ^ self.mask[start:stop].astype(np.uint64)
@@ -574,6 +705,9 @@ class _RowsColumn(_Column):
     def piece(self, start: int, stop: int) -> bytes:
         return self.arr[start:stop].tobytes()
 
+    def view(self, start: int, stop: int) -> bytes | memoryview:
+        return _byte_view(self.arr[start:stop])
+
     def key(self, start: int, stop: int) -> np.ndarray | None:
         flat = self.arr[start:stop].reshape(stop - start, -1)
         if flat.dtype.kind not in "biufcmM" or flat.shape[1] == 0:
@@ -582,6 +716,15 @@ class _RowsColumn(_Column):
         for k in range(1, min(flat.shape[1], 4)):
             out = _mix(out ^ _bits64(flat[:, k]))
         return out
+
+
+def _byte_view(part: np.ndarray) -> bytes | memoryview:
+    """A read-only memoryview of a C-contiguous array's bytes (a copy if not contiguous)."""
+    if not part.flags.c_contiguous:
+        return part.tobytes()
+    flat = part.reshape(-1).view(np.uint8)
+    view = memoryview(flat)
+    return view.toreadonly()
 
 
 def _where_col(label: Any) -> str:
@@ -988,6 +1131,15 @@ def _prepare_index(index: Any, where: str) -> tuple[list[_Column], dict[str, Any
             "levels": levels,
         }
         return cols, spec
+    runs = _index_runs(index)
+    if runs is not None:
+        spec = {
+            "type": "runs",
+            "name": _label_to_json(index.name, f"the name of {where}"),
+            "dtype": _le(index.dtype).str,
+            "runs": runs,
+        }
+        return [], spec
     col = _prepare(index.array, where)
     spec = {
         "type": "index",
@@ -998,6 +1150,52 @@ def _prepare_index(index: Any, where: str) -> tuple[list[_Column], dict[str, Any
     if freq is not None:
         spec["freq"] = freq.freqstr
     return [col], spec
+
+
+def _index_runs(index: Any) -> list[list[int]] | None:
+    """An integer index as arithmetic runs ``[first, step, count]``, when there are few.
+
+    Labels kept after dropping or filtering rows of a RangeIndex are a few runs; storing
+    them as such (in the manifest, no objects) keeps such a version from rewriting the index.
+    """
+    dtype = index.dtype
+    if not isinstance(dtype, np.dtype) or not (
+        dtype.kind == "i" or (dtype.kind == "u" and dtype.itemsize < 8)
+    ):
+        return None
+    n = len(index)
+    if n < 2:
+        return None
+    values = index.to_numpy().astype(np.int64, copy=False)
+    limit = min(_RUNS_MAX, max(16, n // 1024))
+    steps = np.diff(values)  # wraps like the rebuild does, so extremes still round-trip
+    changes = np.flatnonzero(steps[1:] != steps[:-1]) + 1
+    if len(changes) > 2 * limit:
+        return None
+    runs: list[list[int]] = []
+    start = 0
+    while start < n:
+        if len(runs) >= limit:
+            return None
+        if start == n - 1:
+            runs.append([int(values[start]), 1, 1])
+            break
+        j = int(np.searchsorted(changes, start, side="right"))
+        last = int(changes[j]) if j < len(changes) else n - 1
+        runs.append([int(values[start]), int(steps[start]), last - start + 1])
+        start = last + 1
+    if not np.array_equal(_runs_values(runs, np.dtype(np.int64)), values):
+        return None  # pragma: no cover - defensive
+    return runs
+
+
+def _runs_values(runs: list[list[int]], dtype: np.dtype) -> np.ndarray:
+    parts = [
+        np.int64(first) + np.int64(step) * np.arange(count, dtype=np.int64)
+        for first, step, count in runs
+    ]
+    out = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    return out.astype(dtype, copy=False)
 
 
 def _finish_index(spec: dict[str, Any] | None, put: Callable[[bytes], str]) -> None:
@@ -1301,6 +1499,13 @@ def _decode_index(
         for p in parts[1:]:
             out = out.append(p)
         return out.rename(rng.name)
+    if spec["type"] == "runs":
+        values = _runs_values(spec["runs"], np.dtype(spec["dtype"]))
+        if not full:
+            starts = np.concatenate([[0], np.cumsum(all_counts, dtype=np.int64)])
+            parts = [values[int(starts[i]) : int(starts[i + 1])] for i in picked]
+            values = np.concatenate(parts) if parts else values[:0]
+        return pd.Index(values, dtype=values.dtype, name=name_of(spec["name"]), copy=False)
     if spec["type"] == "multi":
         levels, codes = [], []
         for level in spec["levels"]:

@@ -9,6 +9,7 @@ version and writes nothing; equal data in another dataset reuses the same chunks
 from __future__ import annotations
 
 import json
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -329,23 +330,33 @@ def _write_chunks(obj: Any, store: Store, fp: Fingerprint) -> tuple[str, int, in
 
     objects = store.objects
     totals = {"size": 0, "new": 0}
+    lock = threading.Lock()  # encode calls put from worker threads
 
-    def put(data: bytes) -> str:
+    def put(data: bytes | memoryview) -> str:
         digest, written = objects.write(data)
-        totals["size"] += len(data)
-        if written:
-            totals["new"] += len(data)
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        with lock:
+            totals["size"] += size
+            if written:
+                totals["new"] += size
         return digest
 
     bar = _progress(fp.shape[0] if fp.shape else 0)
     try:
-        manifest = encode(obj, put, progress=(lambda n: bar.update(n - bar.n)) if bar else None)
+        manifest = encode(
+            obj,
+            put,
+            progress=(lambda n: bar.update(n - bar.n)) if bar else None,
+            buffers=objects.local,  # zero-copy views are safe only for local files
+        )
     finally:
         if bar is not None:
             bar.close()
     manifest["content_hash"] = fp.content_hash
-    manifest_hash, written = objects.write(json.dumps(manifest, sort_keys=True).encode())
-    return manifest_hash, totals["size"], totals["new"] + (len(manifest_hash) if written else 0)
+    document = json.dumps(manifest, sort_keys=True).encode()
+    manifest_hash, written = objects.write(document)
+    new_bytes = totals["new"] + (len(document) if written else 0)
+    return manifest_hash, totals["size"] + len(document), new_bytes
 
 
 def data_history(name: str, store: Store | None = None) -> Any:

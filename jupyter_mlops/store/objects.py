@@ -48,7 +48,7 @@ class ObjectStore:
         """Store ``data`` and return its hash; storing the same bytes again writes nothing."""
         return self.write(data)[0]
 
-    def write(self, data: bytes) -> tuple[str, bool]:
+    def write(self, data: bytes | memoryview) -> tuple[str, bool]:
         """Store ``data``; returns (hash, True if new bytes were written)."""
         digest = hash_bytes(data)
         path = self._path(digest)
@@ -65,13 +65,15 @@ class ObjectStore:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 try:
                     view = memoryview(data)
+                    if view.format != "B" or view.ndim != 1:
+                        view = view.cast("B")  # slice by bytes, whatever the element type
                     while view:
                         view = view[os.write(fd, view) :]
                 finally:
                     os.close(fd)
                 os.replace(tmp, path)
             else:
-                self.fs.pipe_file(path, data)
+                self.fs.pipe_file(path, bytes(data))
         except OSError as exc:
             raise StoreError(
                 f"Cannot write to the object store at {self.url}: {exc}. "
