@@ -324,3 +324,45 @@ def test_object_columns_never_share_a_hash_by_accident(store_dir):
     with pytest.raises(ValidationError, match="x"):
         mlops.snapshot(pd.DataFrame({"x": [[1, 2], [3]]}), "lists")
     assert list(mlops.data_history("mixed").version) == [2, 1]
+
+
+def test_replay_uses_snapshots_not_the_files_they_came_from(ip, tmp_path):
+    csv = tmp_path / "sales.csv"
+    pd.DataFrame({"units": [1, 2, 3, 4], "price": [10.0, 11.0, 9.5, 12.0]}).to_csv(csv, index=False)
+    run_cell(ip, f"import pandas as pd\nsales = pd.read_csv({str(csv)!r})\nFACTOR = 2")
+    assert run_cell(
+        ip, "%%track revenue\nrevenue = float((sales.units * sales.price).sum() * FACTOR)"
+    ).success
+    parent = mlops.get_run(mlops.runs().run_id[0])
+    csv.unlink()  # the source is gone: replay must not need it
+    child = mlops.replay(parent.run_id)
+    assert child.params["revenue"] == parent.params["revenue"] == 217.0
+    with pytest.raises(MlopsError, match="In\\[2\\]"):
+        mlops.replay(parent.run_id, data="live")  # live re-reads the file, which is gone
+
+
+def test_replay_warns_about_package_versions(ip, store_dir):
+    run_cell(ip, "import pandas as pd\nframe = pd.DataFrame({'a': [1, 2]})")
+    assert run_cell(ip, "%%track\ntotal = float(frame.a.sum())").success
+    run_id = mlops.runs().run_id[0]
+    engine = sa.create_engine(f"sqlite:///{store_dir / 'mlops.db'}")
+    with engine.begin() as conn:
+        env = conn.execute(
+            sa.text("SELECT environment FROM runs WHERE run_id = :r"), {"r": run_id}
+        ).scalar()
+        conn.execute(
+            sa.text("UPDATE runs SET environment = :e WHERE run_id = :r"),
+            {"e": env.replace(f'"pandas": "{pd.__version__}"', '"pandas": "0.1.0"'), "r": run_id},
+        )
+    engine.dispose()
+    with pytest.warns(UserWarning, match=r"pandas 0\.1\.0 → " + pd.__version__):
+        mlops.replay(run_id)
+
+
+def test_unversionable_input_is_skipped_with_a_note(ip):
+    run_cell(ip, "import pandas as pd\nodd = pd.DataFrame({'x': [[1, 2], [3]]})")
+    with pytest.warns(UserWarning, match="'odd' was not versioned"):
+        result = run_cell(ip, "%%track\nn = len(odd)")
+    assert result.success and ip.user_ns["n"] == 2
+    run = mlops.get_run(mlops.runs().run_id[0])
+    assert run.params["n"] == 2 and run.inputs[0]["name"] == "odd"

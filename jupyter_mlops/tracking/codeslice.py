@@ -4,12 +4,14 @@ namespace."""
 
 from __future__ import annotations
 
+import ast
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .analysis import CellAnalysis, analyze, magic_body
 
-__all__ = ["HistoryCell", "code_slice", "slice_source"]
+__all__ = ["HistoryCell", "code_slice", "slice_source", "statements"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,25 @@ def code_slice(
         needed |= info.free - provided
     kept.reverse()
     return [{"execution_count": c.count, "source": c.raw, "code": _executable(c)} for c in kept]
+
+
+def statements(history: Sequence[HistoryCell]) -> list[HistoryCell]:
+    """Each cell split into its top-level statements (same execution count), so a slice can
+    keep ``import pandas`` from a cell while leaving out its ``df = pd.read_csv(...)``."""
+    out: list[HistoryCell] = []
+    for cell in history:
+        code = _executable(cell)
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError):
+            out.append(cell)
+            continue
+        lines = code.splitlines(keepends=True)
+        for node in tree.body:
+            start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            text = "".join(lines[start - 1 : node.end_lineno])
+            out.append(HistoryCell(cell.count, textwrap.dedent(text), text))
+    return out
 
 
 def slice_source(entries: Sequence[dict[str, object]], cell_code: str) -> str:

@@ -17,7 +17,7 @@ from ..errors import MlopsError, NotFoundError, ValidationError
 from ..store import Store, current_store
 from .active import TrackingWarning, activate
 from .analysis import analyze
-from .codeslice import HistoryCell, code_slice
+from .codeslice import HistoryCell, code_slice, statements
 from .environment import imported_packages
 from .record import Run, get_run
 from .session import TrackedExecution
@@ -133,12 +133,21 @@ def replay(
         HistoryCell(int(c["execution_count"]), str(c["code"]), str(c["source"]))
         for c in parent.code_slice_cells
     ]
-    cells = code_slice(history, cell, provided=frozenset(bound))
+    # Statement by statement: a cell's imports run, its reading of a bound input does not.
+    cells = code_slice(statements(history), cell, provided=frozenset(bound))
     _warn_package_drift(parent)
     shell = _ReplayShell()
     namespace: dict[str, Any] = {"__name__": "__replay__", "get_ipython": lambda: shell}
     for entry in cells:
-        _execute(str(entry["code"]), namespace, f"In[{entry['execution_count']}]")
+        label = f"In[{entry['execution_count']}]"
+        try:
+            _execute(str(entry["code"]), namespace, label)
+        except MlopsError:
+            raise
+        except Exception as exc:
+            raise MlopsError(
+                f"Replay failed in {label}, a cell the run depends on: {type(exc).__name__}: {exc}"
+            ) from exc
     namespace.update(bound)
     execution = TrackedExecution(
         parent.code,
