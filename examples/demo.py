@@ -36,7 +36,7 @@ def main(path: str) -> int:
     recent = mlops.runs(
         experiment=notebook.stem, filter=f"start_time >= {started}", order_by="-metrics.accuracy"
     )
-    print(f"store: {mlops.api.store().describe()}")
+    print(f"store: {mlops.open_store().describe()}")
     print(f"runs recorded now: {len(recent)} (parents and search candidates)")
     cols = [
         c for c in ["run_id", "name", "status", "duration_s", "metrics.accuracy"] if c in recent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .store import Store, current_store
+from .store import Store
 from .store import open_store as _open_store
 from .tracking.active import require_active_run
 from .tracking.context import Track, default_experiment, set_default_experiment
@@ -109,11 +109,6 @@ def set_experiment(name: str) -> None:
 def get_experiment() -> str:
     """The experiment runs go to by default."""
     return default_experiment()
-
-
-def store() -> Store:
-    """The store in use."""
-    return current_store()
 
 
 def snapshot(obj: Any, name: str, *, description: str | None = None) -> Any:

@@ -253,7 +253,9 @@ class MlopsMagics(Magics):
         if command == "runs":
             return api.runs(rest[0] if rest else None)
         if command == "store":
-            print(api.store().describe())
+            from .store import current_store
+
+            print(current_store().describe())
             return None
         if command == "experiment":
             if rest:

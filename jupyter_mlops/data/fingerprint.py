@@ -93,26 +93,68 @@ def _column_label(label: Any) -> str:
     return label if isinstance(label, str) else repr(label)
 
 
+_PARALLEL_BYTES = 8 << 20
+_pool: Any = None
+
+
+def _hash_pool() -> Any:
+    """Two threads: SHA-256 releases the GIL, so wide frames hash on both cores."""
+    global _pool
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlops-hash")
+    return _pool
+
+
+def _numeric_digest(dtype: Any, values: Any) -> bytes:
+    import numpy as np
+
+    digest = hashlib.sha256(str(dtype).encode() + b"\0")
+    digest.update(np.ascontiguousarray(values).view(np.uint8).data)
+    return digest.digest()
+
+
+def _array_digest(values: Any) -> bytes:
+    digest = hashlib.sha256()
+    _update_array(digest, values)
+    return digest.digest()
+
+
+def _frame_columns(obj: Any) -> tuple[list[bytes], list[tuple[str, str]]]:
+    """One digest per column (in column order), hashed in parallel for large frames."""
+    import numpy as np
+
+    jobs = []
+    size = 0
+    columns = []
+    for label, col in obj.items():
+        dtype = col.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
+            values = col.to_numpy()
+            size += values.nbytes
+            jobs.append((_numeric_digest, (dtype, values)))
+        else:
+            jobs.append((_array_digest, (col.array,)))
+        columns.append((_column_label(label), str(dtype)))
+    if size >= _PARALLEL_BYTES and len(jobs) > 1:
+        futures = [_hash_pool().submit(fn, *args) for fn, args in jobs]
+        return [f.result() for f in futures], columns
+    return [fn(*args) for fn, args in jobs], columns
+
+
 def fingerprint(obj: Any) -> Fingerprint:
     """Hash ``obj`` (a DataFrame, Series or ndarray) by content; raises TypeError otherwise."""
     kind = data_kind(obj)
     h = hashlib.sha256()
-    h.update(f"jupyter_mlops-data-v1:{kind}\0".encode())
+    h.update(f"jupyter_mlops-data-v2:{kind}\0".encode())
     if kind == "dataframe":
         h.update(f"{obj.shape}\0".encode())
         h.update(f"columns:{type(obj.columns).__name__}:{obj.columns.nlevels}\0".encode())
-        columns = []
-        import numpy as np
-
-        for label, col in obj.items():
+        digests, columns = _frame_columns(obj)
+        for label, digest in zip(obj.columns, digests, strict=True):
             h.update(f"{label!r}\0".encode())
-            dtype = col.dtype
-            if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
-                h.update(str(dtype).encode() + b"\0")
-                h.update(np.ascontiguousarray(col.to_numpy()).view(np.uint8).data)
-            else:
-                _update_array(h, col.array)
-            columns.append((_column_label(label), str(dtype)))
+            h.update(digest)
         _update_index(h, obj.index)
         return Fingerprint(kind, h.hexdigest(), tuple(obj.shape), columns)
     if kind == "series":

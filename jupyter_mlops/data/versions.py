@@ -40,7 +40,11 @@ _loaded: dict[int, tuple[str, str]] = {}
 
 @dataclass
 class DataVersion:
-    """One version of a dataset: ``ref`` is ``name@vN``; ``load()`` returns the data."""
+    """One version of a dataset: ``ref`` is ``name@vN``; ``load()`` returns the data.
+
+    ``size_bytes`` is what the version's chunks and manifest weigh; ``new_bytes`` is what
+    creating it added to the object store (0 when its content was already stored).
+    """
 
     dataset: str
     version: int
