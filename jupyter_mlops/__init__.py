@@ -58,26 +58,7 @@ __all__ = [
     "track",
 ]
 
-_API = {
-    "data_diff",
-    "data_history",
-    "get_experiment",
-    "get_run",
-    "log_artifact",
-    "log_metric",
-    "log_metrics",
-    "log_model",
-    "log_param",
-    "log_params",
-    "load_data",
-    "open_store",
-    "replay",
-    "runs",
-    "set_experiment",
-    "set_tag",
-    "snapshot",
-    "track",
-}
+_API = set(__all__) - {"MlopsError", "__version__", "load_ipython_extension"}
 
 
 def __getattr__(name: str) -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +45,20 @@ def ip(_shell, store_dir: Path):
     _shell.run_cell("%load_ext jupyter_mlops", store_history=True)
     yield _shell
     _shell.reset(new_session=True)
+
+
+def cli(store_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run ``jupyter-mlops ARGS`` in a subprocess on the store at ``store_dir``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env["MLOPS_HOME"] = str(store_dir)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_mlops.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def run_cell(ip, code: str):

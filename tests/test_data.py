@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import jupyter_mlops as mlops
 from jupyter_mlops.errors import MlopsError, NotFoundError, ValidationError
 
+from .conftest import cli as run_cli
 from .conftest import run_cell
 
 REPO = Path(__file__).resolve().parents[1]
@@ -288,16 +289,9 @@ def test_interrupted_snapshot_leaves_no_version_and_gc_cleans(store_dir, monkeyp
     monkeypatch.setattr(ObjectStore, "write", real_write)
     with pytest.raises(NotFoundError):
         mlops.load_data("big")
-    env = {**os.environ, "MLOPS_HOME": str(store_dir)}
 
     def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "jupyter_mlops.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli(store_dir, *args)
 
     doctor = cli("doctor")
     assert doctor.returncode == 0, doctor.stdout

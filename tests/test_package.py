@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import jupyter_mlops as mlops
+
+from .conftest import cli as run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "jupyter_mlops"
@@ -90,16 +91,9 @@ def test_cli_runs_lists_and_filters(store_dir):
     for i, acc in enumerate([0.7, 0.95]):
         with mlops.track(f"run{i}", capture=False) as run:
             run.log_metric("accuracy", acc)
-    env = {**os.environ, "MLOPS_HOME": str(store_dir)}
 
     def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "jupyter_mlops.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli(store_dir, *args)
 
     out = cli("runs", "-f", "metrics.accuracy > 0.9", "-c", "name,metrics.accuracy")
     assert out.returncode == 0, out.stderr

@@ -18,6 +18,8 @@ from jupyter_mlops.errors import CorruptObjectError, StoreVersionError
 from jupyter_mlops.store import Store, resolve_location, schema
 from jupyter_mlops.store.migrations import LATEST_VERSION, migrate
 
+from .conftest import cli
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -181,36 +183,18 @@ def test_corrupt_object_is_reported_by_doctor_and_reads(store_dir, ip):
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptObjectError, match="doctor"):
         run.load_model()
-    out = subprocess.run(
-        [sys.executable, "-m", "jupyter_mlops.cli", "doctor"],
-        env=_env(store_dir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = cli(store_dir, "doctor")
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"object {digest} is corrupt" in out.stdout
     path.unlink()
-    out = subprocess.run(
-        [sys.executable, "-m", "jupyter_mlops.cli", "doctor"],
-        env=_env(store_dir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = cli(store_dir, "doctor")
     assert out.returncode == 1 and "is missing" in out.stdout
 
 
 def test_doctor_ok_on_healthy_store(store_dir):
     with mlops.track("fine", capture=False) as run:
         run.log_artifact({"a": 1}, name="config.json")
-    out = subprocess.run(
-        [sys.executable, "-m", "jupyter_mlops.cli", "doctor"],
-        env=_env(store_dir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = cli(store_dir, "doctor")
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"schema version: {LATEST_VERSION}" in out.stdout and out.stdout.strip().endswith("ok")
 
