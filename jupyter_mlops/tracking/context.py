@@ -26,12 +26,21 @@ def _with_body(frame: FrameType) -> str | None:
     lines = linecache.getlines(filename, frame.f_globals)
     if not lines:
         return None
+    line = frame.f_lineno
+    key = (filename, line, len(lines), lines[line - 1] if line <= len(lines) else "")
+    if key not in _bodies:
+        _bodies[key] = _find_body(lines, line)
+    return _bodies[key]
+
+
+_bodies: dict[tuple[str, int, int, str], str | None] = {}
+
+
+def _find_body(lines: list[str], line: int) -> str | None:
     try:
         tree = ast.parse("".join(lines))
     except (SyntaxError, ValueError):
         return None
-    line = frame.f_lineno
-    source = "".join(lines)
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.With | ast.AsyncWith)
@@ -40,7 +49,6 @@ def _with_body(frame: FrameType) -> str | None:
             start = node.body[0].lineno - 1
             end = node.body[-1].end_lineno or node.body[-1].lineno
             return textwrap.dedent("".join(lines[start:end]))
-    del source
     return None
 
 
