@@ -14,20 +14,30 @@ from .tracking.record import get_run as _get_run
 from .tracking.search import runs as _runs
 
 __all__ = [
+    "archive",
     "data_diff",
     "data_history",
     "get_experiment",
+    "get_model_version",
     "get_run",
     "load_data",
+    "load_model",
     "log_artifact",
     "log_metric",
     "log_metrics",
     "log_model",
     "log_param",
     "log_params",
+    "model_events",
+    "model_versions",
+    "models",
     "open_store",
+    "register",
+    "remove_alias",
     "replay",
     "runs",
+    "set_alias",
+    "set_description",
     "set_experiment",
     "set_tag",
     "snapshot",
@@ -148,3 +158,75 @@ def replay(run_id: str, data: Any = None, *, name: str | None = None) -> Run:
     from .tracking.replay import replay as _replay
 
     return _replay(run_id, data, name=name)
+
+
+def register(
+    run: Any, name: str, *, model: str | None = None, description: str | None = None
+) -> Any:
+    """Register a run's model (a Run or a run id) as the next version of ``name``."""
+    from .registry.service import register as _register
+
+    return _register(run, name, model=model, description=description)
+
+
+def set_alias(name: str, alias: str, version: int | str, *, reason: str | None = None) -> Any:
+    """Point ``name@alias`` (production, staging, …) at a version; audited with ``reason``."""
+    from .registry.service import set_alias as _set_alias
+
+    return _set_alias(name, alias, version, reason=reason)
+
+
+def remove_alias(name: str, alias: str, *, reason: str | None = None) -> None:
+    """Delete an alias (audited)."""
+    from .registry.service import remove_alias as _remove_alias
+
+    _remove_alias(name, alias, reason=reason)
+
+
+def load_model(ref: str, *, trusted: bool | list[str] = False) -> Any:
+    """Load a registered model: ``churn@production``, ``churn@3``, ``churn@latest``."""
+    from .registry.service import load_model as _load_model
+
+    return _load_model(ref, trusted=trusted)
+
+
+def get_model_version(ref: str) -> Any:
+    """One model version with ``.card()``, ``.run_id``, ``.data``, ``.signature``."""
+    from .registry.service import get_model_version as _get
+
+    return _get(ref)
+
+
+def models() -> Any:
+    """Registered models as a DataFrame: latest version, number of versions, aliases."""
+    from .registry.service import models as _models
+
+    return _models()
+
+
+def model_versions(name: str, *, include_archived: bool = False) -> Any:
+    """A model's versions as a DataFrame with aliases, data and ``metrics.*``."""
+    from .registry.service import model_versions as _model_versions
+
+    return _model_versions(name, include_archived=include_archived)
+
+
+def model_events(name: str) -> Any:
+    """A model's audit trail: registrations, alias moves, descriptions, archives."""
+    from .registry.service import model_events as _model_events
+
+    return _model_events(name)
+
+
+def archive(ref: str, *, reason: str | None = None) -> Any:
+    """Archive a version (hidden by default, still loadable by number)."""
+    from .registry.service import archive as _archive
+
+    return _archive(ref, reason=reason)
+
+
+def set_description(ref: str, description: str, *, reason: str | None = None) -> Any:
+    """Describe a model (``churn``) or a version (``churn@3``); audited."""
+    from .registry.service import set_description as _set_description
+
+    return _set_description(ref, description, reason=reason)

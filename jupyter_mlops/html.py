@@ -210,3 +210,38 @@ def data_diff_card(diff: Any) -> str:
         + samples
         + "</div>"
     )
+
+
+def model_version_card(mv: Any) -> str:
+    """A registered model version: reference, aliases, source run, data and key metrics."""
+    esc = html.escape
+    created = datetime.fromtimestamp(mv.created, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    badges = "".join(
+        f"<span class=badge style='background:#0969da'>{esc(a)}</span> " for a in mv.aliases
+    )
+    if mv.archived:
+        badges += "<span class=badge style='background:#57606a'>archived</span>"
+    metrics = [(k, format_value(v)) for k, v in sorted(mv.metrics.items())]
+    data = [
+        (
+            d["name"],
+            f"{d.get('ref') or '#' + d['content_hash'][:12]} · {'×'.join(map(str, d.get('shape', [])))}",
+        )
+        for d in mv.data
+    ]
+    inputs = mv.signature.get("inputs", [])
+    signature = [(c["name"], c.get("dtype", "?")) for c in inputs]
+    flavor = (mv.flavor or "model").rsplit(".", 1)[-1]
+    return (
+        _STYLE
+        + "<div class=mlops-card><div class=hd>"
+        + f"<span class=nm>{esc(mv.ref)}</span>{badges}"
+        + f"<span class=mut>{esc(flavor)} · run <code>{esc(mv.run_id[:8])}</code> · {esc(created)}"
+        + f" · {esc(mv.created_by or '')}</span></div>"
+        + (f"<div class=mut>{esc(mv.description)}</div>" if mv.description else "")
+        + "<div class=grid>"
+        + _table("metrics", metrics, limit=8)
+        + _table("trained on", data)
+        + _table("signature", signature, limit=6)
+        + "</div></div>"
+    )

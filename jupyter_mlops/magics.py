@@ -86,6 +86,10 @@ class MlopsMagics(Magics):
     @argument("--tag", action="append", default=[], metavar="K=V", help="Tag the run (repeatable).")
     @argument("--no-data", action="store_true", help="Do not fingerprint data inputs.")
     @argument("--no-model", action="store_true", help="Do not save fitted models.")
+    @argument(
+        "--register", default=None, metavar="MODEL", help="Register the fitted model as MODEL."
+    )
+    @argument("--model", default=None, help="With --register: which variable's model.")
     @cell_magic
     def track(self, line: str, cell: str) -> None:
         """Run the cell and record it as a run: params, metrics, data inputs, models, code,
@@ -94,7 +98,7 @@ class MlopsMagics(Magics):
         Usage::
 
             %%track [NAME] [-e EXPERIMENT] [--params a,b] [--metrics x,y] [--tag k=v]...
-                    [--no-data] [--no-model]
+                    [--no-data] [--no-model] [--register MODEL [--model VAR]]
 
         Examples::
 
@@ -104,6 +108,15 @@ class MlopsMagics(Magics):
         """
         __tracebackhide__ = True  # IPython hides this frame in tracebacks
         args = parse_argstring(self.track, line)
+        if args.register is not None:
+            from .registry.references import check_model_name
+
+            try:
+                check_model_name(args.register)
+            except Exception as exc:
+                raise UsageError(str(exc)) from None
+            if args.no_model:
+                raise UsageError("--register needs the model: drop --no-model.")
         from .tracking.active import activate
         from .tracking.capture import CaptureOptions
         from .tracking.defaults import default_experiment
@@ -170,6 +183,19 @@ class MlopsMagics(Magics):
             )
             if run_id is not None:
                 self._show_card(run_id)
+                if args.register is not None and error is None:
+                    self._register(run_id, args.register, args.model)
+
+    def _register(self, run_id: str, name: str, model: str | None) -> None:
+        from IPython.display import display
+
+        from .errors import MlopsError
+        from .registry.service import register
+
+        try:
+            display(register(run_id, name, model=model))
+        except MlopsError as exc:
+            print(f"jupyter_mlops: the run was recorded but not registered: {exc}", file=sys.stderr)
 
     def _history(self, cell: str) -> tuple[list[Any], int]:
         """The cells executed before this one, and this cell's execution count."""

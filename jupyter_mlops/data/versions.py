@@ -28,6 +28,7 @@ __all__ = [
     "load_data",
     "load_manifest",
     "provenance",
+    "refs_for",
     "resolve",
     "snapshot",
 ]
@@ -191,6 +192,22 @@ def resolve(ref: str | DataRef, store: Store | None = None) -> DataVersion:
             if row is None:
                 raise NotFoundError(f"Dataset {parsed.name!r} has no versions yet.")
     return _version_from_row(row, row.dataset_name, store)
+
+
+def refs_for(version_ids: list[int], store: Store | None = None) -> dict[int, str]:
+    """{version id: ``name@vN``} for the given data version ids."""
+    store = store or current_store()
+    ids = [i for i in version_ids if i is not None]
+    if not ids:
+        return {}
+    dv, ds = schema.data_versions, schema.datasets
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(dv.c.version_id, ds.c.name, dv.c.version)
+            .join(ds, ds.c.dataset_id == dv.c.dataset_id)
+            .where(dv.c.version_id.in_(ids))
+        ).all()
+    return {r.version_id: f"{r.name}@v{r.version}" for r in rows}
 
 
 def load_manifest(version: DataVersion, store: Store) -> dict[str, Any]:

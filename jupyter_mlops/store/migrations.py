@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from .._version import __version__
 from ..errors import StoreVersionError
 from . import schema
+from .registry_tables import registry_tables
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "current_version", "migrate"]
 
@@ -190,11 +191,19 @@ def _m4_run_summary(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE runs ADD COLUMN summary TEXT"))
 
 
+def _m5_registry(conn: sa.Connection) -> None:
+    """The model registry: models, immutable versions, aliases, and the audit trail."""
+    md = sa.MetaData()
+    registry_tables(md)
+    md.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _m1_initial,
     _m2_artifacts_inputs,
     _m3_data_versions,
     _m4_run_summary,
+    _m5_registry,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

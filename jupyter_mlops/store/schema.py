@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from .registry_tables import registry_tables
+
 __all__ = [
     "artifacts",
     "data_versions",
@@ -18,6 +20,10 @@ __all__ = [
     "lineage",
     "metadata",
     "metric_history",
+    "model_aliases",
+    "model_events",
+    "model_versions",
+    "models",
     "objects",
     "params",
     "runs",
@@ -190,3 +196,10 @@ lineage = sa.Table(
     sa.Column("run_id", sa.String(32), primary_key=True),
     sa.Index("ix_lineage_input", "input_version_id"),
 )
+
+# The model registry (migration 5 creates these same tables).
+registry_tables(metadata)
+models = metadata.tables["models"]
+model_versions = metadata.tables["model_versions"]
+model_aliases = metadata.tables["model_aliases"]
+model_events = metadata.tables["model_events"]

@@ -188,6 +188,7 @@ def get_run(run_id: str, store: Store | None = None) -> Run:
                 "content_hash": i.content_hash,
                 "shape": tuple(_loads(i.shape, [])),
                 "columns": [tuple(c) for c in _loads(i.columns, [])] or None,
+                "data_version_id": i.data_version_id,
             }
             for i in conn.execute(
                 sa.select(schema.inputs)

@@ -1,0 +1,1 @@
+"""The model registry: named models, immutable versions, aliases and their audit trail."""
