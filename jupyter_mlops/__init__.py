@@ -15,6 +15,7 @@ from .errors import MlopsError
 if TYPE_CHECKING:
     from .api import (
         archive,
+        compare,
         data_diff,
         data_history,
         get_experiment,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
         remove_alias,
         replay,
         runs,
+        runs_view,
         set_alias,
         set_description,
         set_experiment,
@@ -48,6 +50,7 @@ __all__ = [
     "MlopsError",
     "__version__",
     "archive",
+    "compare",
     "data_diff",
     "data_history",
     "get_experiment",
@@ -70,6 +73,7 @@ __all__ = [
     "remove_alias",
     "replay",
     "runs",
+    "runs_view",
     "set_alias",
     "set_description",
     "set_experiment",

@@ -15,6 +15,7 @@ from .tracking.search import runs as _runs
 
 __all__ = [
     "archive",
+    "compare",
     "data_diff",
     "data_history",
     "get_experiment",
@@ -36,6 +37,7 @@ __all__ = [
     "remove_alias",
     "replay",
     "runs",
+    "runs_view",
     "set_alias",
     "set_description",
     "set_experiment",
@@ -230,3 +232,18 @@ def set_description(ref: str, description: str, *, reason: str | None = None) ->
     from .registry.service import set_description as _set_description
 
     return _set_description(ref, description, reason=reason)
+
+
+def runs_view(experiment: str | None = None, filter: str | None = None, page_size: int = 25) -> Any:
+    """A sortable, filterable table of runs (a widget); tick runs and press Compare."""
+    from .views.runs import runs_view as _runs_view
+
+    return _runs_view(experiment, filter, page_size)
+
+
+def compare(*runs: Any) -> Any:
+    """Runs side by side: params and metrics (differences highlighted), metric curves, a
+    metric-against-param scatter, and the diffs of their code and data."""
+    from .views.compare import compare as _compare
+
+    return _compare(*runs)

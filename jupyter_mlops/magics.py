@@ -269,7 +269,8 @@ class MlopsMagics(Magics):
 
     @line_magic
     def mlops(self, line: str) -> Any:
-        """``%mlops runs [EXPERIMENT]``, ``%mlops store``, ``%mlops experiment [NAME]``."""
+        """``%mlops runs [EXPERIMENT]`` (the runs explorer), ``%mlops store``,
+        ``%mlops experiment [NAME]``."""
         from . import api
 
         words = line.split()
@@ -277,7 +278,13 @@ class MlopsMagics(Magics):
             raise UsageError("Usage: %mlops runs [EXPERIMENT] | store | experiment [NAME]")
         command, rest = words[0], words[1:]
         if command == "runs":
-            return api.runs(rest[0] if rest else None)
+            from .errors import MlopsError
+            from .views.runs import runs_view
+
+            try:
+                return runs_view(" ".join(rest) or None)
+            except MlopsError as exc:
+                raise UsageError(str(exc)) from None
         if command == "store":
             from .store import current_store
 

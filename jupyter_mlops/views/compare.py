@@ -1,0 +1,400 @@
+"""``compare(run_a, run_b, ...)``: runs side by side, as a widget and as static HTML.
+
+Params and metrics side by side with differing values highlighted; metric curves over
+steps overlaid; a scatter of any metric against any param; a diff of the first two runs'
+code; their data inputs side by side, with ``data_diff`` where a shared input changed
+version. The numbers are plain data through ``to_dict()``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import math
+from functools import cached_property
+from typing import Any
+
+from ..errors import MlopsError, ValidationError
+from ..html import _STYLE, format_value
+from ..store import Store
+from ..tracking.record import Run, get_run
+from . import theme
+
+__all__ = ["Comparison", "compare"]
+
+_CSS = """<style>
+.mlops-card tr.mlops-diff td{background:rgba(212,167,44,.22)}
+.mlops-card .mlops-code{font-family:var(--jp-code-font-family,monospace);font-size:11px;
+ white-space:pre;overflow-x:auto;margin:4px 0;line-height:1.4}
+.mlops-card .mlops-add{background:rgba(46,160,67,.18)}
+.mlops-card .mlops-del{background:rgba(248,81,73,.18)}
+</style>"""
+_MISSING = object()
+
+
+def _same(values: list[Any]) -> bool:
+    """Whether every run has this value (NaN equals NaN; a missing value differs)."""
+
+    def norm(v: Any) -> Any:
+        return "NaN" if isinstance(v, float) and math.isnan(v) else v
+
+    first = norm(values[0])
+    return all(v is not _MISSING for v in values) and all(norm(v) == first for v in values)
+
+
+def _shown(value: Any) -> str:
+    return "–" if value is _MISSING else format_value(value)
+
+
+class Comparison:
+    """Two or more runs compared; displays as a widget in a notebook, as HTML elsewhere."""
+
+    def __init__(self, runs: list[Run], store: Store | None = None):
+        self.runs = runs
+        self._store = store
+        # the widget's dropdowns, once built (handles for code that drives the view)
+        self.curve_metric: Any = None
+        self.scatter_param: Any = None
+        self.scatter_metric: Any = None
+        names = [r.name for r in runs]
+        self.labels = [
+            r.name if names.count(r.name) == 1 else f"{r.name} ({r.run_id[:6]})" for r in runs
+        ]
+
+    # -- the numbers ---------------------------------------------------------------------
+
+    def _rows(self, part: str) -> list[tuple[str, list[Any], bool]]:
+        """(key, one value per run, differs) for ``part`` = "params" or "metrics"."""
+        keys = sorted({k for r in self.runs for k in getattr(r, part)})
+        out = []
+        for key in keys:
+            values = [getattr(r, part).get(key, _MISSING) for r in self.runs]
+            out.append((key, values, not _same(values)))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Runs, params and metrics side by side (one value per run, ``None`` if absent)."""
+
+        def plain(rows: list[tuple[str, list[Any], bool]]) -> dict[str, list[Any]]:
+            return {k: [None if v is _MISSING else v for v in vs] for k, vs, _ in rows}
+
+        params, metrics = self._rows("params"), self._rows("metrics")
+        return {
+            "runs": [
+                {"run_id": r.run_id, "name": r.name, "label": label}
+                for r, label in zip(self.runs, self.labels, strict=True)
+            ],
+            "params": plain(params),
+            "metrics": plain(metrics),
+            "differs": {
+                "params": [k for k, _, d in params if d],
+                "metrics": [k for k, _, d in metrics if d],
+            },
+        }
+
+    def table_html(self, only_differences: bool = False) -> str:
+        """Params and metrics side by side; rows whose values differ are highlighted."""
+        esc = html.escape
+        head = "<tr><th></th>" + "".join(
+            f"<th>{esc(label)}<br><code class=mut>{esc(r.run_id[:8])}</code></th>"
+            for r, label in zip(self.runs, self.labels, strict=True)
+        )
+        body = ""
+        for part in ("metrics", "params"):
+            rows = [row for row in self._rows(part) if row[2] or not only_differences]
+            if rows:
+                body += f"<tr><th colspan={len(self.runs) + 1}>{part}</th></tr>"
+            for key, values, differs in rows:
+                cls = " class=mlops-diff" if differs else ""
+                cells = "".join(f"<td><code>{esc(_shown(v))}</code></td>" for v in values)
+                body += f"<tr{cls}><td>{esc(key)}</td>{cells}</tr>"
+        return f"<table>{head}</tr>{body}</table>"
+
+    # -- curves and scatter --------------------------------------------------------------
+
+    @cached_property
+    def histories(self) -> dict[str, Any]:
+        """{metric: DataFrame run/step/value} for the metrics logged at more than one step."""
+        import pandas as pd
+
+        out: dict[str, Any] = {}
+        for key in sorted({k for r in self.runs for k in r.metrics}):
+            parts = []
+            for run, label in zip(self.runs, self.labels, strict=True):
+                if key not in run.metrics:
+                    continue
+                frame = run.metric_history(key)[["step", "value"]]
+                parts.append(frame.assign(run=label))
+            if any(len(p) > 1 for p in parts):
+                out[key] = pd.concat(parts, ignore_index=True)
+        return out
+
+    def curve_chart(self, metric: str) -> Any:
+        """Metric ``metric`` over steps, one line per run."""
+        import altair as alt
+
+        return (
+            alt.Chart(self.histories[metric], title=f"{metric} over steps")
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("step:Q", title="step"),
+                y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
+                color=alt.Color("run:N", title="run", sort=self.labels),
+                tooltip=["run:N", "step:Q", alt.Tooltip("value:Q", format=".4~g")],
+            )
+        )
+
+    def scatter_data(self, param: str, metric: str) -> Any:
+        """One row per run: its label, ``param`` and ``metric`` values."""
+        import pandas as pd
+
+        rows = [
+            {"run": label, param: r.params.get(param), metric: r.metrics.get(metric)}
+            for r, label in zip(self.runs, self.labels, strict=True)
+        ]
+        return pd.DataFrame(rows)
+
+    def scatter_chart(self, param: str, metric: str) -> Any:
+        """``metric`` against ``param`` across the runs."""
+        import altair as alt
+
+        data = self.scatter_data(param, metric)
+        values = data[param].dropna()
+        numeric = len(values) > 0 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        )
+        data[param] = data[param].map(lambda v: v if numeric or v is None else str(v))
+        kind = "Q" if numeric else "N"
+        return (
+            alt.Chart(data, title=f"{metric} against {param}")
+            .mark_point(size=90, filled=True)
+            .encode(
+                x=alt.X(f"{param}:{kind}", title=param, scale=alt.Scale(zero=False)),
+                y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
+                color=alt.Color("run:N", title="run", sort=self.labels),
+                tooltip=["run:N", f"{param}:{kind}", alt.Tooltip(f"{metric}:Q", format=".4~g")],
+            )
+        )
+
+    def _keys(self, part: str) -> list[str]:
+        return sorted({k for r in self.runs for k in getattr(r, part)})
+
+    # -- code and data -------------------------------------------------------------------
+
+    def code_diff_html(self) -> str:
+        """A unified diff of the first two runs' code."""
+        a, b = self.runs[:2]
+        lines = list(
+            difflib.unified_diff(
+                (a.code or "").splitlines(),
+                (b.code or "").splitlines(),
+                fromfile=self.labels[0],
+                tofile=self.labels[1],
+                lineterm="",
+            )
+        )
+        if not lines:
+            return "<div class=mut>The two runs ran the same code.</div>"
+        out = []
+        for line in lines:
+            cls = ""
+            if line.startswith("+") and not line.startswith("+++"):
+                cls = "mlops-add"
+            elif line.startswith("-") and not line.startswith("---"):
+                cls = "mlops-del"
+            elif line.startswith("@@"):
+                cls = "mut"
+            out.append(f"<span class='{cls}'>{html.escape(line)}</span>")
+        return "<div class=mlops-code>" + "\n".join(out) + "</div>"
+
+    @cached_property
+    def _refs(self) -> dict[int, str]:
+        from ..data.versions import refs_for
+
+        ids = [i["data_version_id"] for r in self.runs for i in r.inputs]
+        return refs_for([i for i in ids if i is not None], store=self._store)
+
+    def _input_text(self, item: dict[str, Any]) -> str:
+        ref = self._refs.get(item["data_version_id"]) or f"#{item['content_hash'][:10]}"
+        shape = "×".join(str(d) for d in item.get("shape") or ())
+        return f"{ref} {shape}".strip()
+
+    def data_html(self) -> str:
+        """Every run's data inputs and outputs side by side; differing content highlighted."""
+        esc = html.escape
+        by_run = [{(i["role"], i["name"]): i for i in r.inputs} for r in self.runs]
+        keys = sorted({k for d in by_run for k in d})
+        if not keys:
+            return "<div class=mut>No data inputs recorded.</div>"
+        body = ""
+        for key in keys:
+            items = [d.get(key) for d in by_run]
+            hashes = [i["content_hash"] if i else None for i in items]
+            cls = " class=mlops-diff" if len(set(hashes)) > 1 else ""
+            cells = "".join(
+                f"<td><code>{esc(self._input_text(i)) if i else '–'}</code></td>" for i in items
+            )
+            role = "" if key[0] == "input" else f" ({key[0]})"
+            body += f"<tr{cls}><td>{esc(key[1])}{role}</td>{cells}</tr>"
+        head = "".join(f"<th>{esc(label)}</th>" for label in self.labels)
+        return f"<table><tr><th>data</th>{head}</tr>{body}</table>"
+
+    @cached_property
+    def data_diffs(self) -> list[tuple[str, Any]]:
+        """(name, DataDiff or a message) for inputs of the first two runs that changed."""
+        from ..data.diff import data_diff
+
+        a, b = ({(i["role"], i["name"]): i for i in r.inputs} for r in self.runs[:2])
+        out: list[tuple[str, Any]] = []
+        for key in sorted(set(a) & set(b)):
+            ia, ib = a[key], b[key]
+            if ia["content_hash"] == ib["content_hash"]:
+                continue
+            ra, rb = self._refs.get(ia["data_version_id"]), self._refs.get(ib["data_version_id"])
+            if not (ra and rb):
+                out.append((key[1], "changed, but no data versions were saved to diff"))
+                continue
+            try:
+                out.append((key[1], data_diff(ra, rb, store=self._store)))
+            except MlopsError as exc:
+                out.append((key[1], f"cannot diff {ra} and {rb}: {exc}"))
+        return out
+
+    def _data_diffs_html(self) -> str:
+        parts = []
+        for name, diff in self.data_diffs:
+            if isinstance(diff, str):
+                parts.append(f"<div class=mut>{html.escape(name)}: {html.escape(diff)}</div>")
+            else:
+                parts.append(diff._repr_html_())
+        return "".join(parts)
+
+    # -- displays ------------------------------------------------------------------------
+
+    def _header_html(self) -> str:
+        esc = html.escape
+        return (
+            "<div class=hd><span class=nm>Compare "
+            + esc(", ".join(self.labels))
+            + f"</span><span class=mut>{len(self.runs)} runs · "
+            + esc(", ".join(sorted({r.experiment for r in self.runs})))
+            + "</span></div>"
+        )
+
+    def _curves_static(self) -> str:
+        """Curves for static HTML: SVG when vl-convert is installed, else final values."""
+        parts = []
+        for metric, frame in self.histories.items():
+            svg = theme.chart_html(self.curve_chart(metric))
+            if svg:
+                parts.append(svg)
+                continue
+            summary = frame.groupby("run", sort=False)["value"].agg(["count", "last", "max", "min"])
+            rows = "".join(
+                f"<tr><td>{html.escape(str(run))}</td><td>{int(s['count'])}</td>"
+                f"<td>{format_value(s['last'])}</td><td>{format_value(s['min'])}</td>"
+                f"<td>{format_value(s['max'])}</td></tr>"
+                for run, s in summary.iterrows()
+            )
+            parts.append(
+                f"<div><table><tr><th>{html.escape(metric)}</th><th>steps</th><th>last</th>"
+                f"<th>min</th><th>max</th></tr>{rows}</table></div>"
+            )
+        return "<div class=grid>" + "".join(parts) + "</div>" if parts else ""
+
+    def _repr_html_(self) -> str:
+        return (
+            _STYLE
+            + _CSS
+            + "<div class=mlops-card>"
+            + self._header_html()
+            + "<div class=grid>"
+            + self.table_html()
+            + self.data_html()
+            + "</div>"
+            + self._curves_static()
+            + "<details><summary>code diff</summary>"
+            + self.code_diff_html()
+            + "</details>"
+            + self._data_diffs_html()
+            + "</div>"
+        )
+
+    @cached_property
+    def widget(self) -> Any:
+        """The interactive view (built once): tabs for numbers, curves, scatter, code, data."""
+        return _build_widget(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = {"text/plain": repr(self), "text/html": self._repr_html_()}
+        try:
+            bundle.update(
+                {k: v for k, v in self.widget._repr_mimebundle_().items() if k != "text/plain"}
+            )
+        except ImportError:  # no ipywidgets: the HTML is the display
+            pass
+        return bundle
+
+    def __repr__(self) -> str:
+        return f"<Comparison of {len(self.runs)} runs: {', '.join(self.labels)}>"
+
+
+def _build_widget(c: Comparison) -> Any:
+    """Tabs: side by side (with a differences-only switch), curves, scatter, code, data."""
+    import ipywidgets as widgets
+
+    def card(body: str) -> Any:
+        return widgets.HTML(_STYLE + _CSS + f"<div class=mlops-card>{body}</div>")
+
+    tabs: list[tuple[str, Any]] = []
+    table = card(c.table_html())
+    only = widgets.Checkbox(description="only differences", indent=False)
+    only.observe(lambda ch: setattr(table, "value", card(c.table_html(ch["new"])).value), "value")
+    tabs.append(("Params & metrics", widgets.VBox([only, table])))
+
+    if c.histories:
+        stepped = list(c.histories)
+        metric = widgets.Dropdown(options=stepped, value=stepped[0], description="Metric")
+        curves = widgets.VBox([theme.chart_widget(c.curve_chart(stepped[0]))])
+        metric.observe(
+            lambda ch: setattr(curves, "children", (theme.chart_widget(c.curve_chart(ch["new"])),)),
+            "value",
+        )
+        tabs.append(("Curves", widgets.VBox([metric, curves] if len(stepped) > 1 else [curves])))
+        c.curve_metric = metric
+
+    params, metrics = c._keys("params"), c._keys("metrics")
+    if params and metrics:
+        x = widgets.Dropdown(options=params, value=params[0], description="Param")
+        y = widgets.Dropdown(options=metrics, value=metrics[0], description="Metric")
+        scatter = widgets.VBox([theme.chart_widget(c.scatter_chart(x.value, y.value))])
+
+        def redraw(_: Any) -> None:
+            scatter.children = (theme.chart_widget(c.scatter_chart(x.value, y.value)),)
+
+        x.observe(redraw, "value")
+        y.observe(redraw, "value")
+        tabs.append(("Scatter", widgets.VBox([widgets.HBox([x, y]), scatter])))
+        c.scatter_param, c.scatter_metric = x, y
+
+    tabs.append(("Code", card(c.code_diff_html())))
+    tabs.append(("Data", card(c.data_html() + c._data_diffs_html())))
+    tab = widgets.Tab(children=[w for _, w in tabs], titles=[t for t, _ in tabs])
+    header = widgets.HTML(_STYLE + "<div class=mlops-card>" + c._header_html() + "</div>")
+    return widgets.VBox([header, tab])
+
+
+def compare(*runs: str | Run, store: Store | None = None) -> Comparison:
+    """Compare two or more runs (run ids, id prefixes, or ``Run`` objects).
+
+    ``compare(*mlops.runs(filter=...).run_id)`` compares every run a query finds.
+    """
+    if len(runs) == 1 and isinstance(runs[0], list | tuple):
+        runs = tuple(runs[0])
+    if len(runs) < 2:
+        raise ValidationError(f"compare() needs at least two runs, got {len(runs)}.")
+    loaded = [r if isinstance(r, Run) else get_run(r, store=store) for r in runs]
+    ids = [r.run_id for r in loaded]
+    if len(set(ids)) < len(ids):
+        raise ValidationError("compare() got the same run twice; pass distinct runs.")
+    return Comparison(loaded, store=store)

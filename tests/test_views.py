@@ -1,0 +1,323 @@
+"""The runs explorer and run comparison, driven through their widget models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import jupyter_mlops as mlops
+from jupyter_mlops.errors import NotFoundError, QueryError, ValidationError
+from jupyter_mlops.store import current_store, schema
+from jupyter_mlops.tracking.values import encode_param
+from jupyter_mlops.tracking.writer import get_or_create_experiment
+from jupyter_mlops.views import Comparison, RunsView, compare, runs_view, theme
+
+from .conftest import run_cell
+
+REPO = Path(__file__).resolve().parents[1]
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+SETUP = """
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+import jupyter_mlops as mlops
+rng = np.random.default_rng(0)
+df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+df["y"] = (df.a + df.b > 0).astype(int)
+SEED = 7
+"""
+TRAIN = """%%track c{C}
+C = {C}
+model = LogisticRegression(C=C, random_state=SEED).fit(df[["a", "b"]], df.y)
+accuracy = model.score(df[["a", "b"]], df.y)
+for epoch in range(4):
+    mlops.log_metrics({{"loss": 1.0 / (epoch + 1 + C), "val_loss": 1.5 / (epoch + 1)}}, step=epoch)
+"""
+
+
+@pytest.fixture
+def three(ip) -> dict[str, str]:
+    """Three tracked runs (C = 0.1, 1, 10); the last one trains on a changed ``df``."""
+    assert run_cell(ip, SETUP).success
+    ids = {}
+    for c in (0.1, 1.0, 10.0):
+        if c == 10.0:
+            assert run_cell(ip, "df = df.copy()\ndf.loc[0, 'a'] = 5.0").success
+        assert run_cell(ip, TRAIN.format(C=c)).success
+        ids[f"c{c}"] = mlops.runs(filter=f"name = 'c{c}'").run_id[0]
+    return ids
+
+
+def shown_names(view: RunsView) -> list[str]:
+    return list(view.page_rows()["name"])
+
+
+def test_runs_view_pages_sorts_filters_and_selects(three):
+    view = runs_view(page_size=2)
+    assert isinstance(view, RunsView)
+    # defaults: newest first, the metrics and the params that vary; constant SEED hidden
+    assert shown_names(view) == ["c10.0", "c1.0"]
+    assert {"metrics.accuracy", "metrics.loss", "metrics.val_loss", "params.C"} <= set(
+        view.column_chooser.value
+    )
+    assert "params.SEED" not in view.column_chooser.value
+    assert "params.SEED" in view.column_chooser.options
+    assert "1–2 of 3" in view.page_label.value
+    assert view.prev_button.disabled and not view.next_button.disabled
+    # the grid: page checkbox + headers, then the checkbox column and one HTML per column
+    width = 1 + len(view.columns)
+    assert len(view.grid.children) == width * 2 and len(view._box_column.children) == 2
+    names = view.grid.children[width + 1 + view.columns.index("name")].value
+    assert names.count("<div") == 2 and names.index("c10.0") < names.index("c1.0")
+
+    view.next_button.click()
+    assert shown_names(view) == ["c0.1"] and "3–3 of 3" in view.page_label.value
+    assert view.next_button.disabled and not view.prev_button.disabled
+    assert len(view._box_column.children) == 1  # the unused row is hidden
+    view.prev_button.click()
+    assert view.page == 0
+
+    # sorting: a header click sorts ascending (metrics: best first), a second flips it
+    header = view._headers[view._shown.index("params.C")]
+    header.click()
+    assert view.sort_by.value == "params.C" and list(view.frame["params.C"]) == [0.1, 1.0, 10.0]
+    assert header.description.endswith("▲")
+    header.click()
+    assert list(view.frame["params.C"]) == [10.0, 1.0, 0.1] and header.description.endswith("▼")
+    view.sort_by.value = "name"
+    view.descending.value = False
+    assert list(view.frame["name"]) == ["c0.1", "c1.0", "c10.0"]
+
+    # column chooser
+    view.column_chooser.value = ("params.SEED",)
+    assert view.columns[-1] == "params.SEED" and "params.C" not in view.columns
+    assert len(view.grid.children) == (1 + len(view.columns)) * 2
+    assert "<div" in view.grid.children[-1].value and "7" in view.grid.children[-1].value
+
+    # filter: same language as mlops.runs(filter=...); errors inline, table unchanged
+    view.filter_box.value = "params.C >= 1"
+    assert sorted(view.frame["name"]) == ["c1.0", "c10.0"] and view.error.value == ""
+    assert "1–2 of 2" in view.page_label.value
+    view.filter_box.value = "params.C >= "
+    assert "position" in view.error.value
+    assert sorted(view.frame["name"]) == ["c1.0", "c10.0"]
+    view.filter_box.value = "name = 'nothing'"
+    assert view.page_label.value.endswith("no runs match the filter</span>")
+    view.filter_box.value = ""
+    assert len(view.frame) == 3 and view.error.value == ""
+
+    # selection persists across pages; the page box selects a page
+    view.sort("name")
+    view.compare_button.click()
+    assert "at least two" in view.error.value and view.output.outputs == ()
+    view._boxes[0].value = True
+    assert view.selected == [three["c0.1"]] and view.compare_button.disabled
+    view.next_button.click()
+    view._boxes[0].value = True
+    assert view.selected == [three["c0.1"], three["c10.0"]]
+    assert "2 selected" in view.selection_label.value and not view.compare_button.disabled
+    view.prev_button.click()
+    assert view._boxes[0].value and not view._boxes[1].value
+    view._page_box.value = True
+    assert set(view.selected) == set(three.values())
+    view.clear_button.click()
+    assert view.selected == [] and not view._boxes[0].value
+    view._boxes[0].value = True
+    view._boxes[1].value = True
+
+    # Compare shows the comparison (widget + HTML) in the output area
+    view.compare_button.click()
+    (shown,) = view.output.outputs
+    assert WIDGET_MIME in shown["data"] and "text/html" in shown["data"]
+    assert "c0.1" in shown["data"]["text/html"] and "c1.0" in shown["data"]["text/html"]
+    assert [r.run_id for r in view.comparison.runs] == [three["c0.1"], three["c1.0"]]
+    assert view.error.value == ""
+
+    # the static fallback: the current page as a table
+    static = view._repr_html_()
+    assert "c0.1" in static and "c10.0" not in static
+    assert "1–2 of 3" in static and "<th>params.C</th>" not in static  # chooser: SEED only
+    assert "<th>params.SEED</th>" in static
+    bundle = view._repr_mimebundle_()
+    assert WIDGET_MIME in bundle and bundle["text/html"] == static
+
+
+def test_runs_view_scope_and_bad_input(three):
+    assert len(runs_view("default").frame) == 3
+    assert len(runs_view("elsewhere").frame) == 0
+    empty = runs_view("elsewhere")
+    assert "no runs" in empty.page_label.value and "no runs" in empty._repr_html_()
+    assert len(runs_view(filter="metrics.accuracy > 0").frame) == 3
+    with pytest.raises(QueryError, match="position"):
+        runs_view(filter="metrics.accuracy >")
+    with pytest.raises(ValidationError, match="page_size"):
+        runs_view(page_size=0)
+    # new runs appear on Refresh
+    view = runs_view()
+    with mlops.track("later", capture=False) as run:
+        run.log_metric("accuracy", 0.5)
+    view.refresh_button.click()
+    assert len(view.frame) == 4 and view.frame["name"].iloc[0] == "later"
+
+
+def test_compare_side_by_side_curves_scatter_code_and_data(three):
+    c = compare(three["c0.1"], three["c10.0"], three["c1.0"])
+    assert isinstance(c, Comparison) and c.labels == ["c0.1", "c10.0", "c1.0"]
+    d = c.to_dict()
+    assert [r["name"] for r in d["runs"]] == ["c0.1", "c10.0", "c1.0"]
+    assert d["params"]["C"] == [0.1, 10.0, 1.0] and d["params"]["SEED"] == [7, 7, 7]
+    assert "C" in d["differs"]["params"] and "SEED" not in d["differs"]["params"]
+    assert d["metrics"]["loss"][0] == pytest.approx(1 / 4.1)
+    assert json.dumps(d)  # plain data
+
+    # differences highlighted, and the widget's "only differences" switch
+    table = c.table_html()
+    assert "<tr class=mlops-diff><td>C</td>" in table and "<tr><td>SEED</td>" in table
+    assert "SEED" not in c.table_html(only_differences=True)
+
+    # curves: the stepped metrics, one line per run
+    assert list(c.histories) == ["loss", "val_loss"]
+    assert len(c.histories["loss"]) == 12 and set(c.histories["loss"].run) == set(c.labels)
+    spec = theme.chart_spec(c.curve_chart("loss"))
+    assert spec["mark"]["type"] == "line" and spec["encoding"]["color"]["field"] == "run"
+    assert spec["config"]["range"]["category"] == theme.PALETTE
+
+    # the widget: tabs, dropdowns that redraw the charts
+    w = c.widget
+    _header, tabs = w.children
+    assert tabs.titles == ("Params & metrics", "Curves", "Scatter", "Code", "Data")
+    only, table_widget = tabs.children[0].children
+    only.value = True
+    assert "SEED" not in table_widget.value and "mlops-diff" in table_widget.value
+    curves = tabs.children[1].children[1]
+    before = curves.children[0]
+    assert c.curve_metric.options == ("loss", "val_loss")
+    c.curve_metric.value = "val_loss"
+    assert curves.children[0] is not before
+    scatter = tabs.children[2].children[1]
+    before = scatter.children[0]
+    c.scatter_param.value = "SEED"
+    c.scatter_metric.value = "loss"
+    assert scatter.children[0] is not before
+    data = c.scatter_data("C", "accuracy")
+    assert list(data.C) == [0.1, 10.0, 1.0]
+
+    # code diff of the first two runs, data inputs side by side with data_diff
+    assert "<span class='mlops-del'>-C = 0.1</span>" in c.code_diff_html()
+    assert "<span class='mlops-add'>+C = 10.0</span>" in c.code_diff_html()
+    assert "df@v1" in c.data_html() and "df@v2" in c.data_html()
+    ((name, diff),) = c.data_diffs
+    assert name == "df" and diff.rows["changed"] == 1
+    assert "df@v1 → default/df@v2" in tabs.children[4].value
+
+    # displays: a widget with an HTML fallback in the same bundle
+    bundle = c._repr_mimebundle_()
+    assert WIDGET_MIME in bundle and bundle["text/plain"].startswith("<Comparison of 3 runs")
+    static = c._repr_html_()
+    for fragment in ("c10.0", "mlops-diff", "loss", "df@v2", "+C = 10.0", "changed"):
+        assert fragment in static
+
+
+def test_compare_bad_input(three):
+    with pytest.raises(ValidationError, match="at least two"):
+        compare(three["c0.1"])
+    with pytest.raises(ValidationError, match="same run twice"):
+        compare(three["c0.1"], three["c0.1"])
+    with pytest.raises(NotFoundError):
+        compare(three["c0.1"], "ffffffffff")
+    # Run objects, id prefixes and one list of them work too
+    run = mlops.get_run(three["c1.0"])
+    c = compare([run, three["c0.1"][:8]])
+    assert [r.run_id for r in c.runs] == [three["c1.0"], three["c0.1"]]
+
+
+def test_chart_widget_renders_offline(store_dir):
+    import altair as alt
+    import pandas as pd
+
+    chart = alt.Chart(pd.DataFrame({"x": [1, 2], "y": [3, 4]})).mark_line().encode(x="x", y="y")
+    widget = theme.chart_widget(chart)
+    if theme.chart_backend() == "jupyterchart":
+        assert isinstance(widget, alt.JupyterChart)
+        assert "<svg" in theme.chart_html(chart)
+    else:  # JupyterLab's own Vega-Lite 5 draws it; no CDN involved
+        (out,) = widget.outputs
+        spec = out["data"]["application/vnd.vegalite.v5+json"]
+        assert spec["$schema"].endswith("/v5.json") and spec["config"]["view"]["stroke"] is None
+        assert theme.chart_html(chart) == ""
+    assert alt.theme.active != theme.THEME  # our theme never leaks into the user's charts
+
+
+def _populate(n: int) -> None:
+    """``n`` finished runs with 3 params and 2 metrics, written in one transaction."""
+    now = time.time()
+    runs, params, metrics = [], [], []
+    for i in range(n):
+        rid = uuid.uuid4().hex
+        p = {"lr": round((i * 7919 % 1000) / 1000, 3), "depth": i % 7, "opt": "adam"}
+        m = {"accuracy": (i * 104729 % 10_000) / 10_000, "loss": 1 / (i + 1)}
+        runs.append(
+            {
+                "run_id": rid,
+                "experiment_id": None,
+                "name": f"run-{i}",
+                "status": "finished",
+                "start_time": now + i,
+                "end_time": now + i + 1,
+                "duration_s": 1.0,
+                "summary": json.dumps({"p": p, "m": m, "t": {}}),
+            }
+        )
+        for key, value in p.items():
+            text, num, vtype = encode_param(value)
+            params.append({"run_id": rid, "key": key, "value": text, "num": num, "vtype": vtype})
+        for key, value in m.items():
+            metrics.append({"run_id": rid, "key": key, "value": value, "step": 0, "timestamp": now})
+    with current_store().write() as conn:
+        exp = get_or_create_experiment(conn, "big")
+        for row in runs:
+            row["experiment_id"] = exp
+        conn.execute(schema.runs.insert(), runs)
+        conn.execute(schema.params.insert(), params)
+        conn.execute(schema.latest_metrics.insert(), metrics)
+        conn.execute(schema.metric_history.insert(), metrics)
+
+
+def test_runs_view_over_10000_runs_opens_fast(store_dir):
+    _populate(10_000)
+    mlops.runs(limit=1)  # warm the store connection and imports, as an open notebook has
+    t0 = time.perf_counter()
+    view = runs_view(page_size=25)
+    elapsed = time.perf_counter() - t0
+    print(f"\nruns_view over 10,000 runs: widget model built in {elapsed * 1000:.0f} ms")
+    assert elapsed < 3.0
+    assert "1–25 of 10,000" in view.page_label.value
+    assert len(view._box_column.children) == 25
+    assert view.grid.children[-1].value.count("<div") == 25
+    assert view.columns[-4:] == ["metrics.accuracy", "metrics.loss", "params.depth", "params.lr"]
+    t0 = time.perf_counter()
+    view.sort("metrics.accuracy", descending=True)
+    view.next_button.click()
+    print(f"sort + next page: {(time.perf_counter() - t0) * 1000:.0f} ms")
+    assert "26–50 of 10,000" in view.page_label.value
+    assert view.frame["metrics.accuracy"].is_monotonic_decreasing
+    view.filter_box.value = "params.depth = 3 and metrics.accuracy > 0.5"
+    assert view.error.value == "" and 0 < len(view.frame) < 10_000
+    assert "<td>run-" in view._repr_html_()
+
+
+def test_views_stay_out_of_a_plain_import():
+    code = (
+        "import sys, jupyter_mlops, jupyter_mlops.views; "
+        "print('ipywidgets' in sys.modules, 'altair' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert out.stdout.split() == ["False", "False"]
