@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from .errors import StoreError
 from .store import Store, schema
 from .store.migrations import LATEST_VERSION, current_version
 
@@ -139,7 +140,14 @@ def collect_garbage(
     store: Store, *, grace_s: float = GC_GRACE_S, dry_run: bool = False
 ) -> GcReport:
     """Delete objects no run, data version or manifest references, older than ``grace_s``."""
-    refs = referenced_objects(store)
+    problems: list[str] = []
+    refs = referenced_objects(store, problems)
+    if problems:
+        raise StoreError(
+            "Garbage collection stopped before deleting anything: "
+            + "; ".join(problems)
+            + ". Run `jupyter-mlops doctor` and repair or restore the store first."
+        )
     report = GcReport(dry_run=dry_run)
     now = time.time()
     objects = store.objects

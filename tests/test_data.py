@@ -360,3 +360,60 @@ def test_unversionable_input_is_skipped_with_a_note(ip):
     assert result.success and ip.user_ns["n"] == 2
     run = mlops.get_run(mlops.runs().run_id[0])
     assert run.params["n"] == 2 and run.inputs[0]["name"] == "odd"
+
+
+def test_diff_with_a_reset_index_matches_rows_by_content(store_dir):
+    big = frame(300_000)
+    mlops.snapshot(big, "reset")
+    shorter = big.drop(index=range(150_000, 153_000)).reset_index(drop=True)
+    shorter.loc[10, "x"] = 123.0
+    mlops.snapshot(shorter, "reset")
+    diff = mlops.data_diff("reset@v1", "reset@v2")
+    assert diff.match == "content"
+    assert (diff.rows["removed"], diff.rows["added"], diff.rows["changed"]) == (3001, 1, 0)
+    assert diff.samples["added"].x.tolist() == [123.0]
+
+
+def test_review_regressions(ip, store_dir):
+    run_cell(ip, "import jupyter_mlops as mlops\nimport pandas as pd\nimport numpy as np")
+    run_cell(ip, "raw = pd.DataFrame({'x': np.arange(10.0)})")
+    # one new frame under two names: the run is saved, lineage written once
+    assert run_cell(ip, "%%track dup\nclean = raw * 2\nalias = clean").success
+    assert mlops.runs().status[0] == "finished"
+    # a slice statement that reads a bound input, and IPython syntax in the tracked cell
+    run_cell(ip, "n = len(raw)")
+    assert run_cell(ip, "%%track uses_n\n%time total = float(raw.x.sum()) / n").success
+    parent = mlops.get_run(mlops.runs(filter="name = 'uses_n'").run_id[0])
+    child = mlops.replay(parent.run_id)
+    assert child.params["total"] == parent.params["total"] == 4.5
+    # the content hash sees the columns' name
+    named = ip.user_ns["raw"].copy()
+    named.columns.name = "cols"
+    v1, v2 = mlops.snapshot(ip.user_ns["raw"], "named"), mlops.snapshot(named, "named")
+    assert v1.content_hash != v2.content_hash and mlops.load_data("named@v2").columns.name == "cols"
+    # ordering by a text param
+    for solver in ("lbfgs", "adam", "saga"):
+        with mlops.track("s", experiment="order", capture=False) as run:
+            run.log_param("solver", solver)
+    assert list(mlops.runs(experiment="order", order_by="params.solver")["params.solver"]) == [
+        "adam",
+        "lbfgs",
+        "saga",
+    ]
+
+
+def test_gc_refuses_when_a_manifest_is_unreadable(store_dir):
+    from jupyter_mlops.errors import StoreError
+    from jupyter_mlops.maintenance import collect_garbage
+
+    store = mlops.open_store(store_dir)
+    version = mlops.snapshot(frame(100), "g")
+    path = store_dir / "objects" / version.manifest_hash[:2] / version.manifest_hash[2:]
+    original = path.read_bytes()
+    path.write_bytes(original[:-1] + b"!")
+    before = object_count(store_dir)
+    with pytest.raises(StoreError, match="doctor"):
+        collect_garbage(store, grace_s=0)
+    assert object_count(store_dir) == before
+    path.write_bytes(original)
+    pd.testing.assert_frame_equal(mlops.load_data("g@v1"), frame(100))

@@ -13,7 +13,8 @@ from .conftest import cli as run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "jupyter_mlops"
-SERVICES = ["store", "tracking", "data"]
+SERVICES = ["store", "tracking", "data", "registry"]
+INTERFACE_PACKAGE_MODULES = ("magics", "views", "cli")
 INTERFACE_MODULES = ("IPython", "ipywidgets", "jupyter_server", "ipykernel", "tornado")
 
 
@@ -67,6 +68,10 @@ def _imports(path: Path) -> set[str]:
             found |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            module = (node.module or "").split(".")[0]
+            names = [a.name for a in node.names] if not module else [module]
+            found |= {f"jupyter_mlops.{n}" for n in names if n in INTERFACE_PACKAGE_MODULES}
     return found
 
 
@@ -74,7 +79,10 @@ def test_services_never_import_interfaces():
     offenders = []
     for layer in SERVICES:
         for path in (PACKAGE / layer).rglob("*.py"):
-            bad = _imports(path) & set(INTERFACE_MODULES)
+            interfaces = set(INTERFACE_MODULES) | {
+                f"jupyter_mlops.{m}" for m in INTERFACE_PACKAGE_MODULES
+            }
+            bad = _imports(path) & interfaces
             if bad:
                 offenders.append(f"{path.relative_to(REPO)}: {sorted(bad)}")
     assert offenders == []

@@ -202,3 +202,13 @@ def test_two_processes_get_distinct_versions(ip, store_dir):
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0 and out.strip() == "ok", err
     assert sorted(mlops.model_versions("shared").version) == list(range(1, 31))
+
+
+def test_builtin_functions_are_never_trusted_implicitly():
+    from sklearn.preprocessing import FunctionTransformer
+
+    from jupyter_mlops.tracking.modelio import dump_model
+
+    data, fmt = dump_model(FunctionTransformer(func=exec))
+    with pytest.raises(MlopsError, match=r"builtins\.exec"):
+        load_model_bytes(data, fmt)

@@ -33,6 +33,7 @@ class DataDiff:
     key: list[str] | None
     chunks: dict[str, int]
     samples: dict[str, Any] = field(default_factory=dict, repr=False)
+    match: str = "index"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: schema changes, row counts, per-column statistic changes, samples."""
@@ -44,6 +45,7 @@ class DataDiff:
             "rows": self.rows,
             "stats": {c: {k: list(v) for k, v in d.items()} for c, d in self.stats.items()},
             "key": self.key,
+            "match": self.match,
             "chunks": self.chunks,
             "samples": {
                 k: v.reset_index().to_dict(orient="records") for k, v in self.samples.items()
@@ -116,8 +118,13 @@ def data_diff(
     key: str | list[str] | None = None,
     store: Store | None = None,
 ) -> DataDiff:
-    """Compare two versions: schema, rows added/removed/changed (by index or ``key``),
-    per-column statistic changes, and a sample of each kind of row."""
+    """Compare two versions: schema, rows added/removed/changed, per-column statistic
+    changes, and a sample of each kind of row.
+
+    Rows are matched by the ``key`` column(s) when given, else by index label; with a
+    default RangeIndex and a different row count they are matched by content (``match``
+    says which), since positions then no longer name the same rows.
+    """
     import pandas as pd
 
     from .chunks import decode_rows, row_chunk_signatures
@@ -140,6 +147,37 @@ def data_diff(
     diff_a = [i for i, s in enumerate(sig_a) if s not in common]
     diff_b = [i for i, s in enumerate(sig_b) if s not in common]
     get = store.objects.get
+    chunk_counts = {
+        "decoded": len(diff_a) + len(diff_b),
+        "skipped": (len(sig_a) - len(diff_a)) + (len(sig_b) - len(diff_b)),
+    }
+    if keys is None and _positional(ma) and _positional(mb) and va.n_rows != vb.n_rows:
+        # Default RangeIndex and rows added or removed: positions no longer name the same
+        # rows, so rows are matched by content (an edited row counts as removed + added).
+        part_a, part_b = (
+            _as_frame(decode_rows(ma, get, diff_a)),
+            _as_frame(decode_rows(mb, get, diff_b)),
+        )
+        removed, added = _content_matched(part_a, part_b)
+        counts.update(added=len(added), removed=len(removed), changed=0)
+        counts["unchanged"] = va.n_rows - len(removed)
+        samples = {
+            "added": added.head(_SAMPLE),
+            "removed": removed.head(_SAMPLE),
+            "changed": part_a.iloc[:0],
+        }
+        return DataDiff(
+            va.ref,
+            vb.ref,
+            False,
+            schema,
+            counts,
+            stats,
+            None,
+            chunk_counts,
+            samples,
+            match="content",
+        )
     part_a = _keyed(decode_rows(ma, get, diff_a), keys)
     part_b = _keyed(decode_rows(mb, get, diff_b), keys)
     added_keys = part_b.index.difference(part_a.index)
@@ -173,8 +211,36 @@ def data_diff(
         )
     else:
         samples["changed"] = part_a.iloc[:0]
-    chunk_counts = {
-        "decoded": len(diff_a) + len(diff_b),
-        "skipped": (len(sig_a) - len(diff_a)) + (len(sig_b) - len(diff_b)),
-    }
-    return DataDiff(va.ref, vb.ref, False, schema, counts, stats, keys, chunk_counts, samples)
+    match = "key" if keys else "index"
+    return DataDiff(
+        va.ref, vb.ref, False, schema, counts, stats, keys, chunk_counts, samples, match=match
+    )
+
+
+def _positional(manifest: dict[str, Any]) -> bool:
+    """A default RangeIndex: labels that say where a row is, not which row it is."""
+    index = manifest.get("index")
+    return isinstance(index, dict) and index.get("type") == "range"
+
+
+def _as_frame(obj: Any) -> Any:
+    import pandas as pd
+
+    return obj if isinstance(obj, pd.DataFrame) else pd.DataFrame(obj)
+
+
+def _content_matched(part_a: Any, part_b: Any) -> tuple[Any, Any]:
+    """Rows of ``part_a`` with no equal row in ``part_b`` and the reverse (as multisets)."""
+    import pandas as pd
+
+    columns = [c for c in part_a.columns if c in part_b.columns]
+    ha = pd.util.hash_pandas_object(part_a[columns], index=False).to_numpy()
+    hb = pd.util.hash_pandas_object(part_b[columns], index=False).to_numpy()
+    left_a = pd.Series(ha).groupby(ha).cumcount().to_numpy()
+    left_b = pd.Series(hb).groupby(hb).cumcount().to_numpy()
+    # The k-th copy of a row on one side matches the k-th copy on the other.
+    key_a = pd.MultiIndex.from_arrays([ha, left_a])
+    key_b = pd.MultiIndex.from_arrays([hb, left_b])
+    removed = part_a[~key_a.isin(key_b)]
+    added = part_b[~key_b.isin(key_a)]
+    return removed, added

@@ -147,10 +147,12 @@ def fingerprint(obj: Any) -> Fingerprint:
     """Hash ``obj`` (a DataFrame, Series or ndarray) by content; raises TypeError otherwise."""
     kind = data_kind(obj)
     h = hashlib.sha256()
-    h.update(f"jupyter_mlops-data-v2:{kind}\0".encode())
+    h.update(f"jupyter_mlops-data-v3:{kind}\0".encode())
     if kind == "dataframe":
         h.update(f"{obj.shape}\0".encode())
-        h.update(f"columns:{type(obj.columns).__name__}:{obj.columns.nlevels}\0".encode())
+        cols = obj.columns
+        h.update(f"columns:{type(cols).__name__}:{cols.nlevels}:{list(cols.names)!r}\0".encode())
+        h.update(f"{[str(d) for d in getattr(cols, 'dtypes', [cols.dtype])]!r}\0".encode())
         digests, columns = _frame_columns(obj)
         for label, digest in zip(obj.columns, digests, strict=True):
             h.update(f"{label!r}\0".encode())

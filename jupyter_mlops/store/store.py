@@ -210,7 +210,10 @@ def _store_error(exc: Exception, where: str) -> StoreError:
             f"The metadata database of the store at {where} is damaged ({text}). "
             "Run `jupyter-mlops doctor` and restore it from a backup."
         )
-    return StoreError(f"The store at {where} failed: {text}")
+    return StoreError(
+        f"The store at {where} failed: {text}. Run `jupyter-mlops doctor` to check it; if it "
+        "reports damage, restore the store folder from a backup."
+    )
 
 
 _current: Store | None = None

@@ -180,6 +180,17 @@ class _Visitor(ast.NodeVisitor):
         if self.depth == 0 and isinstance(node.func, ast.Attribute):
             if node.func.attr in FIT_METHODS and isinstance(node.func.value, ast.Name):
                 self._add_fit(node.func.value.id, node)
+            code = _magic_code(node)
+            if code is not None:  # `%time x = f(df)`: the magic's argument is Python
+                try:
+                    inner = ast.parse(code)
+                except (SyntaxError, ValueError):
+                    inner = None
+                if inner is not None:
+                    saved, self.text = self.text, code
+                    for stmt in inner.body:
+                        self.visit(stmt)
+                    self.text = saved
         self.generic_visit(node)
 
     def _add_fit(self, owner: str, call: ast.Call) -> None:
@@ -204,6 +215,20 @@ class _Visitor(ast.NodeVisitor):
             if len(target.elts) == len(value.elts):
                 for t, v in zip(target.elts, value.elts, strict=True):
                     self._record_assignment(t, v)
+
+
+def _magic_code(call: ast.Call) -> str | None:
+    """The Python a ``get_ipython().run_line_magic('time', code)`` call (or a cell magic
+    that runs its body) executes, when the magic is one that runs code."""
+    func = call.func
+    if not (isinstance(func, ast.Attribute) and func.attr in {"run_line_magic", "run_cell_magic"}):
+        return None
+    args = call.args
+    if not args or not all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in args):
+        return None
+    if args[0].value not in _PY_CELL_MAGICS:  # type: ignore[attr-defined]
+        return None
+    return args[-1].value  # type: ignore[attr-defined]
 
 
 def _kw(call: ast.Call, name: str) -> ast.expr | None:

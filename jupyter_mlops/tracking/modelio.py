@@ -12,8 +12,13 @@ from ..errors import MlopsError, ValidationError
 
 __all__ = ["TRUSTED_MODULES", "dump_model", "load_model_bytes"]
 
-# Types from these packages are data-only in skops files: they are rebuilt, not executed.
-TRUSTED_MODULES = frozenset({"sklearn", "numpy", "scipy", "builtins", "collections", "_operator"})
+# Types from these packages are rebuilt from data in skops files, not executed. Builtins
+# (exec, eval, open, getattr, …) are never trusted implicitly, and neither are numpy's
+# file readers.
+TRUSTED_MODULES = frozenset({"sklearn", "numpy", "scipy"})
+_NEVER = frozenset(
+    {"numpy.load", "numpy.loadtxt", "numpy.genfromtxt", "numpy.fromfile", "numpy.memmap"}
+)
 
 
 def dump_model(model: Any) -> tuple[bytes, str]:
@@ -49,7 +54,9 @@ def load_model_bytes(data: bytes, format: str, trusted: bool | list[str] = False
         else:
             extra = set(trusted) if isinstance(trusted, list) else set()
             blocked = [
-                t for t in untrusted if t.split(".")[0] not in TRUSTED_MODULES and t not in extra
+                t
+                for t in untrusted
+                if t not in extra and (t.split(".")[0] not in TRUSTED_MODULES or t in _NEVER)
             ]
             if blocked:
                 raise MlopsError(

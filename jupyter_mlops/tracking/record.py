@@ -54,12 +54,20 @@ class Run:
     @property
     def code_slice(self) -> str:
         """The earlier cells this run depends on plus its own code, as one runnable script."""
-        return slice_source(self._slice, self.code or "")
+        return slice_source(self.code_slice_cells, self.executed_code)
 
     @property
     def code_slice_cells(self) -> list[dict[str, Any]]:
         """The cells of the code slice: execution count, what was typed, runnable code."""
-        return list(self._slice)
+        return [c for c in self._slice if not c.get("tracked")]
+
+    @property
+    def executed_code(self) -> str:
+        """The run's own code as Python (IPython syntax such as ``%time`` transformed)."""
+        for cell in self._slice:
+            if cell.get("tracked"):
+                return str(cell.get("code") or "")
+        return self.code or ""
 
     def metric_history(self, name: str) -> Any:
         """Every logged value of metric ``name``: a DataFrame with step, value, timestamp."""

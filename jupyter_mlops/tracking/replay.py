@@ -58,13 +58,23 @@ class _ReplayShell:
     slice (``%load_ext``, ``%matplotlib``, ``!pip install``) are environment set-up, not
     computation, so they are skipped."""
 
-    def __init__(self) -> None:
+    # Magics whose argument is Python to run (timing, capturing): replay runs that code.
+    RUNS_CODE = frozenset({"time", "timeit", "capture", "prun", "track"})
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        self.namespace = namespace
         self.skipped: list[str] = []
 
     def run_line_magic(self, name: str, line: str, *args: Any, **kwargs: Any) -> None:
+        if name in self.RUNS_CODE:
+            exec(compile(line, f"%{name}", "exec"), self.namespace)
+            return
         self.skipped.append(f"%{name} {line}".strip())
 
     def run_cell_magic(self, name: str, line: str, cell: str, *args: Any, **kwargs: Any) -> None:
+        if name in self.RUNS_CODE:
+            exec(compile(cell, f"%%{name}", "exec"), self.namespace)
+            return
         self.skipped.append(f"%%{name} {line}".strip())
 
     def system(self, command: str, *args: Any, **kwargs: Any) -> None:
@@ -118,16 +128,18 @@ def replay(
     ``data="live"`` to re-read sources) and return the new run, linked to its parent."""
     store = store or current_store()
     parent = get_run(run_id, store)
-    if not parent.code:
+    code = parent.executed_code
+    if not code:
         raise ValidationError(f"Run {parent.run_id[:8]} recorded no code to replay.")
     live = data == "live"
     if isinstance(data, str) and not live:
         raise ValidationError('data must be a mapping {input name: reference or frame}, or "live".')
     bound = {} if live else _bindings(parent, data if isinstance(data, Mapping) else None, store)
-    cell = analyze(parent.code)
+    cell = analyze(code)
     if not cell.ok:
         raise ValidationError(
-            f"Run {parent.run_id[:8]}'s code is not plain Python; it cannot be replayed."
+            f"Run {parent.run_id[:8]}'s code does not parse as Python, so it cannot be "
+            "replayed; re-run the cell with %%track to record a replayable run."
         )
     history = [
         HistoryCell(int(c["execution_count"]), str(c["code"]), str(c["source"]))
@@ -136,8 +148,10 @@ def replay(
     # Statement by statement: a cell's imports run, its reading of a bound input does not.
     cells = code_slice(statements(history), cell, provided=frozenset(bound))
     _warn_package_drift(parent)
-    shell = _ReplayShell()
-    namespace: dict[str, Any] = {"__name__": "__replay__", "get_ipython": lambda: shell}
+    namespace: dict[str, Any] = {"__name__": "__replay__"}
+    shell = _ReplayShell(namespace)
+    namespace["get_ipython"] = lambda: shell
+    namespace.update(bound)  # slice statements may read the inputs (`n = len(df)`)
     for entry in cells:
         label = f"In[{entry['execution_count']}]"
         try:
@@ -150,7 +164,7 @@ def replay(
             ) from exc
     namespace.update(bound)
     execution = TrackedExecution(
-        parent.code,
+        code,
         name=name or f"{parent.name} (replay)",
         experiment=parent.experiment,
         tags={**parent.tags, "replay_of": parent.run_id, "data": "live" if live else "snapshots"},
@@ -162,7 +176,7 @@ def replay(
     error: BaseException | None = None
     try:
         with activate(run):
-            _execute(parent.code, namespace, "the tracked cell")
+            _execute(code, namespace, "the tracked cell")
     except BaseException as exc:
         error = exc
         raise

@@ -127,9 +127,11 @@ class _Compiler:
             return sa.not_(cond) if node.negated else cond
         raise QueryError("Expected a condition", self.text, node.pos)
 
-    def order(self, node: q.Field, desc: bool) -> sa.ColumnElement[Any]:
-        col = self.field(node, numeric=node.namespace != "tags")
-        return (col.desc() if desc else col.asc()).nulls_last()
+    def order(self, node: q.Field, desc: bool) -> list[sa.ColumnElement[Any]]:
+        keys = [self.field(node, numeric=node.namespace != "tags")]
+        if node.namespace == "params":  # numbers first by value, then text params by text
+            keys.append(self.field(node, numeric=False))
+        return [(k.desc() if desc else k.asc()).nulls_last() for k in keys]
 
 
 def select_run_ids(
@@ -149,7 +151,7 @@ def select_run_ids(
         where.append(_Compiler(filter, joins).condition(q.parse(filter)))
     if order_by:
         compiler = _Compiler(str(order_by), joins)
-        order = [compiler.order(f, d) for f, d in q.parse_order(order_by)]
+        order = [key for f, d in q.parse_order(order_by) for key in compiler.order(f, d)]
     source = r.join(e, e.c.experiment_id == r.c.experiment_id)
     for (_namespace, key), alias in joins.items():
         source = source.outerjoin(alias, sa.and_(alias.c.run_id == r.c.run_id, alias.c.key == key))

@@ -89,7 +89,14 @@ class TrackedExecution:
             writer = None
         self.run = ActiveRun(writer, self.name, self.experiment)
         if writer is not None and self.options.data:
-            self._snapshot_inputs(ns)
+            try:
+                self._snapshot_inputs(ns)
+            except BaseException:  # Ctrl-C while a large input is being versioned
+                try:
+                    writer.finish("interrupted", error="Interrupted while versioning inputs.")
+                except Exception:
+                    pass
+                raise
         return self.run
 
     def _dataset_for(self, name: str, obj: Any) -> str:
@@ -123,7 +130,11 @@ class TrackedExecution:
 
         problems = []
         inputs = list(self.capture.versions.values())
+        seen: set[int] = set()
         for name, frame in self.capture.created_frames(ns).items():
+            if id(frame) in seen:  # `alias = clean`: one output under two names
+                continue
+            seen.add(id(frame))
             try:
                 fp = fingerprint(frame)
                 version = snapshot(
@@ -175,6 +186,17 @@ class TrackedExecution:
         except Exception as exc:
             problems.append(f"code slice: {exc}")
             sliced = []
+        # The cell itself, as Python (IPython syntax transformed), closes the slice: replay
+        # runs this, while `code` keeps what the user typed.
+        sliced = [
+            *sliced,
+            {
+                "execution_count": None,
+                "source": self.raw_source,
+                "code": self.source,
+                "tracked": True,
+            },
+        ]
         environment = self._probe.result(self.notebook) if self._probe else None
         try:
             writer.finish(
@@ -187,6 +209,10 @@ class TrackedExecution:
             )
         except Exception as exc:
             warn(f"jupyter_mlops: the cell ran, but its run could not be saved: {_why(exc)}")
+            try:
+                writer.close_only("failed", f"The run could not be saved: {_why(exc)}")
+            except Exception:
+                pass  # the reaper closes it when this process ends
             return None
         if problems:
             warn("jupyter_mlops: parts of the run were not captured: " + "; ".join(problems))

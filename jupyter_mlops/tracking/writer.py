@@ -101,6 +101,7 @@ class RunWriter:
         self._artifacts: dict[str, _Artifact] = {}
         self._children: list[ChildRun] = []
         self._lineage: list[dict[str, Any]] = []
+        self._lineage_keys: set[tuple[int, int]] = set()
         self._dirty_latest: set[str] = set()
         self._dirty_params: set[str] = set()
         self._last_flush = time.monotonic()
@@ -231,7 +232,9 @@ class RunWriter:
     def add_lineage(self, output_version_id: int, input_version_ids: list[int]) -> None:
         """Record that this run derived an output data version from input versions."""
         for input_id in dict.fromkeys(input_version_ids):
-            if input_id != output_version_id:
+            row_key = (output_version_id, input_id)
+            if input_id != output_version_id and row_key not in self._lineage_keys:
+                self._lineage_keys.add(row_key)
                 self._lineage.append(
                     {
                         "output_version_id": output_version_id,
@@ -368,6 +371,18 @@ class RunWriter:
 
         self.store.write_retrying(work)
         self._clear_buffers()
+        self.status = status
+
+    def close_only(self, status: str, error: str | None = None) -> None:
+        """Last resort when ``finish`` failed: close the run row so it is not left running."""
+        end = time.time()
+        self.store.write_retrying(
+            lambda conn: conn.execute(
+                schema.runs.update()
+                .where(schema.runs.c.run_id == self.run_id, schema.runs.c.status == "running")
+                .values(status=status, end_time=end, duration_s=end - self.start_time, error=error)
+            )
+        )
         self.status = status
 
     def _write_artifacts(self, conn: sa.Connection) -> None:
