@@ -53,6 +53,13 @@ class ObjectStore:
         digest = hash_bytes(data)
         path = self._path(digest)
         if self.exists(digest):
+            if self.local:
+                # A reused object is young again, so `gc` (which spares recent objects) cannot
+                # delete it between this write and the commit of what references it.
+                try:
+                    os.utime(path)
+                except OSError:
+                    pass
             return digest, False
         try:
             if self.local:

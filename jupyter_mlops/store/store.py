@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StoreError, StoreLockedError
+from ..errors import ConflictError, StoreError, StoreLockedError
 from .location import StoreLocation, resolve_location
 
 if TYPE_CHECKING:
@@ -163,13 +163,22 @@ class Store:
             yield conn
 
     def write_retrying(self, work: Any) -> Any:
-        """Run ``work(conn)`` in a write transaction, retrying a few times if the lock stays busy."""
+        """Run ``work(conn)`` in a write transaction, retrying a few times if the lock stays
+        busy or a concurrent writer took the same unique key first (a database server does
+        not serialize writers the way SQLite does)."""
+        import sqlalchemy as sa
+
         for attempt in range(_LOCK_RETRIES):
             try:
                 with self.write() as conn:
                     return work(conn)
-            except StoreLockedError:
+            except (StoreLockedError, sa.exc.IntegrityError) as exc:
                 if attempt == _LOCK_RETRIES - 1:
+                    if isinstance(exc, sa.exc.IntegrityError):
+                        raise ConflictError(
+                            f"Another process wrote the same record at the same time ({exc.orig}); "
+                            "try again."
+                        ) from exc
                     raise
                 time.sleep(0.05 * (attempt + 1))
         return None

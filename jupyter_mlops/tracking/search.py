@@ -62,6 +62,8 @@ class _Compiler:
                 value = q.parse_time(value, self.text, node.pos)
             elif isinstance(value, bool) and numeric:
                 value = float(value)
+            elif not numeric and isinstance(value, int | float) and not isinstance(value, bool):
+                value = str(value)  # compared with a text column: compare as text everywhere
             return sa.literal(value)
         if isinstance(node, q.Field):
             return self.field(node, numeric)
