@@ -28,7 +28,13 @@ lint: install
 	$(BIN)/ruff check jupyter_mlops tests bench examples
 	$(BIN)/ruff format --check jupyter_mlops tests bench examples
 
-unit: install
+# Browser tests drive Debian's chromium (test tools cannot download browsers here).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null
+
+unit: install $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint unit

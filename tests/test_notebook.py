@@ -83,3 +83,25 @@ def test_data_versioning_notebook(tmp_path, store_dir):
     assert (diff.rows["added"], diff.rows["removed"], diff.rows["changed"]) == (60, 40, 10)
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert any("customers@v1 → customers@v2" in h for h in html)
+
+
+def test_registry_notebook(tmp_path, store_dir):
+    notebook = tmp_path / "registry.ipynb"
+    shutil.copy(REPO / "examples" / "registry.ipynb", notebook)
+    env = {**os.environ, "MLOPS_HOME": str(store_dir), "JPY_SESSION_NAME": str(notebook)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    nb = execute(notebook, env)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    widgets = [
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert len(widgets) == 2  # the runs explorer and the comparison
+    assert any("1–3 of 3" in o["data"].get("text/html", "") for o in widgets)
+    card = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+    assert card and card[0].startswith("# cancer — version 1")
+    production = mlops.get_model_version("cancer@production")
+    best = mlops.runs(experiment="registry", order_by="-metrics.accuracy").run_id[0]
+    assert production.run_id == best
+    assert list(mlops.model_events("cancer").kind) == ["registered", "alias_set"]

@@ -137,7 +137,7 @@ class Comparison:
             alt.Chart(self.histories[metric], title=f"{metric} over steps")
             .mark_line(point=True)
             .encode(
-                x=alt.X("step:Q", title="step"),
+                x=alt.X("step:Q", title="step", axis=alt.Axis(tickMinStep=1, format="d")),
                 y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
                 color=alt.Color("run:N", title="run", sort=self.labels),
                 tooltip=["run:N", "step:Q", alt.Tooltip("value:Q", format=".4~g")],

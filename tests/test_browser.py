@@ -1,0 +1,161 @@
+"""The notebook views in a real JupyterLab, driven by Playwright in Debian's chromium.
+
+JupyterLab runs on 127.0.0.1 with a token; the browser blocks every request that does
+not go there, so the views must render with no internet. Screenshots are kept under
+``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+TOKEN = "mlops-test-token"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A JupyterLab server on 127.0.0.1 serving a copy of examples/registry.ipynb."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(
+            "Debian's chromium is missing: `make test` installs it (apt-get install chromium)."
+        )
+    settings = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "overrides.json").write_text(
+        json.dumps(
+            {
+                "@jupyterlab/apputils-extension:notification": {
+                    "fetchNews": "false",
+                    "checkForUpdates": False,
+                }
+            }
+        )
+    )
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(REPO / "examples" / "registry.ipynb", root / "registry.ipynb")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env.update(
+        MLOPS_HOME=str(tmp_path / "store"),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    )
+    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115 - closed after the server stops
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.terminate()
+        pytest.fail(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+    yield url
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+def test_runs_view_and_compare_render_offline_in_jupyterlab(lab):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    blocked: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+        def route(r):
+            target = r.request.url
+            if target.startswith(("http://127.0.0.1", "data:", "blob:")):
+                r.continue_()
+            else:
+                blocked.append(target)
+                r.abort()
+
+        page.route("**/*", route)
+        page.goto(f"{lab}/lab/tree/registry.ipynb?token={TOKEN}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+        page.wait_for_selector(
+            ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000
+        )
+        page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
+        page.keyboard.press("Escape")
+        page.click("text=Run", timeout=10_000)
+        page.click("text=Run All Cells", timeout=10_000)
+        # the last cell lists the audit events: wait for it
+        page.wait_for_selector("text=best accuracy of the sweep", timeout=240_000)
+
+        runs_view = page.locator(".jp-OutputArea-output", has_text="1–3 of 3").first
+        runs_view.scroll_into_view_if_needed()
+        assert runs_view.is_visible()
+        runs_view.screenshot(path=str(ARTIFACTS / "runs_view.png"))
+
+        compare = (
+            page.locator(".jp-OutputArea-output", has_text="Compare")
+            .filter(has_text="Curves")
+            .first
+        )
+        compare.get_by_text("Curves", exact=True).first.click()
+        marks = compare.locator("svg .mark-line path, svg .mark-symbol path, canvas")
+        deadline = time.monotonic() + 30
+        while marks.count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert marks.count() > 0, "the loss curves did not draw"
+        compare.screenshot(path=str(ARTIFACTS / "compare_curves.png"))
+        page.get_by_text("cancer@1").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "registry_notebook.png"), full_page=False)
+        browser.close()
+    assert all(u.startswith(("http", "ws")) for u in blocked)  # only outside requests were refused
