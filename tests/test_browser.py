@@ -139,7 +139,11 @@ def test_runs_view_and_compare_render_offline_in_jupyterlab(lab):
         page.wait_for_selector("text=best accuracy of the sweep", timeout=240_000)
 
         runs_view = page.locator(".jp-OutputArea-output", has_text="1–3 of 3").first
-        runs_view.scroll_into_view_if_needed()
+        try:  # widgets render after their comm messages arrive: give them time
+            runs_view.wait_for(state="attached", timeout=120_000)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "notebook_after_run.png"), full_page=True)
+        runs_view.scroll_into_view_if_needed(timeout=60_000)
         assert runs_view.is_visible()
         runs_view.screenshot(path=str(ARTIFACTS / "runs_view.png"))
 
