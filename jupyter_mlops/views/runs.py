@@ -99,8 +99,10 @@ class RunsView(widgets.VBox):
         self.column_chooser = widgets.SelectMultiple(
             description="Columns", rows=6, layout=widgets.Layout(width="60%")
         )
-        self.sort_by = widgets.Dropdown(description="Sort by", layout=widgets.Layout(width="40%"))
-        self.descending = widgets.ToggleButton(value=False, description="descending", layout=small)
+        self.sort_by = widgets.Dropdown(description="Sort by", layout=widgets.Layout(width="320px"))
+        self.descending = widgets.ToggleButton(
+            value=False, description="descending", layout=widgets.Layout(width="120px")
+        )
         self.prev_button = widgets.Button(description="‹ Prev", layout=small)
         self.next_button = widgets.Button(description="Next ›", layout=small)
         self.page_label = widgets.HTML()
@@ -137,7 +139,15 @@ class RunsView(widgets.VBox):
             [
                 widgets.HBox([self.filter_box, self.refresh_button]),
                 self.error,
-                widgets.HBox([self.column_chooser, widgets.VBox([self.sort_by, self.descending])]),
+                widgets.HBox(
+                    [
+                        self.column_chooser,
+                        widgets.VBox(
+                            [self.sort_by, self.descending],
+                            layout=widgets.Layout(align_items="flex-end"),
+                        ),
+                    ]
+                ),
                 widgets.HBox([self.prev_button, self.page_label, self.next_button]),
                 self.grid,
                 widgets.HBox([self.compare_button, self.clear_button, self.selection_label]),
