@@ -269,13 +269,15 @@ class MlopsMagics(Magics):
 
     @line_magic
     def mlops(self, line: str) -> Any:
-        """``%mlops runs [EXPERIMENT]`` (the runs explorer), ``%mlops store``,
-        ``%mlops experiment [NAME]``."""
+        """``%mlops runs [EXPERIMENT]`` (the runs explorer), ``%mlops data [NAME]`` (datasets,
+        or one dataset's history and latest diff), ``%mlops store``, ``%mlops experiment [NAME]``."""
         from . import api
 
         words = line.split()
         if not words:
-            raise UsageError("Usage: %mlops runs [EXPERIMENT] | store | experiment [NAME]")
+            raise UsageError(
+                "Usage: %mlops runs [EXPERIMENT] | data [NAME] | store | experiment [NAME]"
+            )
         command, rest = words[0], words[1:]
         if command == "runs":
             from .errors import MlopsError
@@ -285,6 +287,8 @@ class MlopsMagics(Magics):
                 return runs_view(" ".join(rest) or None)
             except MlopsError as exc:
                 raise UsageError(str(exc)) from None
+        if command == "data":
+            return self._data_view(" ".join(rest) or None)
         if command == "store":
             from .store import current_store
 
@@ -295,7 +299,33 @@ class MlopsMagics(Magics):
                 api.set_experiment(" ".join(rest))
             print(f"experiment: {api.get_experiment()}")
             return None
-        raise UsageError(f"Unknown %mlops command {command!r}: use runs, store or experiment.")
+        raise UsageError(
+            f"Unknown %mlops command {command!r}: use runs, data, store or experiment."
+        )
+
+    def _data_view(self, name: str | None) -> Any:
+        """``%mlops data``: the datasets; ``%mlops data NAME``: its history and latest diff."""
+        import html
+
+        from IPython.display import HTML
+
+        from .data.diff import data_diff
+        from .data.versions import data_history, datasets
+        from .errors import MlopsError
+
+        try:
+            if name is None:
+                return datasets()
+            history = data_history(name)
+        except MlopsError as exc:
+            raise UsageError(str(exc)) from None
+        shown = history.drop(columns=["content_hash"]).assign(hash=history.content_hash.str[:12])
+        page = f"<h4>{html.escape(name)}: {len(history)} version(s)</h4>" + shown.to_html(
+            index=False
+        )
+        if len(history) >= 2:
+            page += data_diff(history.ref.iloc[1], history.ref.iloc[0])._repr_html_()
+        return HTML(page)
 
 
 def _warm_up() -> None:

@@ -417,3 +417,17 @@ def test_gc_refuses_when_a_manifest_is_unreadable(store_dir):
     assert object_count(store_dir) == before
     path.write_bytes(original)
     pd.testing.assert_frame_equal(mlops.load_data("g@v1"), frame(100))
+
+
+def test_mlops_data_magic(ip):
+    run_cell(
+        ip, "import pandas as pd\na = pd.DataFrame({'x': [1, 2, 3]})\nb = a.assign(x=[1, 2, 4])"
+    )
+    run_cell(ip, "%snapshot a --name t")
+    run_cell(ip, "%snapshot b --name t")
+    listing = run_cell(ip, "%mlops data").result
+    assert list(listing.name) == ["t"] and listing.latest[0] == "t@v2" and listing.versions[0] == 2
+    page = run_cell(ip, "%mlops data t").result.data
+    assert "t: 2 version(s)" in page and "t@v1 → t@v2" in page and "1 changed" in page
+    assert "Unknown" not in str(run_cell(ip, "%mlops data nope").error_in_exec or "")
+    assert "No dataset 'nope'" in str(run_cell(ip, "%mlops data nope").error_in_exec)

@@ -25,6 +25,7 @@ from .references import DataRef, check_dataset_name, parse_data_ref
 __all__ = [
     "DataVersion",
     "data_history",
+    "datasets",
     "load_data",
     "load_manifest",
     "provenance",
@@ -417,4 +418,42 @@ def data_history(name: str, store: Store | None = None) -> Any:
             "description": [r.description for r in rows],
         }
     )
+    return frame
+
+
+def datasets(store: Store | None = None) -> Any:
+    """One row per dataset: name, number of versions, latest reference, its rows and size."""
+    import pandas as pd
+
+    store = store or current_store()
+    columns = ["name", "versions", "latest", "rows", "columns", "size_bytes", "updated"]
+    if not store.exists:
+        return pd.DataFrame(columns=columns)
+    dv, ds = schema.data_versions, schema.datasets
+    latest = (
+        sa.select(
+            dv.c.dataset_id, sa.func.max(dv.c.version).label("version"), sa.func.count().label("n")
+        )
+        .group_by(dv.c.dataset_id)
+        .subquery()
+    )
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(
+                ds.c.name,
+                latest.c.n,
+                dv.c.version,
+                dv.c.n_rows,
+                dv.c.n_columns,
+                dv.c.size_bytes,
+                dv.c.created,
+            )
+            .join(latest, latest.c.dataset_id == ds.c.dataset_id)
+            .join(dv, sa.and_(dv.c.dataset_id == ds.c.dataset_id, dv.c.version == latest.c.version))
+            .order_by(ds.c.name)
+        ).all()
+    frame = pd.DataFrame(
+        [(r[0], r[1], f"{r[0]}@v{r[2]}", r[3], r[4], r[5], r[6]) for r in rows], columns=columns
+    )
+    frame["updated"] = pd.to_datetime(frame["updated"], unit="s", utc=True)
     return frame
