@@ -29,15 +29,21 @@ def execute(notebook: Path, env: dict[str, str]) -> nbformat.NotebookNode:
     return nb
 
 
-def test_quickstart_runs_and_records(tmp_path, store_dir):
-    notebook = tmp_path / "quickstart.ipynb"
-    shutil.copy(REPO / "examples" / "quickstart.ipynb", notebook)
+def run_example(name: str, tmp_path: Path, store_dir: Path) -> tuple[Path, list]:
+    """Execute ``examples/<name>`` in a real kernel, as JupyterLab would run it; return the
+    notebook's path and its outputs, after checking that no cell failed."""
+    notebook = tmp_path / name
+    shutil.copy(REPO / "examples" / name, notebook)
     env = {**os.environ, "MLOPS_HOME": str(store_dir), "JPY_SESSION_NAME": str(notebook)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     nb = execute(notebook, env)
-
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
+    return notebook, outputs
+
+
+def test_quickstart_runs_and_records(tmp_path, store_dir):
+    notebook, outputs = run_example("quickstart.ipynb", tmp_path, store_dir)
     texts = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert f"store {store_dir}" in texts and "experiment 'quickstart'" in texts
     cards = [
@@ -65,13 +71,7 @@ def test_quickstart_runs_and_records(tmp_path, store_dir):
 
 
 def test_data_versioning_notebook(tmp_path, store_dir):
-    notebook = tmp_path / "data_versioning.ipynb"
-    shutil.copy(REPO / "examples" / "data_versioning.ipynb", notebook)
-    env = {**os.environ, "MLOPS_HOME": str(store_dir), "JPY_SESSION_NAME": str(notebook)}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    nb = execute(notebook, env)
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
+    _, outputs = run_example("data_versioning.ipynb", tmp_path, store_dir)
     history = mlops.data_history("customers")
     assert list(history.version) == [2, 1]  # replays on old versions create no new versions
     v1, v2 = history.iloc[1], history.iloc[0]
@@ -86,13 +86,7 @@ def test_data_versioning_notebook(tmp_path, store_dir):
 
 
 def test_registry_notebook(tmp_path, store_dir):
-    notebook = tmp_path / "registry.ipynb"
-    shutil.copy(REPO / "examples" / "registry.ipynb", notebook)
-    env = {**os.environ, "MLOPS_HOME": str(store_dir), "JPY_SESSION_NAME": str(notebook)}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    nb = execute(notebook, env)
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
+    _, outputs = run_example("registry.ipynb", tmp_path, store_dir)
     assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
     widgets = [
         o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
