@@ -34,6 +34,7 @@ __all__ = [
     "models",
     "open_store",
     "register",
+    "registry_view",
     "remove_alias",
     "replay",
     "runs",
@@ -247,3 +248,11 @@ def compare(*runs: Any) -> Any:
     from .views.compare import compare as _compare
 
     return _compare(*runs)
+
+
+def registry_view(model: str | None = None) -> Any:
+    """The registry panel (a widget): versions, aliases, card, lineage; set an alias or
+    archive a version, with a confirmation and a reason for the audit trail."""
+    from .views.registry import registry_view as _registry_view
+
+    return _registry_view(model)

@@ -269,14 +269,15 @@ class MlopsMagics(Magics):
 
     @line_magic
     def mlops(self, line: str) -> Any:
-        """``%mlops runs [EXPERIMENT]`` (the runs explorer), ``%mlops data [NAME]`` (datasets,
+        """``%mlops runs [EXPERIMENT]`` (the runs explorer), ``%mlops registry [MODEL]``,
+        ``%mlops data [NAME]`` (datasets,
         or one dataset's history and latest diff), ``%mlops store``, ``%mlops experiment [NAME]``."""
         from . import api
 
         words = line.split()
         if not words:
             raise UsageError(
-                "Usage: %mlops runs [EXPERIMENT] | data [NAME] | store | experiment [NAME]"
+                "Usage: %mlops runs [EXPERIMENT] | registry [MODEL] | data [NAME] | store | experiment [NAME]"
             )
         command, rest = words[0], words[1:]
         if command == "runs":
@@ -289,6 +290,14 @@ class MlopsMagics(Magics):
                 raise UsageError(str(exc)) from None
         if command == "data":
             return self._data_view(" ".join(rest) or None)
+        if command == "registry":
+            from .errors import MlopsError
+            from .views.registry import registry_view
+
+            try:
+                return registry_view(" ".join(rest) or None)
+            except MlopsError as exc:
+                raise UsageError(str(exc)) from None
         if command == "store":
             from .store import current_store
 
@@ -300,7 +309,7 @@ class MlopsMagics(Magics):
             print(f"experiment: {api.get_experiment()}")
             return None
         raise UsageError(
-            f"Unknown %mlops command {command!r}: use runs, data, store or experiment."
+            f"Unknown %mlops command {command!r}: use runs, registry, data, store or experiment."
         )
 
     def _data_view(self, name: str | None) -> Any:

@@ -126,7 +126,7 @@ def _run_all(page) -> None:
     pytest.fail("JupyterLab never started running the notebook")
 
 
-def test_runs_view_and_compare_render_offline_in_jupyterlab(lab):
+def test_views_render_offline_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,9 @@ def test_runs_view_and_compare_render_offline_in_jupyterlab(lab):
             time.sleep(0.5)
         assert marks.count() > 0, "the loss curves did not draw"
         compare.screenshot(path=str(ARTIFACTS / "compare_curves.png"))
-        page.get_by_text("cancer@1").first.scroll_into_view_if_needed()
-        page.screenshot(path=str(ARTIFACTS / "registry_notebook.png"), full_page=False)
+        registry = page.locator(".jp-OutputArea-output", has_text="Set alias").first
+        registry.scroll_into_view_if_needed(timeout=60_000)
+        assert registry.get_by_text("production").first.is_visible()
+        registry.screenshot(path=str(ARTIFACTS / "registry_view.png"))
         browser.close()
     assert all(u.startswith(("http", "ws")) for u in blocked)  # only outside requests were refused

@@ -91,7 +91,7 @@ def test_registry_notebook(tmp_path, store_dir):
     widgets = [
         o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
     ]
-    assert len(widgets) == 2  # the runs explorer and the comparison
+    assert len(widgets) == 3  # the runs explorer, the comparison, the registry panel
     assert any("1–3 of 3" in o["data"].get("text/html", "") for o in widgets)
     card = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
     assert card and card[0].startswith("# cancer — version 1")

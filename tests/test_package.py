@@ -44,6 +44,7 @@ def test_public_names_are_exactly_all():
             "models",
             "open_store",
             "register",
+            "registry_view",
             "remove_alias",
             "replay",
             "runs",

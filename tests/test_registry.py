@@ -212,3 +212,46 @@ def test_builtin_functions_are_never_trusted_implicitly():
     data, fmt = dump_model(FunctionTransformer(func=exec))
     with pytest.raises(MlopsError, match=r"builtins\.exec"):
         load_model_bytes(data, fmt)
+
+
+def test_registry_view_moves_aliases_and_archives_with_confirmation(ip):
+    run_cell(ip, SETUP)
+    for c in (0.1, 1.0):
+        mlops.register(train(ip, f"c{c}", c), "churn")
+    mlops.set_alias("churn", "production", 1)
+    result = run_cell(ip, "%mlops registry churn")
+    view = result.result
+    assert view.model == "churn" and list(view.versions.version) == [2, 1]
+    assert "production" in view.versions_html.value and "churn@2" in view.detail.value
+    assert "lineage" in view.detail.value and "training run" in view.detail.value
+    # move production to version 2: asks first, changes nothing until confirmed
+    view.version_select.value = 2
+    view.alias_box.value = "production"
+    view.reason_box.value = "better recall"
+    view.alias_button.click()
+    assert view.pending == ("alias", {"alias": "production", "version": 2})
+    assert "from churn@1" in view.confirm_text.value and view.confirm_row.layout.display == "flex"
+    assert mlops.get_model_version("churn@production").version == 1
+    view.confirm_button.click()
+    assert mlops.get_model_version("churn@production").version == 2
+    moved = mlops.model_events("churn").iloc[-1]
+    assert (moved.kind, moved.reason) == ("alias_moved", "better recall")
+    assert view.confirm_row.layout.display == "none" and "production → churn@2" in view.status.value
+    # archiving the aliased version is refused with the reason shown; nothing changes
+    view.archive_button.click()
+    view.confirm_button.click()
+    assert "move those aliases" in view.status.value
+    assert list(mlops.model_versions("churn").version) == [2, 1]
+    # cancel leaves things as they were; archiving version 1 works and hides it
+    view.version_select.value = 1
+    view.archive_button.click()
+    view.cancel_button.click()
+    assert view.pending is None and list(mlops.model_versions("churn").version) == [2, 1]
+    view.archive_button.click()
+    view.confirm_button.click()
+    assert list(view.versions.version) == [2]
+    view.show_archived.value = True
+    assert list(view.versions.version) == [2, 1] and "(archived)" in view.versions_html.value
+    static = view._repr_html_()
+    assert "Model registry" in static and "production→2" in static
+    assert "No registered model 'nope'" in str(run_cell(ip, "%mlops registry nope").error_in_exec)
