@@ -84,6 +84,9 @@ class RunsView(widgets.VBox):
         self._wanted: list[str] | None = None  # the user's column choice, kept across filters
         self.comparison: Any = None
         self._raw = search_runs(experiment, filter or None, store=store)  # errors raise here
+        from .theme import prewarm
+
+        prewarm()  # Compare is one click away: load its chart runtime meanwhile
         self.frame = self._raw
 
         small = widgets.Layout(width="auto")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import threading
 from functools import cache
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "chart_html",
     "chart_spec",
     "chart_widget",
+    "prewarm",
     "theme_config",
 ]
 
@@ -111,6 +113,24 @@ def chart_backend() -> str:
         except Exception:  # a broken vl-convert install: fall back, never fail the view
             pass
     return "vegalite-v5"
+
+
+def prewarm() -> None:
+    """Load altair and the offline chart runtime in the background (a few seconds cold), so
+    the first chart a view draws does not wait for them. Views with charts one click away
+    (the runs explorer's Compare) call this when they open."""
+
+    def work() -> None:
+        try:
+            chart_backend()
+            if _importable("vl_convert"):
+                import vl_convert as vlc
+
+                vlc.vegalite_to_svg({"mark": "point", "data": {"values": [{}]}})
+        except Exception:
+            pass
+
+    threading.Thread(target=work, daemon=True, name="mlops-chart-warm-up").start()
 
 
 def chart_widget(chart: Any) -> Any:
