@@ -54,13 +54,17 @@ __all__ = [
     "compare",
     "data_diff",
     "data_history",
+    "deploy",
+    "deployments",
     "get_experiment",
     "get_model_version",
     "get_run",
+    "inference_log",
     "load_data",
     "load_ipython_extension",
     "load_model",
     "log_artifact",
+    "log_feedback",
     "log_metric",
     "log_metrics",
     "log_model",
@@ -70,6 +74,7 @@ __all__ = [
     "model_versions",
     "models",
     "open_store",
+    "predict_batch",
     "register",
     "registry_view",
     "remove_alias",
@@ -82,6 +87,7 @@ __all__ = [
     "set_tag",
     "snapshot",
     "track",
+    "undeploy",
 ]
 
 _API = set(__all__) - {"MlopsError", "__version__", "load_ipython_extension"}

@@ -18,12 +18,16 @@ __all__ = [
     "compare",
     "data_diff",
     "data_history",
+    "deploy",
+    "deployments",
     "get_experiment",
     "get_model_version",
     "get_run",
+    "inference_log",
     "load_data",
     "load_model",
     "log_artifact",
+    "log_feedback",
     "log_metric",
     "log_metrics",
     "log_model",
@@ -33,6 +37,7 @@ __all__ = [
     "model_versions",
     "models",
     "open_store",
+    "predict_batch",
     "register",
     "registry_view",
     "remove_alias",
@@ -45,6 +50,7 @@ __all__ = [
     "set_tag",
     "snapshot",
     "track",
+    "undeploy",
 ]
 
 
@@ -256,3 +262,91 @@ def registry_view(model: str | None = None) -> Any:
     from .views.registry import registry_view as _registry_view
 
     return _registry_view(model)
+
+
+def deploy(
+    reference: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    workers: int = 1,
+    token: str | None = None,
+    retention: str | int | None = None,
+    log: bool = True,
+    trusted: bool = False,
+) -> Any:
+    """Serve a registered model as a REST endpoint in its own process: ``deploy("churn@production")``.
+
+    Returns a ``Deployment`` (``.url``, ``.status``, ``.logs()``, ``.stop()``) once it answers.
+    It speaks Open Inference Protocol v2 and MLflow's ``/invocations``, logs every prediction,
+    follows the alias when it moves, and survives a kernel restart. ``port=None`` picks a free
+    port; a non-loopback ``host`` gets a bearer token shown once; ``retention`` keeps the
+    inference log by age (``"30d"``) or rows (``1_000_000``).
+    """
+    from .serving.deployments import deploy as _deploy
+
+    return _deploy(
+        reference,
+        host=host,
+        port=port,
+        workers=workers,
+        token=token,
+        retention=retention,
+        log=log,
+        trusted=trusted,
+    )
+
+
+def deployments(model: str | None = None, *, all: bool = False) -> Any:
+    """Deployments as a DataFrame with their live (health-checked) status."""
+    from .serving.deployments import deployments as _deployments
+
+    return _deployments(model, all=all)
+
+
+def undeploy(reference: str) -> Any:
+    """Stop serving: ``"churn@production"`` stops that deployment, ``"churn"`` all of that
+    model's, a deployment id that one. Returns the stopped deployments."""
+    from .serving.deployments import undeploy as _undeploy
+
+    return _undeploy(reference)
+
+
+def predict_batch(
+    reference: str,
+    data: Any,
+    *,
+    proba: bool = False,
+    chunk_size: int = 250_000,
+    log: bool = True,
+    progress: bool = True,
+) -> Any:
+    """Score a DataFrame with a registered model: a DataFrame of predictions with the same
+    index (``proba=True`` adds class probabilities). The batch is logged as data versions."""
+    from .serving.batch import predict_batch as _predict_batch
+
+    bar = None
+    if progress and len(data) > chunk_size:
+        from tqdm.auto import tqdm
+
+        def bar(total: int) -> Any:
+            return tqdm(total=total, unit="rows", desc=f"scoring {reference}")
+
+    return _predict_batch(
+        reference, data, proba=proba, chunk_size=chunk_size, log=log, progress=bar
+    )
+
+
+def log_feedback(request_ids: Any, labels: Any) -> int:
+    """Record ground-truth labels for served predictions by request id (``"<id>:<row>"``
+    for a row of a multi-row request); returns how many were stored."""
+    from .serving.inference_log import log_feedback as _log_feedback
+
+    return _log_feedback(request_ids, labels)
+
+
+def inference_log(model: str, *, since: float | None = None, last: int | None = None) -> Any:
+    """The predictions served for ``model`` as a DataFrame, one row per predicted row."""
+    from .serving.inference_log import inference_log as _inference_log
+
+    return _inference_log(model, since=since, last=last)

@@ -57,6 +57,54 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .serving.__main__ import main as serve_main
+
+    argv = [
+        args.model,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--workers",
+        str(args.workers),
+    ]
+    if args.retention:
+        argv += ["--retention", args.retention]
+    if args.no_log:
+        argv.append("--no-log")
+    if args.trusted:
+        argv.append("--trusted")
+    if args.insecure_no_auth:
+        argv.append("--insecure-no-auth")
+    return serve_main(argv)
+
+
+def _cmd_deployments(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .serving.deployments import deployments
+
+    frame = deployments(args.model, all=args.all)
+    if frame.empty:
+        print("no deployments")
+        return 0
+    with pd.option_context("display.max_columns", 12, "display.width", 200):
+        print(frame.drop(columns=["message"]).to_string(index=False))
+    for row in frame.itertuples():
+        if row.message:
+            print(f"{row.deployment_id}: {row.message}")
+    return 0
+
+
+def _cmd_undeploy(args: argparse.Namespace) -> int:
+    from .serving.deployments import undeploy
+
+    for d in undeploy(args.reference):
+        print(f"stopped {d.deployment_id} ({d.reference})")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jupyter-mlops", description="jupyter_mlops: track, version and serve models."
@@ -84,6 +132,29 @@ def _parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=3600.0, help="Keep objects younger than this (seconds)."
     )
     p.set_defaults(func=_cmd_gc)
+    p = sub.add_parser(
+        "serve", help="Serve a model in the foreground (OIP v2, /invocations, /metrics)."
+    )
+    p.add_argument("model", help="A model reference (churn@production) or an exported folder.")
+    p.add_argument("--host", default="127.0.0.1", help="Non-loopback hosts need a bearer token.")
+    p.add_argument("--port", type=int, default=8080, help="0 picks a free port.")
+    p.add_argument("--workers", type=int, default=1, help="Worker processes sharing the port.")
+    p.add_argument("--retention", default=None, help="Keep the inference log: 30d or 1000000.")
+    p.add_argument("--no-log", action="store_true", help="Do not write the inference log.")
+    p.add_argument("--trusted", action="store_true", help="Load types not known to be safe.")
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="No token on a non-loopback host (only behind an authenticating proxy).",
+    )
+    p.set_defaults(func=_cmd_serve)
+    p = sub.add_parser("deployments", help="List deployments with their live status.")
+    p.add_argument("model", nargs="?", default=None)
+    p.add_argument("--all", action="store_true", help="Include stopped deployments.")
+    p.set_defaults(func=_cmd_deployments)
+    p = sub.add_parser("undeploy", help="Stop a deployment (reference, model name or id).")
+    p.add_argument("reference")
+    p.set_defaults(func=_cmd_undeploy)
     return parser
 
 

@@ -245,3 +245,54 @@ def model_version_card(mv: Any) -> str:
         + _table("signature", signature, limit=6)
         + "</div></div>"
     )
+
+
+_STATUS_COLOR = {
+    "running": "#1a7f37",
+    "starting": "#9a6700",
+    "unhealthy": "#bc4c00",
+    "dead": "#cf222e",
+    "failed": "#cf222e",
+    "stopped": "#57606a",
+}
+
+
+def deployment_card(d: Any) -> str:
+    """A deployment: model version, URL, live status, request count and a curl example."""
+    esc = html.escape
+    color = _STATUS_COLOR.get(d.status, "#57606a")
+    version = f"{d.model_name}@{d.version}" if d.version is not None else d.model_name
+    started = (
+        datetime.fromtimestamp(d.started, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        if d.started
+        else "not started"
+    )
+    rows = [
+        ("serves", f"{version} (follows {d.reference})" if "@" in d.reference else version),
+        ("url", d.url if d.port else "—"),
+        ("requests logged", f"{d.requests:,}"),
+        ("workers", str(d.workers)),
+        ("pid", str(d.pid or "—")),
+        ("started", started),
+    ]
+    token = ""
+    if d.token:
+        token = (
+            "<div class=mut><b>Bearer token, shown once; store it now:</b> "
+            f"<code>{esc(d.token)}</code></div>"
+        )
+    message = f"<div class=mut>{esc(d.message)}</div>" if d.message else ""
+    return (
+        _STYLE
+        + "<div class=mlops-card><div class=hd>"
+        + f"<span class=nm>{esc(d.deployment_id)}</span>"
+        + f"<span class=badge style='background:{color}'>{esc(d.status)}</span>"
+        + f"<span class=mut>{esc(d.reference)}</span></div>"
+        + message
+        + token
+        + "<div class=grid>"
+        + _table("deployment", rows)
+        + "</div>"
+        + f"<div class=mut>Try it:</div><pre style='white-space:pre-wrap'>{esc(d.curl())}</pre>"
+        + "</div>"
+    )

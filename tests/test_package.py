@@ -13,7 +13,7 @@ from .conftest import cli as run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "jupyter_mlops"
-SERVICES = ["store", "tracking", "data", "registry"]
+SERVICES = ["store", "tracking", "data", "registry", "serving"]
 INTERFACE_PACKAGE_MODULES = ("magics", "views", "cli")
 INTERFACE_MODULES = ("IPython", "ipywidgets", "jupyter_server", "ipykernel", "tornado")
 
@@ -27,13 +27,17 @@ def test_public_names_are_exactly_all():
             "compare",
             "data_diff",
             "data_history",
+            "deploy",
+            "deployments",
             "get_experiment",
             "get_model_version",
             "get_run",
+            "inference_log",
             "load_data",
             "load_ipython_extension",
             "load_model",
             "log_artifact",
+            "log_feedback",
             "log_metric",
             "log_metrics",
             "log_model",
@@ -43,6 +47,7 @@ def test_public_names_are_exactly_all():
             "model_versions",
             "models",
             "open_store",
+            "predict_batch",
             "register",
             "registry_view",
             "remove_alias",
@@ -55,6 +60,7 @@ def test_public_names_are_exactly_all():
             "set_tag",
             "snapshot",
             "track",
+            "undeploy",
         ]
     )
     for name in mlops.__all__:

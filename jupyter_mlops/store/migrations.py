@@ -18,6 +18,7 @@ from .._version import __version__
 from ..errors import StoreVersionError
 from . import schema
 from .registry_tables import registry_tables
+from .serving_tables import serving_tables
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "current_version", "migrate"]
 
@@ -198,12 +199,20 @@ def _m5_registry(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
+def _m6_serving(conn: sa.Connection) -> None:
+    """Deployments, the inference log and feedback labels."""
+    md = sa.MetaData()
+    serving_tables(md)
+    md.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _m1_initial,
     _m2_artifacts_inputs,
     _m3_data_versions,
     _m4_run_summary,
     _m5_registry,
+    _m6_serving,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from .registry_tables import registry_tables
+from .serving_tables import serving_tables
 
 __all__ = [
     "artifacts",
     "data_versions",
     "datasets",
+    "deployments",
     "experiments",
+    "feedback",
+    "inference_log",
     "inputs",
     "latest_metrics",
     "lineage",
@@ -203,3 +207,9 @@ models = metadata.tables["models"]
 model_versions = metadata.tables["model_versions"]
 model_aliases = metadata.tables["model_aliases"]
 model_events = metadata.tables["model_events"]
+
+# Serving: deployments, the inference log and feedback (migration 6 creates these).
+serving_tables(metadata)
+deployments = metadata.tables["deployments"]
+inference_log = metadata.tables["inference_log"]
+feedback = metadata.tables["feedback"]

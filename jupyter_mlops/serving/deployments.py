@@ -1,0 +1,543 @@
+"""Deployments: a registered model served as a local REST endpoint in its own process.
+
+The process outlives the kernel that started it (its own session, output to a log file
+in the store), and its state (reference, version, host, port, pid, status) lives in the
+store, so every kernel, the CLI and the server extension see the same list. Status is
+checked, not assumed: the pid must be alive and ``/v2/health/ready`` must answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import MlopsError, NotFoundError, ValidationError
+from ..registry.references import parse_model_ref
+from ..store import Store, current_store, schema
+from ..store.process import _host, _proc_start, is_alive
+from .app import hash_token
+from .server import is_loopback
+
+__all__ = [
+    "Deployment",
+    "DeploymentError",
+    "create_deployment",
+    "deploy",
+    "deployments",
+    "get_deployment",
+    "undeploy",
+]
+
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class DeploymentError(MlopsError):
+    """A deployment could not start or stopped unexpectedly."""
+
+    code = "deployment"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _alive(row: Any) -> bool | None:
+    """Whether the serving process of a deployment row (or Deployment) still runs."""
+    if row.pid is None:
+        return False
+    child = _CHILDREN.get(row.pid)
+    if child is not None and child.poll() is not None:
+        return False
+    alive = is_alive(row.machine, row.pid, row.proc_start)
+    if alive and _zombie(row.pid):
+        return False
+    return alive
+
+
+def _ready(host: str, port: int | None, timeout: float = 1.0) -> bool:
+    if not port:
+        return False
+    import http.client
+
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+    try:
+        conn = http.client.HTTPConnection(target, port, timeout=timeout)
+        conn.request("GET", "/v2/health/ready")
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except OSError:
+        return False
+
+
+def _tail(path: str | None, lines: int = 20) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class Deployment:
+    """A served model: where it listens, which version it serves, and its live status."""
+
+    deployment_id: str
+    reference: str
+    model_name: str
+    version: int | None
+    host: str
+    port: int | None
+    workers: int
+    pid: int | None
+    status: str
+    message: str | None
+    created: float
+    started: float | None
+    log_path: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+    machine: str | None = field(default=None, repr=False)
+    proc_start: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    requests: int = 0
+    _store: Store | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def url(self) -> str:
+        """The base URL clients call."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def infer_url(self) -> str:
+        """The Open Inference Protocol v2 endpoint."""
+        return f"{self.url}/v2/models/{self.model_name}/infer"
+
+    def refresh(self) -> Deployment:
+        """This deployment's current state, health-checked."""
+        return get_deployment(self.deployment_id, store=self._store)
+
+    def logs(self, lines: int = 50) -> str:
+        """The last lines the serving process wrote."""
+        return _tail(self.log_path, lines)
+
+    def stop(self) -> Deployment:
+        """Stop serving (flushes the inference log) and record it as stopped."""
+        _stop(self, self._store or current_store())
+        return self.refresh()
+
+    def curl(self) -> str:
+        """A curl command that calls this deployment with one row of zeros."""
+        columns = self.options.get("columns") or ["x0"]
+        body = json.dumps(
+            {
+                "inputs": [
+                    {"name": c, "shape": [1], "datatype": "FP64", "data": [0.0]} for c in columns
+                ]
+            }
+        )
+        auth = ' -H "Authorization: Bearer $MLOPS_TOKEN"' if self.options.get("auth") else ""
+        return f"curl -s {self.infer_url} -H 'Content-Type: application/json'{auth} -d '{body}'"
+
+    def _repr_html_(self) -> str:
+        from ..html import deployment_card
+
+        return deployment_card(self)
+
+    def __repr__(self) -> str:
+        version = f"@{self.version}" if self.version is not None else ""
+        token = f"\n  token (shown once, store it now): {self.token}" if self.token else ""
+        return (
+            f"<Deployment {self.deployment_id} {self.model_name}{version} "
+            f"({self.reference}) {self.status} at {self.url}>{token}"
+        )
+
+
+def _from_row(row: Any, store: Store, *, check: bool = True) -> Deployment:
+    status, message = row.status, row.message
+    if check and status not in ("stopped", "failed"):
+        alive = _alive(row)
+        if alive is False:
+            tail = _tail(row.log_path, 5)
+            status = "dead"
+            message = (
+                f"The serving process (pid {row.pid}) is gone"
+                + (f"; its last lines:\n{tail}" if tail else ".")
+                + " Start it again with mlops.deploy()."
+            )
+        elif row.status == "running" and not _ready(row.host, row.port):
+            status = "unhealthy"
+            message = "The process runs but /v2/health/ready does not answer 200."
+    options = json.loads(row.options) if row.options else {}
+    return Deployment(
+        deployment_id=row.deployment_id,
+        reference=row.reference,
+        model_name=row.model_name,
+        version=row.version,
+        host=row.host,
+        port=row.port,
+        workers=row.workers,
+        pid=row.pid,
+        status=status,
+        message=message,
+        created=row.created,
+        started=row.started,
+        log_path=row.log_path,
+        options=options,
+        machine=row.machine,
+        proc_start=row.proc_start,
+        _store=store,
+    )
+
+
+def _request_counts(store: Store, ids: list[str]) -> dict[str, int]:
+    if not ids:
+        return {}
+    log = schema.inference_log
+    with store.read() as conn:
+        return dict(
+            conn.execute(
+                sa.select(log.c.deployment_id, sa.func.count())
+                .where(log.c.deployment_id.in_(ids))
+                .group_by(log.c.deployment_id)
+            ).all()
+        )
+
+
+def get_deployment(deployment_id: str, *, store: Store | None = None) -> Deployment:
+    """One deployment by id, health-checked."""
+    store = store or current_store()
+    dep = schema.deployments
+    row = None
+    if store.exists:
+        with store.read() as conn:
+            row = conn.execute(sa.select(dep).where(dep.c.deployment_id == deployment_id)).first()
+    if row is None:
+        raise NotFoundError(f"No deployment {deployment_id!r}; see mlops.deployments().")
+    found = _from_row(row, store)
+    found.requests = _request_counts(store, [deployment_id]).get(deployment_id, 0)
+    return found
+
+
+def _rows(store: Store, model: str | None, include_stopped: bool) -> list[Any]:
+    dep = schema.deployments
+    query = sa.select(dep).order_by(dep.c.created)
+    if model is not None:
+        query = query.where(dep.c.model_name == parse_model_ref(model).name)
+    if not include_stopped:
+        query = query.where(dep.c.status != "stopped")
+    if not store.exists:
+        return []
+    with store.read() as conn:
+        return list(conn.execute(query))
+
+
+def deployments(model: str | None = None, *, all: bool = False, store: Store | None = None) -> Any:
+    """Deployments as a DataFrame with their live status (stopped ones with ``all=True``)."""
+    import pandas as pd
+
+    store = store or current_store()
+    found = [_from_row(r, store) for r in _rows(store, model, all)]
+    counts = _request_counts(store, [d.deployment_id for d in found])
+    columns = [
+        "deployment_id",
+        "reference",
+        "model",
+        "version",
+        "status",
+        "url",
+        "requests",
+        "pid",
+        "workers",
+        "started",
+        "message",
+    ]
+    frame = pd.DataFrame(
+        [
+            (
+                d.deployment_id,
+                d.reference,
+                d.model_name,
+                d.version,
+                d.status,
+                d.url if d.port else None,
+                counts.get(d.deployment_id, 0),
+                d.pid,
+                d.workers,
+                pd.Timestamp(d.started, unit="s") if d.started else pd.NaT,
+                d.message,
+            )
+            for d in found
+        ],
+        columns=columns,
+    )
+    frame["version"] = frame["version"].astype("Int64")
+    frame["pid"] = frame["pid"].astype("Int64")
+    return frame
+
+
+def _update(store: Store, deployment_id: str, **values: Any) -> None:
+    dep = schema.deployments
+    with store.write() as conn:
+        conn.execute(dep.update().where(dep.c.deployment_id == deployment_id).values(**values))
+
+
+def mark_stopped(store: Store, deployment_id: str) -> None:
+    """Record a stop, keeping ``failed`` (and its message) when the start had failed."""
+    dep = schema.deployments
+    with store.write() as conn:
+        conn.execute(
+            dep.update()
+            .where(dep.c.deployment_id == deployment_id, dep.c.status != "failed")
+            .values(status="stopped", stopped=time.time())
+        )
+
+
+def _kill_group(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM the deployment's process group (it flushes and exits), SIGKILL after timeout."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    child = _CHILDREN.get(pid)
+    while time.monotonic() < deadline:
+        if child is not None:
+            if child.poll() is not None:
+                break
+        else:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            if _zombie(pid):
+                break
+        time.sleep(0.05)
+    else:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if child is not None:
+            child.wait(5)
+    # workers of a multi-worker server share the group; make sure none is left
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    _CHILDREN.pop(pid, None)
+
+
+def _stop(d: Deployment, store: Store) -> None:
+    if d.pid and d.status != "stopped" and _alive(d):
+        _kill_group(d.pid)
+    mark_stopped(store, d.deployment_id)
+
+
+def _live_for(store: Store, reference: str, host: str, port: int | None) -> Deployment | None:
+    for row in _rows(store, parse_model_ref(reference).name, False):
+        if row.reference != reference or row.host != host:
+            continue
+        if port not in (None, 0) and row.port != port:
+            continue
+        found = _from_row(row, store)
+        if found.status in ("running", "starting"):
+            return found
+    return None
+
+
+def _log_dir(store: Store) -> Path:
+    folder = store.home / "deployments"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def create_deployment(
+    store: Store,
+    mv: Any,
+    reference: str,
+    *,
+    host: str,
+    port: int | None,
+    workers: int,
+    token: str | None,
+    options: dict[str, Any],
+) -> tuple[str, str | None]:
+    """Record a new deployment (status ``starting``); returns its id and the token to show
+    once (generated when the host is not loopback and none was given)."""
+    auth = not is_loopback(host) or token is not None
+    if auth and token is None:
+        token = secrets.token_urlsafe(24)
+    deployment_id = "d-" + uuid.uuid4().hex[:10]
+    log_path = str(_log_dir(store) / f"{deployment_id}.log")
+    options = {
+        **options,
+        "auth": auth,
+        "columns": [i["name"] for i in mv.signature.get("inputs", [])][:50],
+    }
+    with store.write() as conn:
+        conn.execute(
+            schema.deployments.insert().values(
+                deployment_id=deployment_id,
+                model_name=mv.name,
+                reference=reference,
+                version=mv.version,
+                host=host,
+                port=port or None,
+                workers=workers,
+                machine=_host(),
+                status="starting",
+                token_hash=hash_token(token) if auth and token else None,
+                options=json.dumps(options),
+                log_path=log_path,
+                created=time.time(),
+            )
+        )
+    return deployment_id, token if auth else None
+
+
+def deploy(
+    reference: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    workers: int = 1,
+    token: str | None = None,
+    retention: str | int | None = None,
+    log: bool = True,
+    trusted: bool = False,
+    max_body_mb: float = 16,
+    wait: float = 60.0,
+    store: Store | None = None,
+) -> Deployment:
+    """Serve a registered model in its own process and wait until it answers.
+
+    ``reference`` is ``name@alias``, ``name@N`` or ``name``; an alias is followed when it
+    moves. A host other than loopback needs a bearer token: one is generated and shown
+    once (``Deployment.token``) unless ``token=`` is given; only its hash is stored.
+    Deploying a reference that is already served on the same host returns that deployment.
+    """
+    from ..registry.service import get_model_version
+
+    store = store or current_store()
+    if workers < 1:
+        raise ValidationError("workers must be at least 1.")
+    if port is not None and not 0 <= port <= 65535:
+        raise ValidationError(f"port must be between 0 and 65535, got {port}.")
+    mv = get_model_version(reference, store)  # a clear NotFoundError before any process starts
+    existing = _live_for(store, reference, host, port)
+    if existing is not None:
+        existing.requests = _request_counts(store, [existing.deployment_id]).get(
+            existing.deployment_id, 0
+        )
+        return existing
+    deployment_id, shown_token = create_deployment(
+        store,
+        mv,
+        reference,
+        host=host,
+        port=port,
+        workers=workers,
+        token=token,
+        options={
+            "retention": retention,
+            "log": log,
+            "trusted": trusted,
+            "max_body_bytes": int(max_body_mb * 1024 * 1024),
+        },
+    )
+    log_path = str(_log_dir(store) / f"{deployment_id}.log")
+    env = dict(os.environ)
+    loc = store.location
+    env.update(
+        MLOPS_HOME=str(loc.home), MLOPS_DB_URL=loc.db_url, MLOPS_ARTIFACTS_URL=loc.artifacts_url
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter_mlops.serving",
+        "--deployment",
+        deployment_id,
+        "--port",
+        str(port or 0),
+    ]
+    with open(log_path, "ab") as out:
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _CHILDREN[child.pid] = child
+    _update(store, deployment_id, pid=child.pid, proc_start=_proc_start(child.pid))
+    deadline = time.monotonic() + wait
+    while True:
+        found = get_deployment(deployment_id, store=store)
+        if found.status == "running" and _ready(found.host, found.port, 2.0):
+            found.token = shown_token
+            return found
+        if found.status in ("failed", "dead") or child.poll() is not None:
+            if child.poll() is None:
+                _kill_group(child.pid)
+            message = found.message or _tail(log_path, 10) or "the process exited"
+            if found.status != "failed":
+                _update(store, deployment_id, status="failed", message=message)
+            raise DeploymentError(f"Deployment of {reference} failed to start: {message}")
+        if time.monotonic() > deadline:
+            _kill_group(child.pid)
+            message = f"not ready after {wait:g} s; last log lines:\n{_tail(log_path, 10)}"
+            _update(store, deployment_id, status="failed", message=message)
+            raise DeploymentError(f"Deployment of {reference} failed to start: {message}")
+        time.sleep(0.03)
+
+
+def undeploy(reference: str, *, store: Store | None = None) -> list[Deployment]:
+    """Stop deployments: a deployment id, a reference (``churn@production``) stops that one,
+    a bare model name stops all of that model's. Returns what was stopped."""
+    store = store or current_store()
+    if reference.startswith("d-"):
+        targets = [get_deployment(reference, store=store)]
+    else:
+        parsed = parse_model_ref(reference)
+        bare = "@" not in reference
+        targets = [
+            _from_row(r, store, check=False)
+            for r in _rows(store, parsed.name, False)
+            if bare or r.reference == reference
+        ]
+        if not targets:
+            raise NotFoundError(
+                f"No active deployment of {reference}; mlops.deployments() lists them."
+            )
+    stopped = []
+    for d in targets:
+        _stop(d, store)
+        stopped.append(get_deployment(d.deployment_id, store=store))
+    return stopped

@@ -1,0 +1,99 @@
+"""Run the serving app under uvicorn on a socket we bind ourselves, so a port in use is a
+clear error before anything starts, port 0 picks a free port, and ``--workers N`` shares
+the one socket among N worker processes (uvicorn's own multiprocess supervisor).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ConflictError, ValidationError
+from .app import CONFIG_ENV, ServeConfig, create_app
+
+__all__ = ["bind", "is_loopback", "run"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: the only hosts that need no token."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (0 picks a free port), or a ConflictError saying why."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (98, 48):  # EADDRINUSE on Linux / macOS
+            raise ConflictError(
+                f"Port {port} on {host} is already in use; choose another port= or leave it "
+                "out to pick a free one."
+            ) from exc
+        raise ValidationError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(
+    config: ServeConfig,
+    sock: socket.socket,
+    *,
+    workers: int = 1,
+    model: Any = None,
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM; on a clean stop the inference log is flushed."""
+    import uvicorn
+
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "http": "httptools",
+        "loop": "uvloop" if os.name != "nt" else "asyncio",
+        "timeout_graceful_shutdown": 10,
+        "lifespan": "on",
+    }
+    if workers <= 1:
+        app = create_app(config, model=model)
+        server = uvicorn.Server(uvicorn.Config(app, **options))
+        if on_started is not None:
+            _notify_when_started(server, on_started)
+        server.run(sockets=[sock])
+        return
+    os.environ[CONFIG_ENV] = config.to_json()
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlops-metrics-")
+    from uvicorn.supervisors import Multiprocess
+
+    cfg = uvicorn.Config(
+        "jupyter_mlops.serving.app:app_from_env", factory=True, workers=workers, **options
+    )
+    if on_started is not None:
+        on_started()
+    Multiprocess(cfg, sockets=[sock]).run()
+
+
+def _notify_when_started(server: Any, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once uvicorn has finished startup (the model is loaded)."""
+    original = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        await original(sockets=sockets)
+        if server.started:
+            callback()
+
+    server.startup = startup

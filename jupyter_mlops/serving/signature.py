@@ -1,0 +1,252 @@
+"""A model's input signature as the server enforces it: the columns it takes, their types,
+and whether missing values are allowed, turned into a frame the model can predict on.
+
+Requests arrive as JSON columns (lists of Python values) or CSV; every value is checked
+before the model sees it, so a bad request gets a message naming the column and row
+instead of a stack trace from inside the estimator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ValidationError
+
+__all__ = ["Column", "InputSchema", "SignatureError", "oip_datatype"]
+
+
+class SignatureError(ValidationError):
+    """A request does not match the model's input signature (HTTP 422)."""
+
+    code = "signature"
+
+
+_OIP = {
+    "f8": "FP64",
+    "f4": "FP32",
+    "f2": "FP16",
+    "i8": "INT64",
+    "i4": "INT32",
+    "i2": "INT16",
+    "i1": "INT8",
+    "u8": "UINT64",
+    "u4": "UINT32",
+    "u2": "UINT16",
+    "u1": "UINT8",
+    "b1": "BOOL",
+}
+
+
+def _kind(dtype: str) -> str:
+    """One of float, int, bool, text, any for a pandas/numpy dtype name."""
+    text = dtype.lower()
+    if text.startswith(("float", "double")):
+        return "float"
+    if text.startswith(("int", "uint", "int64")):
+        return "int"
+    if text.startswith("bool"):
+        return "bool"
+    if text in ("object", "str", "string", "category") or text.startswith(("string", "str")):
+        return "text"
+    return "any"
+
+
+def oip_datatype(dtype: Any) -> str:
+    """The Open Inference Protocol datatype of a numpy dtype (text is BYTES)."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        return "BYTES"
+    return _OIP.get(f"{d.kind}{d.itemsize}", "BYTES")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column: its name, the dtype it was fitted with, and its kind."""
+
+    name: str
+    dtype: str
+    kind: str
+
+    @property
+    def datatype(self) -> str:
+        """The OIP datatype clients should send."""
+        return {"float": "FP64", "int": "INT64", "bool": "BOOL"}.get(self.kind, "BYTES")
+
+
+def _bad(column: str, row: int, value: Any, wanted: str) -> SignatureError:
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return SignatureError(f"Column {column!r} expects {wanted}; row {row} has {shown}.")
+
+
+class InputSchema:
+    """The columns a model takes, from its registered signature, and the checks on them."""
+
+    def __init__(self, columns: list[Column], *, allow_nan: bool, ndarray: bool):
+        self.columns = columns
+        self.names = [c.name for c in columns]
+        self.allow_nan = allow_nan
+        self.ndarray = ndarray
+        self._by_name = {c.name: c for c in columns}
+
+    @classmethod
+    def from_signature(cls, signature: dict[str, Any], model: Any = None) -> InputSchema:
+        """Build the schema from a model version's signature (and the model's NaN tag)."""
+        inputs = signature.get("inputs") or []
+        columns = [Column(str(i["name"]), str(i.get("dtype", "unknown")), "") for i in inputs]
+        columns = [Column(c.name, c.dtype, _kind(c.dtype)) for c in columns]
+        return cls(
+            columns,
+            allow_nan=_allows_nan(model),
+            ndarray=signature.get("input_kind") == "ndarray",
+        )
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The inputs as OIP tensor metadata."""
+        return [{"name": c.name, "datatype": c.datatype, "shape": [-1]} for c in self.columns]
+
+    def check_names(self, names: list[str]) -> None:
+        """Missing or unknown columns are an error naming both lists."""
+        if not self.columns:
+            return
+        given = set(names)
+        missing = [n for n in self.names if n not in given]
+        unknown = [n for n in names if n not in self._by_name]
+        if missing or unknown:
+            parts = []
+            if missing:
+                parts.append(f"missing columns {missing}")
+            if unknown:
+                parts.append(f"unknown columns {unknown}")
+            raise SignatureError(
+                f"The request has {' and '.join(parts)}; the model takes {self.names}."
+            )
+
+    def _array(self, column: Column, values: list[Any]) -> np.ndarray:
+        kind = column.kind
+        if kind in ("float", "int", "bool"):
+            for row, v in enumerate(values):
+                if v is None or isinstance(v, bool):
+                    continue
+                if not isinstance(v, int | float) and not isinstance(v, np.number | np.bool_):
+                    raise _bad(column.name, row, v, f"numbers ({column.dtype})")
+        if kind == "float":
+            arr = np.asarray(values, dtype=np.float64)
+        elif kind == "int":
+            if any(v is None for v in values):
+                row = next(i for i, v in enumerate(values) if v is None)
+                raise _bad(column.name, row, None, f"integers ({column.dtype}), not null")
+            arr = np.asarray(values, dtype=np.float64)
+            if arr.size and not np.all(np.isfinite(arr)):
+                row = int(np.flatnonzero(~np.isfinite(arr))[0])
+                raise _bad(column.name, row, values[row], f"integers ({column.dtype})")
+            if arr.size and not np.array_equal(arr, np.round(arr)):
+                row = int(np.flatnonzero(arr != np.round(arr))[0])
+                raise _bad(column.name, row, values[row], f"integers ({column.dtype})")
+            return arr.astype(np.int64)
+        elif kind == "bool":
+            for row, v in enumerate(values):
+                if v is None or (not isinstance(v, bool) and v not in (0, 1)):
+                    raise _bad(column.name, row, v, "true or false")
+            return np.asarray(values, dtype=bool)
+        elif kind == "text":
+            for row, v in enumerate(values):
+                if v is not None and not isinstance(v, str):
+                    raise _bad(column.name, row, v, "text")
+            return np.asarray(values, dtype=object)
+        else:
+            return np.asarray(values)
+        # float: non-finite values
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            if np.isinf(arr[rows]).any():
+                row = int(rows[np.isinf(arr[rows])][0])
+                raise _bad(column.name, row, values[row], "finite numbers")
+            if not self.allow_nan:
+                raise SignatureError(
+                    f"Column {column.name!r} has missing values (null or NaN) in rows "
+                    f"{rows[:10].tolist()}, and this model cannot take them; send a number."
+                )
+        return arr
+
+    def frame(self, columns: dict[str, list[Any]]) -> Any:
+        """A frame (or 2-D array for models fitted on arrays) from validated JSON columns."""
+        import pandas as pd
+
+        names = list(columns)
+        self.check_names(names)
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise ValidationError(
+                f"Columns have different lengths {sorted(lengths)}; every column needs one "
+                "value per row."
+            )
+        if not lengths or 0 in lengths:
+            raise ValidationError("The request has no rows; send at least one row to predict.")
+        if not self.columns:
+            return pd.DataFrame(columns)
+        arrays = {c.name: self._array(c, columns[c.name]) for c in self.columns}
+        if self.ndarray:
+            return np.column_stack(list(arrays.values()))
+        return pd.DataFrame(arrays, copy=False)
+
+    def check_frame(self, frame: Any) -> Any:
+        """Validate a frame given directly (batch scoring, CSV bodies) and order its columns."""
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            if self.ndarray or not self.columns:
+                return frame
+            raise ValidationError(
+                f"Expected a pandas DataFrame with columns {self.names}, got "
+                f"{type(frame).__name__}."
+            )
+        self.check_names([str(c) for c in frame.columns])
+        if len(frame) == 0:
+            raise ValidationError("The frame has no rows; there is nothing to predict.")
+        if not self.columns:
+            return frame
+        out = {}
+        for c in self.columns:
+            series = frame[c.name]
+            if c.kind in ("float", "int", "bool") and series.dtype.kind not in "fiub":
+                first = series.map(lambda v: not isinstance(v, int | float | bool | np.number))
+                row = int(np.flatnonzero(first.to_numpy())[0]) if first.any() else 0
+                raise _bad(c.name, row, series.iloc[row], f"numbers ({c.dtype})")
+            if c.kind == "float" or (c.kind == "int" and series.dtype.kind == "f"):
+                values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+                bad = ~np.isfinite(values)
+                if bad.any():
+                    rows = np.flatnonzero(bad)
+                    if np.isinf(values[rows]).any() or not self.allow_nan or c.kind == "int":
+                        raise SignatureError(
+                            f"Column {c.name!r} has non-finite or missing values in rows "
+                            f"{rows[:10].tolist()}, and this model cannot take them."
+                        )
+            out[c.name] = series
+        frame = pd.DataFrame(out, copy=False)
+        return frame.to_numpy() if self.ndarray else frame
+
+
+def _allows_nan(model: Any) -> bool:
+    """Whether the estimator accepts NaN inputs (scikit-learn's ``allow_nan`` tag)."""
+    if model is None:
+        return False
+    try:
+        from sklearn.utils import get_tags
+
+        return bool(get_tags(model).input_tags.allow_nan)
+    except Exception:
+        return False
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON cannot carry NaN or infinity; send null instead."""
+    return value if math.isfinite(value) else None

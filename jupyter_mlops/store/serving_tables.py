@@ -1,0 +1,68 @@
+"""The serving tables as migration 6 creates them: deployments, the inference log and
+feedback (ground-truth labels that arrive after a prediction).
+
+Shared by that migration and by ``schema`` while they agree; a later migration that
+changes these tables must copy this definition into itself first.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["serving_tables"]
+
+
+def serving_tables(md: sa.MetaData) -> None:
+    """Declare the serving tables of migration 6 on ``md``."""
+    sa.Table(
+        "deployments",
+        md,
+        sa.Column("deployment_id", sa.String(32), primary_key=True),
+        sa.Column("model_name", sa.String(255), nullable=False),
+        sa.Column("reference", sa.String(320), nullable=False),
+        sa.Column("version", sa.Integer, nullable=True),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("port", sa.Integer, nullable=True),
+        sa.Column("workers", sa.Integer, nullable=False),
+        sa.Column("machine", sa.String(255), nullable=True),
+        sa.Column("pid", sa.Integer, nullable=True),
+        sa.Column("proc_start", sa.String(32), nullable=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("message", sa.Text, nullable=True),
+        sa.Column("token_hash", sa.String(64), nullable=True),
+        sa.Column("options", sa.Text, nullable=True),
+        sa.Column("log_path", sa.Text, nullable=True),
+        sa.Column("created", sa.Float, nullable=False),
+        sa.Column("started", sa.Float, nullable=True),
+        sa.Column("stopped", sa.Float, nullable=True),
+        sa.Index("ix_deployments_model", "model_name", "status"),
+    )
+    sa.Table(
+        "inference_log",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("request_id", sa.String(64), nullable=False),
+        sa.Column("deployment_id", sa.String(32), nullable=True),
+        sa.Column("model_name", sa.String(255), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("time", sa.Float, nullable=False),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("rows", sa.Integer, nullable=False),
+        sa.Column("inputs", sa.Text, nullable=True),
+        sa.Column("outputs", sa.Text, nullable=True),
+        sa.Column("input_version_id", sa.Integer, nullable=True),
+        sa.Column("output_version_id", sa.Integer, nullable=True),
+        sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Index("ix_inference_log_model_time", "model_name", "time"),
+        sa.Index("ix_inference_log_request", "request_id"),
+    )
+    sa.Table(
+        "feedback",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("request_id", sa.String(64), nullable=False),
+        sa.Column("model_name", sa.String(255), nullable=True),
+        sa.Column("label", sa.Text, nullable=False),
+        sa.Column("time", sa.Float, nullable=False),
+        sa.Index("ix_feedback_request", "request_id"),
+    )
