@@ -344,7 +344,7 @@ def create_app(
         doc = parse_json(await state.body(request))
         columns, wanted, rid = oip_columns(doc, model.schema)
         rid = rid or uuid.uuid4().hex
-        rows = len(next(iter(columns.values()), []))
+        rows = _rows(columns)
         work = (model, columns, tuple(wanted))
         if rows > _INLINE_ROWS:
             outputs, n, logged = await run_in_threadpool(state.predict, *work)
@@ -371,7 +371,7 @@ def create_app(
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
         if len(rid) > 64:
             raise ValidationError("X-Request-ID must be at most 64 characters.")
-        rows = len(columns) if not isinstance(columns, dict) else len(next(iter(columns.values())))
+        rows = len(columns) if not isinstance(columns, dict) else _rows(columns)
         if rows > _INLINE_ROWS:
             outputs, n, logged = await run_in_threadpool(
                 state.predict, model, columns, ("predict",)
@@ -470,6 +470,10 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=_http_errors())
     app.state.serving = state
     return app
+
+
+def _rows(columns: dict[str, list[Any]]) -> int:
+    return max((len(v) for v in columns.values()), default=0)
 
 
 def _check_json(request: Request) -> None:

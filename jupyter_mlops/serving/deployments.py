@@ -246,7 +246,7 @@ def _rows(store: Store, model: str | None, include_stopped: bool) -> list[Any]:
     if model is not None:
         query = query.where(dep.c.model_name == parse_model_ref(model).name)
     if not include_stopped:
-        query = query.where(dep.c.status != "stopped")
+        query = query.where(dep.c.status.not_in(["stopped", "failed"]))
     if not store.exists:
         return []
     with store.read() as conn:
@@ -254,7 +254,8 @@ def _rows(store: Store, model: str | None, include_stopped: bool) -> list[Any]:
 
 
 def deployments(model: str | None = None, *, all: bool = False, store: Store | None = None) -> Any:
-    """Deployments as a DataFrame with their live status (stopped ones with ``all=True``)."""
+    """Deployments as a DataFrame with their live status (stopped and failed ones too with
+    ``all=True``)."""
     import pandas as pd
 
     store = store or current_store()

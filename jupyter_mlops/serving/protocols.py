@@ -184,6 +184,8 @@ def _records(records: list[Any], where: str) -> dict[str, list[Any]]:
     for r in records:
         for k in r:
             names.setdefault(k, None)
+    if not names:
+        raise ValidationError(f'The rows of "{where}" have no columns.')
     return {k: [r.get(k) for r in records] for k in names}
 
 

@@ -72,7 +72,10 @@ def run(
         server = uvicorn.Server(uvicorn.Config(app, **options))
         if on_started is not None:
             _notify_when_started(server, on_started)
-        server.run(sockets=[sock])
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+            pass
         return
     os.environ[CONFIG_ENV] = config.to_json()
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -84,7 +87,10 @@ def run(
     )
     if on_started is not None:
         on_started()
-    Multiprocess(cfg, sockets=[sock]).run()
+    try:
+        Multiprocess(cfg, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
 
 
 def _notify_when_started(server: Any, callback: Callable[[], None]) -> None:

@@ -1,0 +1,235 @@
+"""Deployments as a user runs them: real serving processes on 127.0.0.1, their state in the
+store, alias following without dropped requests, failures with clear status, no orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import jupyter_mlops as mlops
+from jupyter_mlops.errors import NotFoundError, ValidationError
+from jupyter_mlops.serving.deployments import DeploymentError
+
+from .serving_helpers import (
+    Client,
+    custom_estimator,
+    oip_body,
+    predictions,
+    processes_mentioning,
+    register_churn,
+)
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def churn(store_dir):
+    data = register_churn(2)
+    yield data
+    for d in mlops.deployments().itertuples():  # never leave a server behind
+        mlops.undeploy(d.deployment_id)
+
+
+def test_deploy_serve_follow_the_alias_and_stop(churn):
+    x, (m1, m2) = churn
+    d = mlops.deploy("churn@production")
+    assert d.status == "running" and d.version == 1 and d.url.startswith("http://127.0.0.1:")
+    assert d.token is None and processes_mentioning(d.deployment_id) == [d.pid]
+    html = d._repr_html_()
+    assert "churn@1" in html and d.url in html and "curl" in html and "running" in html
+    listed = mlops.deployments()
+    assert listed.loc[0, "status"] == "running" and listed.loc[0, "url"] == d.url
+    again = mlops.deploy("churn@production")  # deploying the same reference returns it
+    assert again.deployment_id == d.deployment_id
+
+    port = int(d.url.rsplit(":", 1)[1])
+    rows = x.iloc[:5]
+    c = Client(port)
+    status, _, out = c.post("/v2/models/churn/infer", oip_body(rows))
+    assert status == 200 and out["outputs"][0]["data"] == predictions(m1, rows)
+
+    # keep requests flowing while the alias moves: none fails, the version switches once
+    seen, errors, stop = [], [], threading.Event()
+
+    def hammer():
+        client = Client(port)
+        while not stop.is_set():
+            s, _, o = client.post("/v2/models/churn/infer", oip_body(rows))
+            if s != 200:
+                errors.append((s, o))
+            else:
+                seen.append((o["model_version"], o["outputs"][0]["data"]))
+        client.close()
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    time.sleep(0.3)
+    mlops.set_alias("churn", "production", 2, reason="better recall")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (not seen or seen[-1][0] != "2"):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    stop.set()
+    worker.join()
+    assert not errors
+    versions = [v for v, _ in seen]
+    assert versions[0] == "1" and versions[-1] == "2"
+    assert versions == sorted(versions)  # one switch, never back
+    assert all(p == predictions(m2, rows) for v, p in seen if v == "2")
+    events = mlops.model_events("churn")
+    switched = events[events["kind"] == "deployment_switched"]
+    assert len(switched) == 1 and switched.iloc[0]["to_version"] == 2
+    assert d.deployment_id in switched.iloc[0]["detail"]
+    assert d.refresh().version == 2
+
+    # the log holds every request, with the version that answered it
+    c.close()
+    stopped = mlops.undeploy("churn@production")
+    assert [s.status for s in stopped] == ["stopped"]
+    assert processes_mentioning(d.deployment_id) == []
+    log = mlops.inference_log("churn")
+    assert len(log) == 5 * (len(seen) + 1)  # a clean stop flushed everything
+    assert set(log["version"]) == {1, 2}
+    assert "serving churn@1" in d.logs()
+    assert mlops.deployments().empty and len(mlops.deployments(all=True)) == 1
+
+
+def test_failures_have_a_clear_status_and_leave_no_process(churn, store_dir):
+    # a port in use
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    with pytest.raises(DeploymentError, match=f"Port {port} on 127.0.0.1 is already in use"):
+        mlops.deploy("churn@production", port=port)
+    busy.close()
+    failed = mlops.deployments(all=True)
+    assert failed.loc[0, "status"] == "failed" and "in use" in failed.loc[0, "message"]
+    assert processes_mentioning(failed.loc[0, "deployment_id"]) == []
+
+    # unknown model / version, bad arguments: nothing recorded, nothing started
+    with pytest.raises(NotFoundError, match="No registered model 'nope'"):
+        mlops.deploy("nope@production")
+    with pytest.raises(NotFoundError, match="no version 9"):
+        mlops.deploy("churn@9")
+    with pytest.raises(ValidationError):
+        mlops.deploy("churn@production", workers=0)
+    assert len(mlops.deployments(all=True)) == 1
+
+    # a model that fails to load: its class is outside scikit-learn, so it needs trust
+    x, _ = churn
+    with mlops.track("custom") as run:
+        labels = [0, 1] * (len(x) // 2) + [0] * (len(x) % 2)
+        run.log_model(custom_estimator()().fit(x, labels), "t")
+    mlops.register(run.run_id, "pickled")
+    with pytest.raises(DeploymentError, match="trusted=True"):
+        mlops.deploy("pickled")
+    bad = mlops.deployments("pickled", all=True)
+    assert bad.loc[0, "status"] == "failed" and "not known to be safe" in bad.loc[0, "message"]
+    assert processes_mentioning(bad.loc[0, "deployment_id"]) == []
+
+    # a deployment whose process died is reported as dead, with its last lines
+    d = mlops.deploy("churn@1")
+    os.kill(d.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while mlops.deployments("churn").loc[0, "status"] != "dead" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    dead = mlops.deployments("churn")
+    assert dead.loc[0, "status"] == "dead"
+    assert "is gone" in dead.loc[0, "message"] and "mlops.deploy()" in dead.loc[0, "message"]
+    assert [s.status for s in mlops.undeploy("churn")] == ["stopped"]
+    with pytest.raises(NotFoundError, match="No active deployment"):
+        mlops.undeploy("churn@production")
+
+
+def test_a_deployment_outlives_the_kernel_that_started_it(churn, store_dir):
+    x, (m1, _) = churn
+    code = (
+        "import jupyter_mlops as mlops; d = mlops.deploy('churn@production'); "
+        "print(d.deployment_id, d.url, flush=True)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    deployment_id, url = out.stdout.split()
+    listed = mlops.deployments()
+    assert listed.loc[0, "deployment_id"] == deployment_id
+    assert listed.loc[0, "status"] == "running"  # health-checked from this process
+    c = Client(int(url.rsplit(":", 1)[1]))
+    status, _, body = c.post("/invocations", {"dataframe_records": x.iloc[:3].to_dict("records")})
+    assert status == 200 and body["predictions"] == predictions(m1, x.iloc[:3])
+    c.close()
+    mlops.undeploy(deployment_id)
+    assert processes_mentioning(deployment_id) == []
+
+
+def test_a_public_host_needs_the_token_shown_once(churn):
+    x, _ = churn
+    d = mlops.deploy("churn@production", host="0.0.0.0")
+    assert d.token and len(d.token) >= 24 and d.token in repr(d) and d.token in d._repr_html_()
+    assert d.refresh().token is None  # only its hash is stored
+    from jupyter_mlops.serving.app import hash_token
+    from jupyter_mlops.store import current_store, schema
+
+    with current_store().read() as conn:
+        stored = conn.execute(schema.deployments.select()).first().token_hash
+    assert stored == hash_token(d.token) and d.token not in stored
+    c = Client(d.port)
+    assert c.get("/v2/health/ready")[0] == 200
+    assert c.post("/v2/models/churn/infer", oip_body(x.iloc[:1]))[0] == 401
+    auth = {"Authorization": f"Bearer {d.token}"}
+    assert c.post("/v2/models/churn/infer", oip_body(x.iloc[:1]), headers=auth)[0] == 200
+    c.close()
+    assert "Authorization: Bearer" in d.curl()
+
+
+def test_workers_share_the_port_and_the_cli_serves_in_the_foreground(churn, store_dir):
+    x, _ = churn
+    d = mlops.deploy("churn@production", workers=2)
+    c = Client(d.port)
+    for _ in range(20):
+        assert c.post("/v2/models/churn/infer", oip_body(x.iloc[:2]))[0] == 200
+    status, _, metrics = c.get("/metrics")
+    assert status == 200 and 'mlops_requests_total{route="infer",status="200"} 20.0' in metrics
+    c.close()
+    assert len(processes_mentioning(d.deployment_id)) >= 1
+    mlops.undeploy(d.deployment_id)
+    time.sleep(0.2)
+    assert processes_mentioning(d.deployment_id) == []
+    assert len(mlops.inference_log("churn")) == 40
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_mlops.cli", "serve", "churn@production", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "serving churn@1 (churn@production) on http://127.0.0.1:" in line, line
+        port = int(line.rsplit(":", 1)[1])
+        listed = mlops.deployments()
+        assert list(listed["status"]) == ["running"] and listed.loc[0, "url"].endswith(str(port))
+        c = Client(port)
+        assert c.post("/v2/models/churn/infer", oip_body(x.iloc[:1]))[0] == 200
+        c.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, rest
+    assert "inference log flushed" in rest
+    assert mlops.deployments().empty
+    assert len(mlops.inference_log("churn")) == 41
