@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lab test lint unit demo bench clean
+.PHONY: install interop lab test lint unit demo bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -34,7 +34,23 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null
 
-unit: install $(CHROMIUM)
+# MLflow in a venv of its own (never a dependency of the package): the export tests load the
+# exported MLflow model with it, on the same scikit-learn, pandas, numpy and scipy as .venv.
+INTEROP       := .interop-venv
+INTEROP_STAMP := $(INTEROP)/.installed
+INTEROP_PIP   := $(INTEROP)/bin/python -m pip --disable-pip-version-check -q
+MLFLOW_SKINNY := mlflow-skinny==3.17.2
+
+$(INTEROP_STAMP): $(STAMP) Makefile
+	test -x $(INTEROP)/bin/python || $(BIN)/python -m venv $(INTEROP)
+	$(INTEROP_PIP) install -U pip 2>&1 | grep -v "is ignored" || true
+	$(INTEROP_PIP) install '$(MLFLOW_SKINNY)' $$($(BIN)/python -c 'from importlib.metadata import version; print(" ".join(f"{d}=={version(d)}" for d in ("scikit-learn", "pandas", "numpy", "scipy")))') 2>&1 | grep -v "is ignored" || true
+	$(INTEROP)/bin/python -c 'import mlflow.pyfunc, mlflow.sklearn, sklearn, pandas'
+	touch $(INTEROP_STAMP)
+
+interop: $(INTEROP_STAMP)
+
+unit: install $(CHROMIUM) $(INTEROP_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint unit
@@ -54,4 +70,4 @@ bench:
 	.bench-venv/bin/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .bench-venv .pytest_cache .ruff_cache
+	rm -rf $(VENV) .bench-venv $(INTEROP) .pytest_cache .ruff_cache

@@ -20,6 +20,7 @@ __all__ = [
     "data_history",
     "deploy",
     "deployments",
+    "export_model",
     "get_experiment",
     "get_model_version",
     "get_run",
@@ -345,8 +346,27 @@ def log_feedback(request_ids: Any, labels: Any) -> int:
     return _log_feedback(request_ids, labels)
 
 
-def inference_log(model: str, *, since: float | None = None, last: int | None = None) -> Any:
-    """The predictions served for ``model`` as a DataFrame, one row per predicted row."""
+def inference_log(
+    model: str, *, since: float | None = None, last: int | None = None, kind: str | None = "online"
+) -> Any:
+    """The predictions served for ``model`` as a DataFrame, one row per predicted row
+    (``kind="batch"`` lists batch scorings, ``kind=None`` both)."""
     from .serving.inference_log import inference_log as _inference_log
 
-    return _inference_log(model, since=since, last=last)
+    return _inference_log(model, since=since, last=last, kind=kind)
+
+
+def export_model(
+    reference: str,
+    format: str,
+    outdir: str | os.PathLike[str],
+    *,
+    image: str | None = None,
+    trusted: bool = False,
+) -> Any:
+    """Export a registered model for other platforms: ``format="mlflow"`` (an MLflow model
+    folder), ``"docker"`` (an image build context serving OIP v2 and ``/invocations``) or
+    ``"kserve"`` (the docker context plus a KServe InferenceService). Returns the folder."""
+    from .serving.export import export_model as _export_model
+
+    return _export_model(reference, format, outdir, image=image, trusted=trusted)

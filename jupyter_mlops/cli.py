@@ -105,6 +105,17 @@ def _cmd_undeploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .serving.export import describe_export, export_model
+
+    folder = export_model(
+        args.reference, args.format, args.outdir, trusted=args.trusted, image=args.image
+    )
+    for line in describe_export(folder):
+        print(line)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jupyter-mlops", description="jupyter_mlops: track, version and serve models."
@@ -155,6 +166,23 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("undeploy", help="Stop a deployment (reference, model name or id).")
     p.add_argument("reference")
     p.set_defaults(func=_cmd_undeploy)
+    p = sub.add_parser(
+        "export", help="Export a model for other platforms: MLflow, a Docker image, KServe."
+    )
+    p.add_argument("reference", help="A model reference (churn@production).")
+    p.add_argument(
+        "--format",
+        required=True,
+        metavar="{mlflow,docker,kserve}",
+        help="mlflow (MLflow model folder), docker (image build context) or kserve "
+        "(docker context plus an InferenceService).",
+    )
+    p.add_argument("outdir", help="A new or empty folder, or a previous export to replace.")
+    p.add_argument(
+        "--image", default=None, help="Image tag to build and run (default: NAME:VERSION)."
+    )
+    p.add_argument("--trusted", action="store_true", help="Load types not known to be safe.")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -350,8 +350,39 @@ def _warm_up() -> None:
         import skops.io  # noqa: F401
 
         environment.imported_packages()  # caches the versions of what is loaded so far
+        _warm_launcher()
     except Exception:
         pass
+
+
+def _warm_launcher() -> None:
+    """In a project that already has registered models, start the store's serving launcher
+    so that the first ``mlops.deploy`` is ready in a fraction of a second."""
+    import os
+
+    from .store import current_store
+
+    store = current_store()
+    if os.environ.get("MLOPS_LAUNCHER", "1") == "0" or not store.exists:
+        return
+    import sqlalchemy as sa
+
+    from .store import schema
+
+    with store.read() as conn:
+        if conn.execute(sa.select(schema.models.c.model_id).limit(1)).first() is None:
+            return
+    from .serving.launcher import ensure_launcher, launcher_usable
+
+    if launcher_usable(store.home):
+        loc = store.location
+        env = {
+            **os.environ,
+            "MLOPS_HOME": str(loc.home),
+            "MLOPS_DB_URL": loc.db_url,
+            "MLOPS_ARTIFACTS_URL": loc.artifacts_url,
+        }
+        ensure_launcher(store.home, env)
 
 
 def load(ipython: Any) -> None:

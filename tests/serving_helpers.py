@@ -140,6 +140,22 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live pids in process group ``pgid`` (a deployment and any workers it started)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != b"Z" and int(fields[2]) == pgid:
+            found.append(int(entry))
+    return found
+
+
 def predictions(model: Any, frame: pd.DataFrame) -> list[Any]:
     return np.asarray(model.predict(frame)).tolist()
 

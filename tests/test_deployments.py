@@ -17,10 +17,12 @@ import pytest
 import jupyter_mlops as mlops
 from jupyter_mlops.errors import NotFoundError, ValidationError
 from jupyter_mlops.serving.deployments import DeploymentError
+from jupyter_mlops.serving.launcher import stop_launcher
 
 from .serving_helpers import (
     Client,
     custom_estimator,
+    group_members,
     oip_body,
     predictions,
     processes_mentioning,
@@ -37,13 +39,15 @@ def churn(store_dir):
     yield data
     for d in mlops.deployments().itertuples():  # never leave a server behind
         mlops.undeploy(d.deployment_id)
+    stop_launcher(store_dir)
+    assert processes_mentioning(str(store_dir)) == []
 
 
 def test_deploy_serve_follow_the_alias_and_stop(churn):
     x, (m1, m2) = churn
     d = mlops.deploy("churn@production")
     assert d.status == "running" and d.version == 1 and d.url.startswith("http://127.0.0.1:")
-    assert d.token is None and processes_mentioning(d.deployment_id) == [d.pid]
+    assert d.token is None and group_members(d.pid) == [d.pid]
     html = d._repr_html_()
     assert "churn@1" in html and d.url in html and "curl" in html and "running" in html
     listed = mlops.deployments()
@@ -95,7 +99,7 @@ def test_deploy_serve_follow_the_alias_and_stop(churn):
     c.close()
     stopped = mlops.undeploy("churn@production")
     assert [s.status for s in stopped] == ["stopped"]
-    assert processes_mentioning(d.deployment_id) == []
+    assert group_members(d.pid) == []
     log = mlops.inference_log("churn")
     assert len(log) == 5 * (len(seen) + 1)  # a clean stop flushed everything
     assert set(log["version"]) == {1, 2}
@@ -114,7 +118,7 @@ def test_failures_have_a_clear_status_and_leave_no_process(churn, store_dir):
     busy.close()
     failed = mlops.deployments(all=True)
     assert failed.loc[0, "status"] == "failed" and "in use" in failed.loc[0, "message"]
-    assert processes_mentioning(failed.loc[0, "deployment_id"]) == []
+    assert group_members(int(failed.loc[0, "pid"])) == []
 
     # unknown model / version, bad arguments: nothing recorded, nothing started
     with pytest.raises(NotFoundError, match="No registered model 'nope'"):
@@ -135,7 +139,7 @@ def test_failures_have_a_clear_status_and_leave_no_process(churn, store_dir):
         mlops.deploy("pickled")
     bad = mlops.deployments("pickled", all=True)
     assert bad.loc[0, "status"] == "failed" and "not known to be safe" in bad.loc[0, "message"]
-    assert processes_mentioning(bad.loc[0, "deployment_id"]) == []
+    assert group_members(int(bad.loc[0, "pid"])) == []
 
     # a deployment whose process died is reported as dead, with its last lines
     d = mlops.deploy("churn@1")
@@ -170,8 +174,9 @@ def test_a_deployment_outlives_the_kernel_that_started_it(churn, store_dir):
     status, _, body = c.post("/invocations", {"dataframe_records": x.iloc[:3].to_dict("records")})
     assert status == 200 and body["predictions"] == predictions(m1, x.iloc[:3])
     c.close()
+    pid = int(listed.loc[0, "pid"])
     mlops.undeploy(deployment_id)
-    assert processes_mentioning(deployment_id) == []
+    assert group_members(pid) == []
 
 
 def test_a_public_host_needs_the_token_shown_once(churn):
@@ -203,10 +208,10 @@ def test_workers_share_the_port_and_the_cli_serves_in_the_foreground(churn, stor
     status, _, metrics = c.get("/metrics")
     assert status == 200 and 'mlops_requests_total{route="infer",status="200"} 20.0' in metrics
     c.close()
-    assert len(processes_mentioning(d.deployment_id)) >= 1
+    assert len(group_members(d.pid)) >= 3  # the supervisor and two workers
     mlops.undeploy(d.deployment_id)
     time.sleep(0.2)
-    assert processes_mentioning(d.deployment_id) == []
+    assert group_members(d.pid) == []
     assert len(mlops.inference_log("churn")) == 40
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -233,3 +238,31 @@ def test_workers_share_the_port_and_the_cli_serves_in_the_foreground(churn, stor
     assert "inference log flushed" in rest
     assert mlops.deployments().empty
     assert len(mlops.inference_log("churn")) == 41
+
+
+def test_the_warm_launcher_forks_deployments_that_outlive_it(churn, store_dir, monkeypatch):
+    x, (m1, m2) = churn
+    first = mlops.deploy("churn@1")  # starts the store's launcher and waits for it
+    second = mlops.deploy("churn@2")  # forked by the warm launcher
+    for d in (first, second):
+        with open(f"/proc/{d.pid}/comm") as fh:
+            assert fh.read().strip() == d.deployment_id[:15]
+        assert group_members(d.pid) == [d.pid]  # its own process group
+    assert stop_launcher(store_dir) is not None
+    c = Client(second.port)
+    status, _, out = c.post("/v2/models/churn/infer", oip_body(x.iloc[:4]))
+    assert status == 200 and out["outputs"][0]["data"] == predictions(m2, x.iloc[:4])
+    c.close()
+    mlops.undeploy("churn")
+    # without the launcher a deployment is a plain new process
+    monkeypatch.setenv("MLOPS_LAUNCHER", "0")
+    plain = mlops.deploy("churn@1")
+    with open(f"/proc/{plain.pid}/cmdline", "rb") as fh:
+        assert b"jupyter_mlops.serving" in fh.read()
+    c = Client(plain.port)
+    assert c.post("/v2/models/churn/infer", oip_body(x.iloc[:4]))[2]["outputs"][0]["data"] == (
+        predictions(m1, x.iloc[:4])
+    )
+    c.close()
+    mlops.undeploy("churn")
+    assert group_members(plain.pid) == []

@@ -99,3 +99,29 @@ def test_registry_notebook(tmp_path, store_dir):
     best = mlops.runs(experiment="registry", order_by="-metrics.accuracy").run_id[0]
     assert production.run_id == best
     assert list(mlops.model_events("cancer").kind) == ["registered", "alias_set"]
+
+
+def test_deployment_notebook(tmp_path, store_dir):
+    from jupyter_mlops.serving.launcher import stop_launcher
+
+    from .serving_helpers import processes_mentioning
+
+    try:
+        _, outputs = run_example("deployment.ipynb", tmp_path, store_dir)
+    finally:
+        for d in mlops.deployments().itertuples():
+            mlops.undeploy(d.deployment_id)
+        stop_launcher(store_dir)
+    assert processes_mentioning(str(store_dir)) == []
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "invocations: {'predictions': [" in text and "OIP v2: 1 [" in text
+    assert "now served by version 2" in text
+    html = [o["data"].get("text/html", "") for o in outputs if "data" in o]
+    assert any("curl" in h and "running" in h for h in html)
+    frame = mlops.deployments(all=True)
+    assert list(frame.status) == ["stopped"] and frame.version.iloc[0] == 2
+    assert "deployment_switched" in set(mlops.model_events("churn").kind)
+    assert len(mlops.inference_log("churn", kind=None)) > 0
+    from jupyter_mlops.serving.inference_log import feedback
+
+    assert len(feedback("churn")) == 3

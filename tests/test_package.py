@@ -29,6 +29,7 @@ def test_public_names_are_exactly_all():
             "data_history",
             "deploy",
             "deployments",
+            "export_model",
             "get_experiment",
             "get_model_version",
             "get_run",

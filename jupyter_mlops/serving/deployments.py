@@ -471,52 +471,74 @@ def deploy(
         },
     )
     log_path = str(_log_dir(store) / f"{deployment_id}.log")
-    env = dict(os.environ)
-    loc = store.location
-    env.update(
-        MLOPS_HOME=str(loc.home), MLOPS_DB_URL=loc.db_url, MLOPS_ARTIFACTS_URL=loc.artifacts_url
-    )
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [
-        sys.executable,
-        "-m",
-        "jupyter_mlops.serving",
-        "--deployment",
-        deployment_id,
-        "--port",
-        str(port or 0),
-    ]
-    with open(log_path, "ab") as out:
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-    _CHILDREN[child.pid] = child
-    _update(store, deployment_id, pid=child.pid, proc_start=_proc_start(child.pid))
+    pid = _start_process(store, deployment_id, port or 0, log_path)
     deadline = time.monotonic() + wait
     while True:
         found = get_deployment(deployment_id, store=store)
         if found.status == "running" and _ready(found.host, found.port, 2.0):
             found.token = shown_token
             return found
-        if found.status in ("failed", "dead") or child.poll() is not None:
-            if child.poll() is None:
-                _kill_group(child.pid)
+        if found.status in ("failed", "dead"):
+            _kill_group(pid)
             message = found.message or _tail(log_path, 10) or "the process exited"
             if found.status != "failed":
                 _update(store, deployment_id, status="failed", message=message)
             raise DeploymentError(f"Deployment of {reference} failed to start: {message}")
         if time.monotonic() > deadline:
-            _kill_group(child.pid)
+            _kill_group(pid)
             message = f"not ready after {wait:g} s; last log lines:\n{_tail(log_path, 10)}"
             _update(store, deployment_id, status="failed", message=message)
             raise DeploymentError(f"Deployment of {reference} failed to start: {message}")
-        time.sleep(0.03)
+        time.sleep(0.02)
+
+
+def _start_process(store: Store, deployment_id: str, port: int, log_path: str) -> int:
+    """Start the serving process: forked by the store's warm launcher when one runs
+    (a fraction of a second; the first deployment of a store starts the launcher and waits
+    for its imports), else a new interpreter. Returns the pid, recorded in the store."""
+    from .launcher import ensure_launcher, launch, launcher_usable
+
+    loc = store.location
+    store_env = {
+        "MLOPS_HOME": str(loc.home),
+        "MLOPS_DB_URL": loc.db_url,
+        "MLOPS_ARTIFACTS_URL": loc.artifacts_url,
+    }
+    env = {**os.environ, **store_env}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    pid = None
+    if os.environ.get("MLOPS_LAUNCHER", "1") != "0" and launcher_usable(loc.home):
+        pid = launch(loc.home, deployment_id, port, store_env, log_path)
+        if pid is None:  # start it and wait: its imports are what a new process pays anyway
+            ensure_launcher(loc.home, env)
+            deadline = time.monotonic() + 30
+            while pid is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+                pid = launch(loc.home, deployment_id, port, store_env, log_path)
+    if pid is None:
+        command = [
+            sys.executable,
+            "-m",
+            "jupyter_mlops.serving",
+            "--deployment",
+            deployment_id,
+            "--port",
+            str(port),
+        ]
+        with open(log_path, "ab") as out:
+            child = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        _CHILDREN[child.pid] = child
+        pid = child.pid
+    _update(store, deployment_id, pid=pid, proc_start=_proc_start(pid))
+    return pid
 
 
 def undeploy(reference: str, *, store: Store | None = None) -> list[Deployment]:
