@@ -291,3 +291,48 @@ def test_a_token_guards_every_route_but_health(churn):
         assert c.get("/metrics", headers=good)[0] == 200
         c.close()
     assert len(inference_log("churn")) == 1
+
+
+def test_pipelines_that_select_columns_by_name_get_frames(store_dir):
+    """A plain estimator is fed arrays (fast); a pipeline that selects columns by name, or
+    takes text, keeps getting DataFrames, and both answer what the model answers."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from jupyter_mlops.serving.model import load_version
+
+    from .serving_helpers import training_frame
+
+    x, y = training_frame()
+    x = x.assign(size=np.where(x["area"] > 600, "large", "small"))
+    select = ColumnTransformer(
+        [("num", StandardScaler(), ["texture", "radius"]), ("cat", OneHotEncoder(), ["size"])]
+    )
+    with mlops.track("pipeline") as run:
+        pipe = make_pipeline(select, LogisticRegression(max_iter=2000)).fit(x, y)
+    mlops.register(run.run_id, "piped")
+    with mlops.track("plain") as run:
+        plain = LogisticRegression(max_iter=2000).fit(x[COLUMNS], y)
+    mlops.register(run.run_id, "plain")
+    assert not load_version(mlops.get_model_version("piped")).schema.positional
+    assert load_version(mlops.get_model_version("plain")).schema.positional
+
+    rows = x.iloc[:6]
+    with serve(reference="piped@latest") as srv:
+        c = Client(srv.port)
+        body = oip_body(rows[COLUMNS])
+        body["inputs"].append(
+            {"name": "size", "shape": [6], "datatype": "BYTES", "data": rows["size"].tolist()}
+        )
+        status, _, out = c.post("/v2/models/piped/infer", body)
+        assert status == 200, out
+        assert out["outputs"][0]["data"] == predictions(pipe, rows)
+        body["inputs"][-1]["data"][0] = 3
+        status, _, out = c.post("/v2/models/piped/infer", body)
+        assert status == 422 and "'size' expects text" in out["error"]
+        c.close()
+    scored = mlops.predict_batch("plain", rows[COLUMNS], progress=False)
+    assert scored["prediction"].tolist() == predictions(plain, rows[COLUMNS])
+    assert list(scored.index) == list(rows.index)

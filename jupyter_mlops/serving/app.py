@@ -123,9 +123,14 @@ class ServingApp:
 
     def startup(self) -> None:
         """Load the model, start the inference log writer and the alias follower."""
+        import warnings
+
         from ..store import current_store
         from .inference_log import InferenceLogger, parse_retention
+        from .model import FEATURE_NAMES_WARNING
 
+        # positional models get arrays on purpose (see InputSchema.positional)
+        warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
         cfg = self.config
         if self._model is None:
             if cfg.directory:

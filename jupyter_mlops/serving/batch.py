@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 from ..errors import ValidationError
 from ..store import Store, current_store
 from .inference_log import log_batch
-from .model import ServedModel, load_version
+from .model import FEATURE_NAMES_WARNING, ServedModel, load_version
 
 __all__ = ["predict_batch"]
 
@@ -99,7 +100,9 @@ def predict_batch(
     try:
         for start in range(0, n, chunk_size):
             chunk = frame[start : start + chunk_size]
-            result = served.predict(chunk, outputs)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
+                result = served.predict(chunk, outputs)
             for key in outputs:
                 parts[key].append(result[key])
             if bar is not None:

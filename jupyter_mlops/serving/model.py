@@ -84,8 +84,39 @@ class ServedModel:
         return [c.item() if hasattr(c, "item") else c for c in classes]
 
 
+FEATURE_NAMES_WARNING = "X does not have valid feature names"
+
+
+def probe_positional(model: Any, schema: InputSchema) -> bool:
+    """Whether an all-numeric model fitted on a DataFrame predicts the same from a plain
+    array in signature order (true for estimators that use names only to check them; false
+    for pipelines that select columns by name, which keep getting DataFrames)."""
+    if schema.ndarray:
+        return True
+    names = getattr(model, "feature_names_in_", None)
+    if names is None or [str(n) for n in names] != schema.names:
+        return False
+    if any(c.kind not in ("float", "int", "bool") for c in schema.columns):
+        return False
+    import warnings
+
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    probe = np.abs(rng.normal(1.0, 0.5, size=(8, len(schema.names)))) + 0.1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            by_name = np.asarray(model.predict(pd.DataFrame(probe, columns=schema.names)))
+            by_position = np.asarray(model.predict(probe))
+    except Exception:
+        return False
+    return by_name.shape == by_position.shape and bool(np.all(by_name == by_position))
+
+
 def _build(name: str, version: int, model: Any, signature: dict[str, Any], flavor: str) -> Any:
     schema = InputSchema.from_signature(signature, model)
+    schema.positional = probe_positional(model, schema)
     return ServedModel(name, version, model, signature, schema, flavor)
 
 
