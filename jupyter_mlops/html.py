@@ -260,7 +260,7 @@ _STATUS_COLOR = {
 def deployment_card(d: Any) -> str:
     """A deployment: model version, URL, live status, request count and a curl example."""
     esc = html.escape
-    color = _STATUS_COLOR.get(d.status, "#57606a")
+    color = _STATUS_COLOR.get(d.state, "#57606a")
     version = f"{d.model_name}@{d.version}" if d.version is not None else d.model_name
     started = (
         datetime.fromtimestamp(d.started, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
@@ -286,7 +286,7 @@ def deployment_card(d: Any) -> str:
         _STYLE
         + "<div class=mlops-card><div class=hd>"
         + f"<span class=nm>{esc(d.deployment_id)}</span>"
-        + f"<span class=badge style='background:{color}'>{esc(d.status)}</span>"
+        + f"<span class=badge style='background:{color}'>{esc(d.state)}</span>"
         + f"<span class=mut>{esc(d.reference)}</span></div>"
         + message
         + token

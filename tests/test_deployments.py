@@ -149,6 +149,7 @@ def test_failures_have_a_clear_status_and_leave_no_process(churn, store_dir):
         time.sleep(0.05)
     dead = mlops.deployments("churn")
     assert dead.loc[0, "status"] == "dead"
+    assert d.state == "running" and d.status == "dead" and "is gone" in d.message  # live
     assert "is gone" in dead.loc[0, "message"] and "mlops.deploy()" in dead.loc[0, "message"]
     assert [s.status for s in mlops.undeploy("churn")] == ["stopped"]
     with pytest.raises(NotFoundError, match="No active deployment"):

@@ -111,7 +111,7 @@ class Deployment:
     port: int | None
     workers: int
     pid: int | None
-    status: str
+    state: str
     message: str | None
     created: float
     started: float | None
@@ -122,6 +122,16 @@ class Deployment:
     token: str | None = field(default=None, repr=False)
     requests: int = 0
     _store: Store | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def status(self) -> str:
+        """The live status, checked now: running, starting, unhealthy, dead, failed, stopped
+        (``state`` holds the status from when this object was read)."""
+        if self.state in ("stopped", "failed"):
+            return self.state
+        fresh = self.refresh()
+        self.state, self.message, self.version = fresh.state, fresh.message, fresh.version
+        return self.state
 
     @property
     def url(self) -> str:
@@ -170,7 +180,7 @@ class Deployment:
         token = f"\n  token (shown once, store it now): {self.token}" if self.token else ""
         return (
             f"<Deployment {self.deployment_id} {self.model_name}{version} "
-            f"({self.reference}) {self.status} at {self.url}>{token}"
+            f"({self.reference}) {self.state} at {self.url}>{token}"
         )
 
 
@@ -199,7 +209,7 @@ def _from_row(row: Any, store: Store, *, check: bool = True) -> Deployment:
         port=row.port,
         workers=row.workers,
         pid=row.pid,
-        status=status,
+        state=status,
         message=message,
         created=row.created,
         started=row.started,
@@ -281,7 +291,7 @@ def deployments(model: str | None = None, *, all: bool = False, store: Store | N
                 d.reference,
                 d.model_name,
                 d.version,
-                d.status,
+                d.state,
                 d.url if d.port else None,
                 counts.get(d.deployment_id, 0),
                 d.pid,
@@ -353,7 +363,7 @@ def _kill_group(pid: int, timeout: float = 10.0) -> None:
 
 
 def _stop(d: Deployment, store: Store) -> None:
-    if d.pid and d.status != "stopped" and _alive(d):
+    if d.pid and d.state != "stopped" and _alive(d):
         _kill_group(d.pid)
     mark_stopped(store, d.deployment_id)
 
@@ -365,7 +375,7 @@ def _live_for(store: Store, reference: str, host: str, port: int | None) -> Depl
         if port not in (None, 0) and row.port != port:
             continue
         found = _from_row(row, store)
-        if found.status in ("running", "starting"):
+        if found.state in ("running", "starting"):
             return found
     return None
 
@@ -475,13 +485,13 @@ def deploy(
     deadline = time.monotonic() + wait
     while True:
         found = get_deployment(deployment_id, store=store)
-        if found.status == "running" and _ready(found.host, found.port, 2.0):
+        if found.state == "running" and _ready(found.host, found.port, 2.0):
             found.token = shown_token
             return found
-        if found.status in ("failed", "dead"):
+        if found.state in ("failed", "dead"):
             _kill_group(pid)
             message = found.message or _tail(log_path, 10) or "the process exited"
-            if found.status != "failed":
+            if found.state != "failed":
                 _update(store, deployment_id, status="failed", message=message)
             raise DeploymentError(f"Deployment of {reference} failed to start: {message}")
         if time.monotonic() > deadline:
