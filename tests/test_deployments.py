@@ -127,6 +127,8 @@ def test_failures_have_a_clear_status_and_leave_no_process(churn, store_dir):
         mlops.deploy("churn@9")
     with pytest.raises(ValidationError):
         mlops.deploy("churn@production", workers=0)
+    with pytest.raises(ValidationError, match="token is empty"):
+        mlops.deploy("churn@production", host="0.0.0.0", token=" ")
     assert len(mlops.deployments(all=True)) == 1
 
     # a model that fails to load: its class is outside scikit-learn, so it needs trust
@@ -210,12 +212,16 @@ def test_workers_share_the_port_and_the_cli_serves_in_the_foreground(churn, stor
     assert status == 200 and 'mlops_requests_total{route="infer",status="200"} 20.0' in metrics
     c.close()
     assert len(group_members(d.pid)) >= 3  # the supervisor and two workers
-    mlops.undeploy(d.deployment_id)
+    os.kill(d.pid, signal.SIGKILL)  # the supervisor dies (OOM killer); its workers live on
+    time.sleep(0.3)
+    assert d.status == "dead" and group_members(d.pid)
+    mlops.undeploy(d.deployment_id)  # stops the whole group, not just the dead leader
     time.sleep(0.2)
     assert group_members(d.pid) == []
-    assert len(mlops.inference_log("churn")) == 40
+    assert len(mlops.inference_log("churn")) == 40  # the orphaned workers flushed on SIGTERM
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = time.time()
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_mlops.cli", "serve", "churn@production", "--port", "0"],
         env=env,
@@ -238,7 +244,7 @@ def test_workers_share_the_port_and_the_cli_serves_in_the_foreground(churn, stor
     assert proc.returncode == 0, rest
     assert "inference log flushed" in rest
     assert mlops.deployments().empty
-    assert len(mlops.inference_log("churn")) == 41
+    assert len(mlops.inference_log("churn", since=started)) == 1
 
 
 def test_the_warm_launcher_forks_deployments_that_outlive_it(churn, store_dir, monkeypatch):
@@ -267,3 +273,23 @@ def test_the_warm_launcher_forks_deployments_that_outlive_it(churn, store_dir, m
     c.close()
     mlops.undeploy("churn")
     assert group_members(plain.pid) == []
+
+
+def test_two_launchers_for_one_store_do_not_both_stay(churn, store_dir):
+    from jupyter_mlops.serving.launcher import ensure_launcher
+
+    env = {**os.environ, "MLOPS_HOME": str(store_dir)}
+    first = ensure_launcher(store_dir, env)
+    second = ensure_launcher(store_dir, env)  # a second kernel, before the first is ready
+    assert first is not None and second is not None
+    deadline = time.monotonic() + 60
+    while first.poll() is None and second.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (first.poll() is None) != (second.poll() is None)  # exactly one remains
+    d = mlops.deploy("churn@1")  # forked by the one that remains
+    with open(f"/proc/{d.pid}/comm") as fh:
+        assert fh.read().strip() == d.deployment_id[:15]
+    mlops.undeploy("churn")
+    stop_launcher(store_dir)
+    for proc in (first, second):
+        proc.wait(10)

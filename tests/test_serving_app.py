@@ -116,6 +116,8 @@ BAD = [
     ("/v2/models/churn/infer", "EMPTYROWS", {}, 400, ["no rows"]),
     ("/v2/models/churn/infer", "BIG", {}, 413, ["at most"]),
     ("/v2/models/churn/infer", "DTYPE", {}, 400, ["datatype 'FLOAT'"]),
+    ("/v2/models/churn/infer", "BADID", {}, 400, ["1 to 64 letters"]),
+    ("/invocations", {"instances": [[1, 2, 3, 4, 5]]}, {"X-Request-ID": "a:b"}, 400, ["64"]),
     ("/invocations", {"nothing": 1}, {}, 400, ["exactly one of"]),
     ("/invocations", {"dataframe_records": []}, {}, 400, ["empty"]),
     (
@@ -156,6 +158,8 @@ def _bad_body(kind, rows):
     elif kind == "BIG":
         tensors[0]["data"] = [1.0] * 3
         body["padding"] = "x" * 5000
+    elif kind == "BADID":
+        body["id"] = "ord:17"
     elif kind == "DTYPE":
         tensors[0]["datatype"] = "FLOAT"
     return body

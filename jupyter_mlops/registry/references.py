@@ -30,7 +30,7 @@ class ModelRef:
 
 def check_model_name(name: str) -> str:
     """Model names: letters, digits, ``_ . -``; no ``@ / #`` or whitespace."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError(
             f"{name!r} is not a valid model name: use letters, digits, '_', '.', '-' "
             "(no '@', '/', '#' or spaces; they have a meaning in references), at most 128 characters."
@@ -40,7 +40,7 @@ def check_model_name(name: str) -> str:
 
 def check_alias(alias: str) -> str:
     """Aliases follow the name rules, may not look like a version, and may not be ``latest``."""
-    if not isinstance(alias, str) or not _NAME.match(alias) or len(alias) > 64:
+    if not isinstance(alias, str) or not _NAME.fullmatch(alias) or len(alias) > 64:
         raise ValidationError(
             f"{alias!r} is not a valid alias: use letters, digits, '_', '.', '-', at most 64 characters."
         )
@@ -67,7 +67,7 @@ def parse_model_ref(text: str) -> ModelRef:
         if int(match.group(1)) < 1:
             raise ValidationError(f"{text!r}: versions start at 1.")
         return ModelRef(name, version=int(match.group(1)))
-    if not _NAME.match(tail):
+    if not _NAME.fullmatch(tail):
         raise ValidationError(
             f"{text!r} is not a model reference: use name@3, name@v3, name@alias or name@latest."
         )

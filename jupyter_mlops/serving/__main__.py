@@ -101,7 +101,6 @@ def _serve_deployment(args: argparse.Namespace) -> int:
         model=model if row.workers <= 1 else None,
         on_started=started,
     )
-    print("stopped; inference log flushed", flush=True)
     return 0
 
 
@@ -122,7 +121,7 @@ def _serve_foreground(args: argparse.Namespace) -> int:
     token = os.environ.get("MLOPS_SERVE_TOKEN") or None
     needs_token = not is_loopback(args.host) and not args.insecure_no_auth
     if not Path(args.model).is_dir():
-        return _serve_reference(args, token, needs_token)
+        return _serve_reference(args, token)
     if needs_token and token is None:
         import secrets
 
@@ -146,7 +145,7 @@ def _serve_foreground(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_reference(args: argparse.Namespace, token: str | None, needs_token: bool) -> int:
+def _serve_reference(args: argparse.Namespace, token: str | None) -> int:
     from ..registry.service import get_model_version
     from ..store import current_store
     from .deployments import create_deployment, mark_stopped
@@ -160,7 +159,8 @@ def _serve_reference(args: argparse.Namespace, token: str | None, needs_token: b
         host=args.host,
         port=args.port,
         workers=args.workers,
-        token=token if (token or needs_token) else None,
+        token=token,
+        insecure_no_auth=args.insecure_no_auth,
         options={
             "retention": args.retention,
             "log": not args.no_log,

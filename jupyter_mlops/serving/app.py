@@ -29,12 +29,19 @@ from .._version import __version__
 from ..errors import MlopsError, NotFoundError, ValidationError
 from .metrics import CONTENT_TYPE_LATEST, ServingMetrics
 from .model import ServedModel
-from .protocols import csv_columns, invocations_columns, oip_columns, oip_response, parse_json
+from .protocols import (
+    check_request_id,
+    csv_columns,
+    invocations_columns,
+    oip_columns,
+    oip_response,
+    parse_json,
+)
 
 __all__ = ["ServeConfig", "ServingApp", "app_from_env", "create_app", "hash_token"]
 
 CONFIG_ENV = "MLOPS_SERVE_CONFIG"
-_INLINE_ROWS = 2000  # larger bodies predict in a worker thread so health checks stay quick
+_INLINE_BYTES = 64 * 1024  # larger bodies are parsed and predicted in a worker thread
 
 
 def hash_token(token: str) -> str:
@@ -170,12 +177,12 @@ class ServingApp:
         self.ready = True
 
     def shutdown(self) -> None:
-        """Stop following and flush the inference log (a clean stop loses nothing)."""
+        """Flush the inference log (a clean stop loses nothing) and stop following."""
         self.ready = False
+        if self.logger is not None:
+            print(f"stopped; {self.logger.close()}", flush=True)
         if self.follower is not None:
             self.follower.stop()
-        if self.logger is not None:
-            self.logger.close()
 
     # -- request plumbing -------------------------------------------------------------
     def authorize(self, request: Request) -> None:
@@ -338,6 +345,13 @@ def create_app(
         state.check_name(request.path_params["name"])
         return _json({"name": request.path_params["name"], "ready": state.ready})
 
+    async def offload(body: bytes, work: Any) -> Any:
+        """Run parsing and prediction inline for small bodies (fastest), in a worker thread
+        for large ones, so health checks never wait behind a big batch."""
+        if len(body) > _INLINE_BYTES:
+            return await run_in_threadpool(work)
+        return work()
+
     async def infer(request: Request, started: float) -> Response:
         model = state.check_name(request.path_params["name"])
         version = request.path_params.get("version")
@@ -346,15 +360,14 @@ def create_app(
                 f"This server serves {model.name} version {model.version}, not {version}."
             )
         _check_json(request)
-        doc = parse_json(await state.body(request))
-        columns, wanted, rid = oip_columns(doc, model.schema)
+        body = await state.body(request)
+
+        def work() -> tuple[Any, ...]:
+            columns, wanted, rid = oip_columns(parse_json(body), model.schema)
+            return (rid, *state.predict(model, columns, tuple(wanted)))
+
+        rid, outputs, n, logged = await offload(body, work)
         rid = rid or uuid.uuid4().hex
-        rows = _rows(columns)
-        work = (model, columns, tuple(wanted))
-        if rows > _INLINE_ROWS:
-            outputs, n, logged = await run_in_threadpool(state.predict, *work)
-        else:
-            outputs, n, logged = state.predict(*work)
         state.log(rid, model, n, logged, outputs, started)
         return _json(
             oip_response(model.name, model.version, rid, outputs), headers={"x-request-id": rid}
@@ -363,26 +376,23 @@ def create_app(
     async def invocations(request: Request, started: float) -> Response:
         model = state.model
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        body = await state.body(request)
-        if ctype == "text/csv":
-            columns: Any = csv_columns(body, model.schema)
-        elif ctype == "application/json":
-            columns = invocations_columns(parse_json(body), model.schema)
-        else:
+        if ctype not in ("text/csv", "application/json"):
             raise _Unsupported(
                 f"Content-Type {ctype or '(none)'} is not supported; send application/json "
                 "(dataframe_split, dataframe_records, instances or inputs) or text/csv."
             )
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        if len(rid) > 64:
-            raise ValidationError("X-Request-ID must be at most 64 characters.")
-        rows = len(columns) if not isinstance(columns, dict) else _rows(columns)
-        if rows > _INLINE_ROWS:
-            outputs, n, logged = await run_in_threadpool(
-                state.predict, model, columns, ("predict",)
-            )
-        else:
-            outputs, n, logged = state.predict(model, columns, ("predict",))
+        given = request.headers.get("x-request-id")
+        rid = check_request_id(given, "X-Request-ID") if given else uuid.uuid4().hex
+        body = await state.body(request)
+
+        def work() -> tuple[Any, ...]:
+            if ctype == "text/csv":
+                columns: Any = csv_columns(body, model.schema)
+            else:
+                columns = invocations_columns(parse_json(body), model.schema)
+            return state.predict(model, columns, ("predict",))
+
+        outputs, n, logged = await offload(body, work)
         state.log(rid, model, n, logged, outputs, started)
         return _json({"predictions": outputs["predict"].tolist()}, headers={"x-request-id": rid})
 
@@ -475,10 +485,6 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=_http_errors())
     app.state.serving = state
     return app
-
-
-def _rows(columns: dict[str, list[Any]]) -> int:
-    return max((len(v) for v in columns.values()), default=0)
 
 
 def _check_json(request: Request) -> None:

@@ -25,7 +25,7 @@ from .model import FEATURE_NAMES_WARNING, ServedModel, load_version
 
 __all__ = ["predict_batch"]
 
-_CACHE: OrderedDict[tuple[str, str], ServedModel] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str, str], ServedModel] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
@@ -34,7 +34,7 @@ def _served(reference: str, store: Store, trusted: bool | list[str]) -> ServedMo
     from ..registry.service import get_model_version
 
     mv = get_model_version(reference, store)
-    key = (str(store.location.artifacts_url), mv.object_hash)
+    key = (str(store.location.artifacts_url), mv.object_hash, repr(trusted))
     with _CACHE_LOCK:
         found = _CACHE.get(key)
         if found is not None and found.version == mv.version and found.name == mv.name:

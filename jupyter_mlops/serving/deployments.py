@@ -188,7 +188,9 @@ def _from_row(row: Any, store: Store, *, check: bool = True) -> Deployment:
     status, message = row.status, row.message
     if check and status not in ("stopped", "failed"):
         alive = _alive(row)
-        if alive is False:
+        if alive is None:
+            message = f"Runs on {row.machine}; its status is as recorded there."
+        elif alive is False:
             tail = _tail(row.log_path, 5)
             status = "dead"
             message = (
@@ -196,7 +198,7 @@ def _from_row(row: Any, store: Store, *, check: bool = True) -> Deployment:
                 + (f"; its last lines:\n{tail}" if tail else ".")
                 + " Start it again with mlops.deploy()."
             )
-        elif row.status == "running" and not _ready(row.host, row.port):
+        elif alive and row.status == "running" and not _ready(row.host, row.port):
             status = "unhealthy"
             message = "The process runs but /v2/health/ready does not answer 200."
     options = json.loads(row.options) if row.options else {}
@@ -325,8 +327,10 @@ def mark_stopped(store: Store, deployment_id: str) -> None:
         )
 
 
-def _kill_group(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM the deployment's process group (it flushes and exits), SIGKILL after timeout."""
+def _kill_group(pid: int, timeout: float = 45.0) -> None:
+    """SIGTERM the deployment's process group and wait until every member (the server and
+    any workers, which flush their inference log on the way out) has exited; SIGKILL what
+    is left after ``timeout`` (longer than graceful shutdown plus the final flush)."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -337,15 +341,9 @@ def _kill_group(pid: int, timeout: float = 10.0) -> None:
     child = _CHILDREN.get(pid)
     while time.monotonic() < deadline:
         if child is not None:
-            if child.poll() is not None:
-                break
-        else:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            if _zombie(pid):
-                break
+            child.poll()  # reap our own child so it does not linger as a zombie
+        if not _group_exists(pid):
+            break
         time.sleep(0.05)
     else:
         try:
@@ -354,16 +352,38 @@ def _kill_group(pid: int, timeout: float = 10.0) -> None:
             pass
         if child is not None:
             child.wait(5)
-    # workers of a multi-worker server share the group; make sure none is left
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     _CHILDREN.pop(pid, None)
 
 
+def _group_exists(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in group ``pgid``; workers can outlive
+    a killed leader."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return not os.path.isdir("/proc")
+
+
 def _stop(d: Deployment, store: Store) -> None:
-    if d.pid and d.state != "stopped" and _alive(d):
+    if d.machine not in (None, _host()) and d.state not in ("stopped", "failed"):
+        raise MlopsError(
+            f"Deployment {d.deployment_id} runs on {d.machine}; stop it there "
+            f"(jupyter-mlops undeploy {d.deployment_id})."
+        )
+    if d.pid and d.state != "stopped" and (_alive(d) or _group_exists(d.pid)):
         _kill_group(d.pid)
     mark_stopped(store, d.deployment_id)
 
@@ -396,10 +416,15 @@ def create_deployment(
     workers: int,
     token: str | None,
     options: dict[str, Any],
+    insecure_no_auth: bool = False,
 ) -> tuple[str, str | None]:
     """Record a new deployment (status ``starting``); returns its id and the token to show
     once (generated when the host is not loopback and none was given)."""
-    auth = not is_loopback(host) or token is not None
+    if token is not None and not token.strip():
+        raise ValidationError(
+            "The token is empty; pass a real secret, or leave token= out to have one generated."
+        )
+    auth = (not is_loopback(host) and not insecure_no_auth) or token is not None
     if auth and token is None:
         token = secrets.token_urlsafe(24)
     deployment_id = "d-" + uuid.uuid4().hex[:10]
@@ -482,6 +507,23 @@ def deploy(
     )
     log_path = str(_log_dir(store) / f"{deployment_id}.log")
     pid = _start_process(store, deployment_id, port or 0, log_path)
+    try:
+        return _wait_ready(store, deployment_id, reference, pid, log_path, wait, shown_token)
+    except KeyboardInterrupt:  # do not leave a half-started server behind
+        _kill_group(pid, timeout=5)
+        _update(store, deployment_id, status="failed", message="interrupted while starting")
+        raise
+
+
+def _wait_ready(
+    store: Store,
+    deployment_id: str,
+    reference: str,
+    pid: int,
+    log_path: str,
+    wait: float,
+    shown_token: str | None,
+) -> Deployment:
     deadline = time.monotonic() + wait
     while True:
         found = get_deployment(deployment_id, store=store)
@@ -509,22 +551,24 @@ def _start_process(store: Store, deployment_id: str, port: int, log_path: str) -
     from .launcher import ensure_launcher, launch, launcher_usable
 
     loc = store.location
-    store_env = {
+    env = {
+        **os.environ,
         "MLOPS_HOME": str(loc.home),
         "MLOPS_DB_URL": loc.db_url,
         "MLOPS_ARTIFACTS_URL": loc.artifacts_url,
     }
-    env = {**os.environ, **store_env}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     pid = None
     if os.environ.get("MLOPS_LAUNCHER", "1") != "0" and launcher_usable(loc.home):
-        pid = launch(loc.home, deployment_id, port, store_env, log_path)
+        pid = launch(loc.home, deployment_id, port, env, log_path)
         if pid is None:  # start it and wait: its imports are what a new process pays anyway
-            ensure_launcher(loc.home, env)
+            started = ensure_launcher(loc.home, env)
             deadline = time.monotonic() + 30
             while pid is None and time.monotonic() < deadline:
+                if started is not None and started.poll() is not None:
+                    break  # it could not start (see serving/launcher.log): go without it
                 time.sleep(0.05)
-                pid = launch(loc.home, deployment_id, port, store_env, log_path)
+                pid = launch(loc.home, deployment_id, port, env, log_path)
     if pid is None:
         command = [
             sys.executable,

@@ -680,9 +680,10 @@ def _commit(work: Path, target: Path, previous: dict[str, Any] | None) -> None:
         return
     if previous is not None:
         for entry in [*previous.get("entries", []), EXPORT_MARKER]:
-            path = target / str(entry)
-            if path.parent != target:  # only names directly inside the export
-                continue
+            name = str(entry)
+            if not name or name in (".", "..") or "/" in name or "\\" in name:
+                continue  # only plain names directly inside the export
+            path = target / name
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             elif path.exists() or path.is_symlink():

@@ -93,6 +93,7 @@ class InferenceLogger:
         self.retention = retention or Retention()
         self._buffer: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # a flush waits for one in progress
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -133,8 +134,20 @@ class InferenceLogger:
             self._wake.clear()
             self.flush()
 
+    @property
+    def pending(self) -> int:
+        """Entries buffered and not yet written."""
+        with self._lock:
+            return len(self._buffer)
+
     def flush(self) -> int:
-        """Write everything buffered now; returns the number of entries written."""
+        """Write everything buffered now; returns the number of entries written. Waits for
+        a flush already in progress, so an entry added before the call is stored after it
+        (unless the store refused the write)."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             batch, self._buffer = self._buffer, []
         if not batch:
@@ -170,8 +183,10 @@ class InferenceLogger:
 
     def _trim_if_due(self) -> None:
         now = time.time()
-        if now - self._last_trim < 60 or (
-            self.retention.max_age_s is None and self.retention.max_rows is None
+        if (
+            now - self._last_trim < 60
+            or self.deployment_id is None  # retention is per deployment
+            or (self.retention.max_age_s is None and self.retention.max_rows is None)
         ):
             return
         self._last_trim = now
@@ -180,14 +195,51 @@ class InferenceLogger:
         except Exception as exc:
             self.last_error = f"retention: {type(exc).__name__}: {exc}"
 
-    def close(self) -> None:
-        """Stop the writer and flush what is left (a clean stop loses nothing)."""
+    def close(self, timeout: float = 30.0) -> str:
+        """Stop the writer and flush what is left (a clean stop loses nothing): retries while
+        the store is busy, and if it still refuses, saves the entries to a JSON-lines file in
+        the store's ``serving/`` folder. Returns one line saying what happened."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        self.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            self.flush()
+            if not self.pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        left = self.pending
+        if not left:
+            return f"inference log flushed ({self.written} entries written)"
+        path = self._save_unwritten()
+        return (
+            f"inference log: {self.written} entries written; {left} could not be written "
+            f"({self.last_error}) and were saved to {path}"
+        )
+
+    def _save_unwritten(self) -> str:
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        folder = self.store.home / "serving"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"unwritten-{self.deployment_id or 'serve'}-{int(time.time())}.jsonl"
+        with open(path, "a") as fh:
+            for rid, name, version, t, n, inputs, outputs, latency in batch:
+                record = {
+                    "request_id": rid,
+                    "deployment_id": self.deployment_id,
+                    "model_name": name,
+                    "version": version,
+                    "time": t,
+                    "rows": n,
+                    "inputs": inputs,
+                    "outputs": outputs,
+                    "latency_ms": latency,
+                }
+                fh.write(json.dumps(record, default=_jsonable) + "\n")
+        return str(path)
 
 
 def _jsonable(value: Any) -> Any:
@@ -202,6 +254,8 @@ def trim(
     store: Store, deployment_id: str | None, retention: Retention, *, now: float | None = None
 ) -> int:
     """Delete a deployment's log entries beyond its retention; returns how many went."""
+    if deployment_id is None:
+        raise ValidationError("Retention applies to one deployment; give its id.")
     log = schema.inference_log
     now = time.time() if now is None else now
     deleted = 0
@@ -310,7 +364,9 @@ def inference_log(
             "version": [e.version] * e.rows,
             "latency_ms": [e.latency_ms] * e.rows,
         }
-        part.update(inputs)
+        reserved = set(part) | set(outputs) | {"kind", "rows"}
+        for key, values in inputs.items():  # a feature never hides the log's own columns
+            part[f"input.{key}" if key in reserved else key] = values
         for key, values in outputs.items():
             part[key] = values
         frames.append(pd.DataFrame(part))

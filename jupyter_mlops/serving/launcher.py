@@ -129,23 +129,24 @@ def stop_launcher(home: Path) -> int | None:
     return pid
 
 
-def ensure_launcher(home: Path, env: dict[str, str]) -> None:
-    """Start the store's launcher in the background unless one is listening already."""
+def ensure_launcher(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+    """Start the store's launcher in the background unless one is listening already;
+    returns the new process (None when one already runs or none can)."""
     path = socket_path(home)
     if not _usable(path):
-        return
+        return None
     if path.exists():
         try:
             reply = _ask(path, {"ping": True}, 1.0)
             if reply.get("version") == STAMP:
-                return
+                return None
             if reply.get("pid"):
                 os.kill(int(reply["pid"]), signal.SIGTERM)
         except (OSError, ValueError):
             pass
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.parent / "launcher.log", "ab") as out:
-        subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "jupyter_mlops.serving.launcher", str(home)],
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -173,6 +174,7 @@ def _child(request: dict[str, Any]) -> None:
         os.dup2(fd, 2)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
+        os.environ.clear()  # the caller's environment, not the launcher's
         os.environ.update(request["env"])
         from ..store import reset_current_store
 
@@ -208,14 +210,25 @@ def serve_forever(home: Path) -> None:
             importlib.import_module(module)
         except ImportError:
             pass
+    import fcntl
+
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     path = socket_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path.parent / "launcher.lock", "w")  # noqa: SIM115 (held for its whole life)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print("another launcher serves this store; exiting", flush=True)
+        return
     if path.exists():
-        path.unlink()
+        path.unlink()  # stale: its launcher no longer holds the lock
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    os.chmod(path, 0o600)
+    old_umask = os.umask(0o077)  # only this user may ask for deployments
+    try:
+        server.bind(str(path))
+    finally:
+        os.umask(old_umask)
     server.listen(16)
     server.settimeout(30.0)
     children: set[int] = set()
@@ -246,6 +259,7 @@ def serve_forever(home: Path) -> None:
                     if pid == 0:
                         server.close()
                         conn.close()
+                        lock.close()
                         _child(request)
                     children.add(pid)
                     reply["launched"] = pid
@@ -259,6 +273,7 @@ def serve_forever(home: Path) -> None:
             path.unlink()
         except OSError:
             pass
+        lock.close()
 
 
 if __name__ == "__main__":

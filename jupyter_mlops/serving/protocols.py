@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..errors import ValidationError
 from .signature import InputSchema, oip_datatype
 
 __all__ = [
+    "check_request_id",
     "csv_columns",
     "invocations_columns",
     "oip_columns",
@@ -148,9 +150,22 @@ def oip_columns(
                 "classifiers, 'predict_proba'."
             )
     rid = doc.get("id")
-    if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
-        raise ValidationError('"id" must be a string of 1 to 64 characters.')
+    if rid is not None:
+        check_request_id(rid, '"id"')
     return columns, wanted, rid
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+
+
+def check_request_id(value: Any, where: str) -> str:
+    """A client's request id: 1–64 letters, digits, ``.``, ``_`` or ``-`` (``:`` addresses
+    a row of a multi-row request, and ids travel back in a header)."""
+    if not isinstance(value, str) or not _REQUEST_ID.fullmatch(value):
+        raise ValidationError(
+            f"{where} must be 1 to 64 letters, digits, '.', '_' or '-'; got {value!r:.80}."
+        )
+    return value
 
 
 def oip_response(
@@ -246,8 +261,14 @@ def csv_columns(body: bytes, schema: InputSchema) -> Any:
 
     if not body.strip():
         raise ValidationError("The CSV body is empty; send a header row and at least one row.")
-    try:
-        frame = pd.read_csv(io.BytesIO(body))
+    text = [c.name for c in schema.columns if c.kind == "text"]
+    try:  # text stays text: '02134' is a zip code, 'NA' a value, only empty cells are null
+        frame = pd.read_csv(
+            io.BytesIO(body),
+            dtype=dict.fromkeys(text, str) or None,
+            keep_default_na=not text,
+            na_values=[""] if text else None,
+        )
     except Exception as exc:
         raise ValidationError(f"Cannot read the CSV body: {exc}.") from exc
     if frame.empty:

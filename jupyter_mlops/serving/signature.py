@@ -41,6 +41,9 @@ _OIP = {
 }
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _kind(dtype: str) -> str:
     """One of float, int, bool, text, any for a pandas/numpy dtype name."""
     text = dtype.lower()
@@ -142,19 +145,21 @@ class InputSchema:
                 if not isinstance(v, int | float) and not isinstance(v, np.number | np.bool_):
                     raise _bad(column.name, row, v, f"numbers ({column.dtype})")
         if kind == "float":
-            arr = np.asarray(values, dtype=np.float64)
+            try:
+                arr = np.asarray(values, dtype=np.float64)
+            except OverflowError:
+                row = next(i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 1e308)
+                raise _bad(column.name, row, values[row], "finite numbers") from None
         elif kind == "int":
-            if any(v is None for v in values):
-                row = next(i for i, v in enumerate(values) if v is None)
-                raise _bad(column.name, row, None, f"integers ({column.dtype}), not null")
-            arr = np.asarray(values, dtype=np.float64)
-            if arr.size and not np.all(np.isfinite(arr)):
-                row = int(np.flatnonzero(~np.isfinite(arr))[0])
-                raise _bad(column.name, row, values[row], f"integers ({column.dtype})")
-            if arr.size and not np.array_equal(arr, np.round(arr)):
-                row = int(np.flatnonzero(arr != np.round(arr))[0])
-                raise _bad(column.name, row, values[row], f"integers ({column.dtype})")
-            return arr.astype(np.int64)
+            wanted = f"integers ({column.dtype})"
+            for row, v in enumerate(values):
+                if v is None:
+                    raise _bad(column.name, row, None, f"{wanted}, not null")
+                if isinstance(v, float | np.floating) and (not math.isfinite(v) or v != int(v)):
+                    raise _bad(column.name, row, v, wanted)
+                if not _INT64_MIN <= int(v) <= _INT64_MAX:
+                    raise _bad(column.name, row, v, f"{wanted} within the 64-bit range")
+            return np.asarray([int(v) for v in values], dtype=np.int64)
         elif kind == "bool":
             for row, v in enumerate(values):
                 if v is None or (not isinstance(v, bool) and v not in (0, 1)):

@@ -1,0 +1,108 @@
+"""Units of the serving path that a review found fragile: input coercion, request ids,
+CSV text, log columns, retention scope, and the final flush when the store is locked."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+
+from jupyter_mlops.errors import ValidationError
+from jupyter_mlops.registry.references import check_model_name
+from jupyter_mlops.serving.inference_log import InferenceLogger, Retention, inference_log, trim
+from jupyter_mlops.serving.protocols import check_request_id, csv_columns
+from jupyter_mlops.serving.signature import Column, InputSchema, SignatureError
+from jupyter_mlops.store import current_store
+
+
+def schema_of(**kinds: str) -> InputSchema:
+    dtypes = {"float": "float64", "int": "int64", "bool": "bool", "text": "object"}
+    return InputSchema(
+        [Column(n, dtypes[k], k) for n, k in kinds.items()], allow_nan=False, ndarray=False
+    )
+
+
+def test_integers_floats_and_text_are_checked_exactly():
+    s = schema_of(qty="int", price="float", city="text", member="bool")
+    frame = s.frame({"qty": [3, 4.0], "price": [1, 2.5], "city": ["a", None], "member": [1, False]})
+    assert frame["qty"].dtype == np.int64 and frame["qty"].tolist() == [3, 4]
+    assert frame["price"].tolist() == [1.0, 2.5] and frame["member"].tolist() == [True, False]
+    bad = [
+        ({"qty": [10**30]}, "within the 64-bit range"),
+        ({"qty": [1.5]}, "expects integers"),
+        ({"qty": [None]}, "not null"),
+        ({"qty": ["3"]}, "expects numbers"),
+        ({"price": [10**400]}, "finite numbers"),
+        ({"price": [float("inf")]}, "finite numbers"),
+        ({"price": [float("nan")]}, "cannot take them"),
+        ({"city": [5]}, "expects text"),
+        ({"member": [2]}, "true or false"),
+    ]
+    good = {"qty": [1], "price": [1.0], "city": ["a"], "member": [True]}
+    for change, words in bad:
+        with pytest.raises(SignatureError, match=words):
+            s.frame({**good, **change})
+
+
+def test_request_ids_and_model_names_are_strict():
+    assert check_request_id("order-17.a_b", "id") == "order-17.a_b"
+    for bad in ["ord:17", "a b", "x\r\nSet-Cookie: y", "é", "", "x" * 65, 17]:
+        with pytest.raises(ValidationError, match="1 to 64 letters"):
+            check_request_id(bad, "id")
+    with pytest.raises(ValidationError):
+        check_model_name("churn\n")
+
+
+def test_csv_keeps_text_as_written():
+    s = schema_of(zip="text", amount="float")
+    frame = csv_columns(b"zip,amount\n02134,1.5\nNA,\n", s)
+    assert frame["zip"].tolist() == ["02134", "NA"]
+    assert frame["amount"].iloc[0] == 1.5 and np.isnan(frame["amount"].iloc[1])
+
+
+def test_log_columns_survive_features_named_like_them(store_dir):
+    store = current_store()
+    logger = InferenceLogger(store, deployment_id="d-x")
+    logger.add("r1", "m", 1, 1, {"time": [0.5], "predict": [9]}, {"predict": [1]}, 2.0)
+    logger.flush()
+    log = inference_log("m")
+    assert log.loc[0, "input.time"] == 0.5 and log.loc[0, "input.predict"] == 9
+    assert log.loc[0, "predict"] == 1
+    assert abs(log.loc[0, "time"].timestamp() - time.time()) < 60
+
+
+def test_retention_never_touches_other_deployments_or_batches(store_dir):
+    store = current_store()
+    for dep in ("d-a", "d-b", None):
+        logger = InferenceLogger(store, deployment_id=dep)
+        for i in range(3):
+            logger.add(f"{dep}-{i}", "m", 1, 1, {"x": [i]}, {"predict": [0]}, 1.0)
+        logger.close()
+    with pytest.raises(ValidationError, match="one deployment"):
+        trim(store, None, Retention(max_rows=1))
+    assert trim(store, "d-a", Retention(max_rows=1)) == 2
+    ids = set(inference_log("m")["request_id"])
+    assert ids == {"d-a-2", "d-b-0", "d-b-1", "d-b-2", "None-0", "None-1", "None-2"}
+
+
+def test_a_stop_while_the_store_is_locked_saves_the_log_to_a_file(store_dir, monkeypatch):
+    monkeypatch.setenv("MLOPS_BUSY_TIMEOUT", "0.1")
+    store = current_store()
+    logger = InferenceLogger(store, deployment_id="d-locked", flush_interval=3600)
+    logger.add("warm", "m", 1, 1, {"x": [0]}, {"predict": [0]}, 1.0)
+    logger.flush()  # creates the tables
+    for i in range(5):
+        logger.add(f"r{i}", "m", 1, 1, {"x": [i]}, {"predict": [0]}, 1.0)
+    blocker = sqlite3.connect(store_dir / "mlops.db", timeout=0.1)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        message = logger.close(timeout=0.5)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert "5 could not be written" in message and "unwritten-d-locked" in message
+    saved = next((store_dir / "serving").glob("unwritten-d-locked-*.jsonl")).read_text()
+    assert len(saved.splitlines()) == 5 and '"request_id": "r0"' in saved
+    assert list(inference_log("m")["request_id"]) == ["warm"]
