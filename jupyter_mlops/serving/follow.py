@@ -86,6 +86,7 @@ class AliasFollower:
         self.interval = interval
         self.trusted = trusted
         self.error: str | None = None
+        self._unrecorded: list[tuple[int, int]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -114,15 +115,23 @@ class AliasFollower:
         mv = get_model_version(f"{self.name}@{version}", self.store)
         fresh = load_version(mv, trusted=self.trusted)
         self.swap(fresh)
-        record_switch(
-            self.store, self.deployment_id, self.name, self.alias, served.version, version
-        )
+        self._unrecorded.append((served.version, version))
         self.error = None
+        self._record()
         return True
+
+    def _record(self) -> None:
+        """Write the switches not yet in the store (retried on the next poll if it is busy)."""
+        assert self.alias is not None
+        while self._unrecorded:
+            old, new = self._unrecorded[0]
+            record_switch(self.store, self.deployment_id, self.name, self.alias, old, new)
+            self._unrecorded.pop(0)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
+                self._record()
                 self.check()
             except Exception as exc:  # keep serving the current version
                 self.error = f"{type(exc).__name__}: {exc}"
