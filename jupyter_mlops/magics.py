@@ -372,17 +372,10 @@ def _warm_launcher() -> None:
     with store.read() as conn:
         if conn.execute(sa.select(schema.models.c.model_id).limit(1)).first() is None:
             return
-    from .serving.launcher import ensure_launcher, launcher_usable
+    from .serving.launcher import ensure_launcher, launcher_usable, store_env
 
     if launcher_usable(store.home):
-        loc = store.location
-        env = {
-            **os.environ,
-            "MLOPS_HOME": str(loc.home),
-            "MLOPS_DB_URL": loc.db_url,
-            "MLOPS_ARTIFACTS_URL": loc.artifacts_url,
-        }
-        ensure_launcher(store.home, env)
+        ensure_launcher(store.home, store_env(store))
 
 
 def load(ipython: Any) -> None:

@@ -548,16 +548,10 @@ def _start_process(store: Store, deployment_id: str, port: int, log_path: str) -
     """Start the serving process: forked by the store's warm launcher when one runs
     (a fraction of a second; the first deployment of a store starts the launcher and waits
     for its imports), else a new interpreter. Returns the pid, recorded in the store."""
-    from .launcher import ensure_launcher, launch, launcher_usable
+    from .launcher import ensure_launcher, launch, launcher_usable, spawn_detached, store_env
 
     loc = store.location
-    env = {
-        **os.environ,
-        "MLOPS_HOME": str(loc.home),
-        "MLOPS_DB_URL": loc.db_url,
-        "MLOPS_ARTIFACTS_URL": loc.artifacts_url,
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env = store_env(store)
     pid = None
     if os.environ.get("MLOPS_LAUNCHER", "1") != "0" and launcher_usable(loc.home):
         pid = launch(loc.home, deployment_id, port, env, log_path)
@@ -579,16 +573,7 @@ def _start_process(store: Store, deployment_id: str, port: int, log_path: str) -
             "--port",
             str(port),
         ]
-        with open(log_path, "ab") as out:
-            child = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
+        child = spawn_detached(command, log_path, env)
         _CHILDREN[child.pid] = child
         pid = child.pid
     _update(store, deployment_id, pid=pid, proc_start=_proc_start(pid))

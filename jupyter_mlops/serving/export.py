@@ -39,7 +39,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import MlopsError, ValidationError
-from .model import EXPORT_MANIFEST
+from .model import EXPORT_MANIFEST, load_failure
 
 __all__ = [
     "EXPORT_MARKER",
@@ -228,10 +228,7 @@ def _load(mv: Any, data: bytes, trusted: bool) -> tuple[Any, bool]:
     except MlopsError:
         raise
     except Exception as exc:
-        raise MlopsError(
-            f"Model {mv.ref} failed to load: {type(exc).__name__}: {exc}. Check that the "
-            f"packages it needs are installed ({', '.join(mv.requirements) or 'see its card'})."
-        ) from exc
+        raise load_failure(mv, exc) from exc
     if not callable(getattr(model, "predict", None)):
         raise ValidationError(
             f"Model {mv.ref} ({type(model).__name__}) has no predict method, so it cannot be "

@@ -24,7 +24,15 @@ from typing import Any
 
 from .._version import __version__
 
-__all__ = ["ensure_launcher", "launch", "launcher_usable", "socket_path", "stop_launcher"]
+__all__ = [
+    "ensure_launcher",
+    "launch",
+    "launcher_usable",
+    "socket_path",
+    "spawn_detached",
+    "stop_launcher",
+    "store_env",
+]
 
 IDLE_EXIT_S = 1800.0
 _PRELOAD = (
@@ -145,9 +153,16 @@ def ensure_launcher(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes] 
         except (OSError, ValueError):
             pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / "launcher.log", "ab") as out:
+    command = [sys.executable, "-m", "jupyter_mlops.serving.launcher", str(home)]
+    return spawn_detached(command, str(path.parent / "launcher.log"), env)
+
+
+def spawn_detached(command: list[str], log_path: str, env: dict[str, str]) -> Any:
+    """Start ``command`` in a session of its own (it outlives the caller), with no stdin
+    and its output appended to ``log_path``."""
+    with open(log_path, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "jupyter_mlops.serving.launcher", str(home)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -155,6 +170,20 @@ def ensure_launcher(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes] 
             start_new_session=True,
             close_fds=True,
         )
+
+
+def store_env(store: Any) -> dict[str, str]:
+    """This process's environment with the store's location spelled out, so a serving
+    process resolves exactly the same store."""
+    loc = store.location
+    env = {
+        **os.environ,
+        "MLOPS_HOME": str(loc.home),
+        "MLOPS_DB_URL": loc.db_url,
+        "MLOPS_ARTIFACTS_URL": loc.artifacts_url,
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
 
 
 def _child(request: dict[str, Any]) -> None:

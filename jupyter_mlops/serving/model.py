@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import MlopsError, NotFoundError, ValidationError
 from .signature import InputSchema, oip_datatype
 
-__all__ = ["EXPORT_MANIFEST", "ServedModel", "load_directory", "load_version"]
+__all__ = ["EXPORT_MANIFEST", "ServedModel", "load_directory", "load_failure", "load_version"]
 
 EXPORT_MANIFEST = "mlops-model.json"
 
@@ -120,6 +120,14 @@ def _build(name: str, version: int, model: Any, signature: dict[str, Any], flavo
     return ServedModel(name, version, model, signature, schema, flavor)
 
 
+def load_failure(mv: Any, exc: Exception) -> MlopsError:
+    """The error for a model file that does not rebuild (usually a missing package)."""
+    return MlopsError(
+        f"Model {mv.ref} failed to load: {type(exc).__name__}: {exc}. Check that the "
+        f"packages it needs are installed ({', '.join(mv.requirements) or 'see its card'})."
+    )
+
+
 def load_version(mv: Any, *, trusted: bool | list[str] = False) -> ServedModel:
     """Load a registry ``ModelVersion`` for serving (hash-checked, skops by default)."""
     try:
@@ -127,10 +135,7 @@ def load_version(mv: Any, *, trusted: bool | list[str] = False) -> ServedModel:
     except MlopsError:
         raise
     except Exception as exc:
-        raise MlopsError(
-            f"Model {mv.ref} failed to load: {type(exc).__name__}: {exc}. Check that the "
-            f"packages it needs are installed ({', '.join(mv.requirements) or 'see its card'})."
-        ) from exc
+        raise load_failure(mv, exc) from exc
     if not hasattr(model, "predict"):
         raise MlopsError(f"Model {mv.ref} ({type(model).__name__}) has no predict method.")
     return _build(mv.name, mv.version, model, mv.signature, mv.flavor or "")

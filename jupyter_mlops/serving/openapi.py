@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._version import __version__
+from .protocols import OIP_DATATYPES
 
 __all__ = ["openapi_document"]
 
@@ -28,24 +29,7 @@ _TENSOR = {
     "properties": {
         "name": {"type": "string"},
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "datatype": {
-            "type": "string",
-            "enum": [
-                "BOOL",
-                "UINT8",
-                "UINT16",
-                "UINT32",
-                "UINT64",
-                "INT8",
-                "INT16",
-                "INT32",
-                "INT64",
-                "FP16",
-                "FP32",
-                "FP64",
-                "BYTES",
-            ],
-        },
+        "datatype": {"type": "string", "enum": sorted(OIP_DATATYPES)},
         "parameters": {"type": "object"},
         "data": {"type": "array"},
     },

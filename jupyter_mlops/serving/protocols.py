@@ -20,6 +20,7 @@ from ..errors import ValidationError
 from .signature import InputSchema, oip_datatype
 
 __all__ = [
+    "OIP_DATATYPES",
     "check_request_id",
     "csv_columns",
     "invocations_columns",
@@ -28,7 +29,7 @@ __all__ = [
     "parse_json",
 ]
 
-_OIP_TYPES = {
+OIP_DATATYPES = {
     "BOOL",
     "UINT8",
     "UINT16",
@@ -103,10 +104,10 @@ def oip_columns(
             raise ValidationError(
                 f"inputs[{i}] ({name}) has shape {shape!r}; a shape is a list of sizes such as [3]."
             )
-        if datatype not in _OIP_TYPES:
+        if datatype not in OIP_DATATYPES:
             raise ValidationError(
                 f"inputs[{i}] ({name}) has datatype {datatype!r}; use one of "
-                f"{', '.join(sorted(_OIP_TYPES))}."
+                f"{', '.join(sorted(OIP_DATATYPES))}."
             )
         data = _flatten(t["data"])
         if len(data) != _shape_size(shape):
