@@ -106,3 +106,37 @@ def test_a_stop_while_the_store_is_locked_saves_the_log_to_a_file(store_dir, mon
     saved = next((store_dir / "serving").glob("unwritten-d-locked-*.jsonl")).read_text()
     assert len(saved.splitlines()) == 5 and '"request_id": "r0"' in saved
     assert list(inference_log("m")["request_id"]) == ["warm"]
+
+
+def test_numeric_rows_are_logged_as_bytes_and_read_back(store_dir):
+    from jupyter_mlops.serving.inference_log import NumericRows, decode_entry, encode_entry
+
+    arr = np.arange(12, dtype=np.float64).reshape(4, 3)
+    outputs = {"predict": np.array([0, 1, 1, 0]), "predict_proba": np.full((4, 2), 0.5)}
+    stored = encode_entry(NumericRows(["a", "b", "c"], arr), outputs)
+    assert stored["inputs"] is None and stored["outputs"] is None
+    assert len(stored["payload"]) == arr.nbytes + 4 * 8 + 8 * 8
+    ins, outs = decode_entry(**stored)
+    assert ins["b"].tolist() == [1.0, 4.0, 7.0, 10.0] and outs["predict"].tolist() == [0, 1, 1, 0]
+    assert [list(r) for r in outs["predict_proba"]] == [[0.5, 0.5]] * 4
+    text = encode_entry({"city": ["a", None]}, {"predict": np.array(["x", "y"], dtype=object)})
+    assert text["payload"] is None and decode_entry(**text) == (
+        {"city": ["a", None]},
+        {"predict": ["x", "y"]},
+    )
+
+
+def test_a_writer_that_falls_behind_slows_clients_instead_of_growing(store_dir):
+    from jupyter_mlops.serving.inference_log import NumericRows
+
+    store = current_store()
+    logger = InferenceLogger(store, deployment_id="d-bp", flush_interval=3600, max_pending_rows=150)
+    logger.start()
+    started = time.monotonic()
+    rows = np.ones((100, 3))
+    for i in range(6):
+        logger.add(f"r{i}", "m", 1, 100, NumericRows(["a", "b", "c"], rows), {}, 1.0)
+        assert logger.pending <= 2  # the add waited for the writer once the limit was hit
+    assert time.monotonic() - started < 10
+    logger.close()
+    assert logger.written == 6 and len(inference_log("m")) == 600

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from .._version import __version__
 from ..errors import MlopsError, NotFoundError, ValidationError
+from .inference_log import NumericRows
 from .metrics import CONTENT_TYPE_LATEST, ServingMetrics
 from .model import ServedModel
 from .protocols import (
@@ -242,6 +244,8 @@ class ServingApp:
             columns = {str(c): raw[c].tolist() for c in raw.columns}
             frame = model.schema.frame(columns)
         result = model.predict(frame, outputs)
+        if isinstance(frame, np.ndarray) and frame.ndim == 2:
+            return result, len(frame), NumericRows(model.schema.names, frame)
         return result, len(frame), columns
 
     def log(
@@ -249,7 +253,7 @@ class ServingApp:
         request_id: str,
         model: ServedModel,
         rows: int,
-        columns: dict[str, list[Any]],
+        columns: dict[str, list[Any]] | NumericRows,
         outputs: dict[str, Any],
         started: float,
     ) -> None:
@@ -262,7 +266,7 @@ class ServingApp:
                 model.version,
                 rows,
                 columns,
-                {k: v.tolist() for k, v in outputs.items()},
+                outputs,
                 (time.perf_counter() - started) * 1000.0,
             )
 

@@ -25,6 +25,7 @@ from ..store import Store, current_store, schema
 
 __all__ = [
     "InferenceLogger",
+    "NumericRows",
     "Retention",
     "feedback",
     "inference_log",
@@ -83,7 +84,8 @@ class InferenceLogger:
         *,
         deployment_id: str | None = None,
         flush_interval: float = 1.0,
-        max_buffer: int = 2000,
+        max_buffer: int = 500,
+        max_pending_rows: int = 200_000,
         retention: Retention | None = None,
     ):
         self.store = store
@@ -92,6 +94,9 @@ class InferenceLogger:
         self.max_buffer = max_buffer
         self.retention = retention or Retention()
         self._buffer: list[tuple[Any, ...]] = []
+        self._pending_rows = 0
+        self.max_pending_rows = max_pending_rows
+        self._drained = threading.Event()
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # a flush waits for one in progress
         self._wake = threading.Event()
@@ -116,17 +121,24 @@ class InferenceLogger:
         name: str,
         version: int,
         rows: int,
-        inputs: dict[str, list[Any]],
-        outputs: dict[str, list[Any]],
+        inputs: dict[str, list[Any]] | NumericRows,
+        outputs: dict[str, Any],
         latency_ms: float,
     ) -> None:
-        """Queue one online prediction; never blocks on the database."""
+        """Queue one online prediction. Never touches the database; waits (up to 10 s) only
+        when ``max_pending_rows`` are already queued, so a writer that falls behind slows
+        clients down instead of growing memory without bound."""
         entry = (request_id, name, version, time.time(), rows, inputs, outputs, latency_ms)
         with self._lock:
             self._buffer.append(entry)
             size = len(self._buffer)
-        if size >= self.max_buffer:
+            self._pending_rows += rows
+            full = self._pending_rows > self.max_pending_rows
+        if size >= self.max_buffer or full:
             self._wake.set()
+        if full:
+            self._drained.clear()
+            self._drained.wait(10.0)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -150,6 +162,7 @@ class InferenceLogger:
     def _flush(self) -> int:
         with self._lock:
             batch, self._buffer = self._buffer, []
+            self._pending_rows = 0
         if not batch:
             self._trim_if_due()
             return 0
@@ -162,8 +175,7 @@ class InferenceLogger:
                 "time": t,
                 "kind": "online",
                 "rows": n,
-                "inputs": json.dumps(inputs, default=_jsonable),
-                "outputs": json.dumps(outputs, default=_jsonable),
+                **encode_entry(inputs, outputs),
                 "latency_ms": latency,
             }
             for rid, name, version, t, n, inputs, outputs, latency in batch
@@ -175,8 +187,10 @@ class InferenceLogger:
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             with self._lock:
-                self._buffer[:0] = batch[-100_000:]
+                self._buffer[:0] = batch
+                self._pending_rows += sum(e[4] for e in batch)
             return 0
+        self._drained.set()
         self.written += len(rows)
         self._trim_if_due()
         return len(rows)
@@ -234,12 +248,82 @@ class InferenceLogger:
                     "version": version,
                     "time": t,
                     "rows": n,
-                    "inputs": inputs,
+                    "inputs": inputs.columns() if isinstance(inputs, NumericRows) else inputs,
                     "outputs": outputs,
                     "latency_ms": latency,
                 }
                 fh.write(json.dumps(record, default=_jsonable) + "\n")
         return str(path)
+
+
+class NumericRows:
+    """Validated numeric inputs as one 2-D array (column order = ``names``): logged as raw
+    bytes, which costs microseconds where JSON would cost a millisecond per 100 rows."""
+
+    __slots__ = ("array", "names")
+
+    def __init__(self, names: list[str], array: Any):
+        self.names = names
+        self.array = array
+
+    def columns(self) -> dict[str, list[Any]]:
+        """The rows as JSON-ready columns."""
+        return {n: self.array[:, j].tolist() for j, n in enumerate(self.names)}
+
+
+def encode_entry(inputs: dict[str, list[Any]] | NumericRows, outputs: dict[str, Any]) -> dict:
+    """The stored form of one logged prediction: numeric arrays as raw bytes in ``payload``
+    described by ``layout``; anything else (text columns) as JSON in ``inputs``/``outputs``."""
+    import numpy as np
+
+    layout: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+
+    def binary(role: str, name: Any, arr: Any) -> None:
+        arr = np.ascontiguousarray(arr)
+        layout.append({"role": role, "name": name, "dtype": arr.dtype.str, "shape": arr.shape})
+        blobs.append(arr.tobytes())
+
+    inputs_text = None
+    if isinstance(inputs, NumericRows) and inputs.array.dtype.kind in "biuf":
+        binary("inputs", inputs.names, inputs.array)
+    else:
+        columns = inputs.columns() if isinstance(inputs, NumericRows) else inputs
+        inputs_text = json.dumps(columns, default=_jsonable)
+    as_json = {}
+    for key, value in outputs.items():
+        if getattr(value, "dtype", None) is not None and value.dtype.kind in "biuf":
+            binary("outputs", key, value)
+        else:
+            as_json[key] = value
+    return {
+        "inputs": inputs_text,
+        "outputs": json.dumps(as_json, default=_jsonable) if as_json else None,
+        "layout": json.dumps(layout) if layout else None,
+        "payload": b"".join(blobs) if blobs else None,
+    }
+
+
+def decode_entry(
+    inputs: str | None, outputs: str | None, layout: str | None, payload: bytes | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Columns of inputs and outputs back from ``encode_entry``'s stored form."""
+    import numpy as np
+
+    ins: dict[str, Any] = json.loads(inputs) if inputs else {}
+    outs: dict[str, Any] = json.loads(outputs) if outputs else {}
+    offset = 0
+    for part in json.loads(layout) if layout else []:
+        dtype = np.dtype(part["dtype"])
+        count = int(np.prod(part["shape"]))
+        arr = np.frombuffer(payload or b"", dtype, count, offset).reshape(part["shape"])
+        offset += count * dtype.itemsize
+        if part["role"] == "inputs":
+            for j, name in enumerate(part["name"]):
+                ins[name] = arr[:, j]
+        else:
+            outs[part["name"]] = list(arr) if arr.ndim > 1 else arr
+    return ins, outs
 
 
 def _jsonable(value: Any) -> Any:
@@ -355,8 +439,7 @@ def inference_log(
                 )
             )
             continue
-        inputs = json.loads(e.inputs) if e.inputs else {}
-        outputs = json.loads(e.outputs) if e.outputs else {}
+        inputs, outputs = decode_entry(e.inputs, e.outputs, e.layout, e.payload)
         ids = [e.request_id] if e.rows == 1 else [f"{e.request_id}:{i}" for i in range(e.rows)]
         part = {
             "request_id": ids,

@@ -50,6 +50,8 @@ def serving_tables(md: sa.MetaData) -> None:
         sa.Column("rows", sa.Integer, nullable=False),
         sa.Column("inputs", sa.Text, nullable=True),
         sa.Column("outputs", sa.Text, nullable=True),
+        sa.Column("layout", sa.Text, nullable=True),
+        sa.Column("payload", sa.LargeBinary, nullable=True),
         sa.Column("input_version_id", sa.Integer, nullable=True),
         sa.Column("output_version_id", sa.Integer, nullable=True),
         sa.Column("latency_ms", sa.Float, nullable=False),
