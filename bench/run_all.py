@@ -24,6 +24,7 @@ ORDER = [
     "bench_first_cell.py",
     "bench_track_overhead.py",
     "bench_search.py",
+    "bench_serving.py",
 ]
 SCRIPTS = ORDER + sorted(p.name for p in BENCH_DIR.glob("bench_*.py") if p.name not in ORDER)
 
