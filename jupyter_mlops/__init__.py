@@ -56,6 +56,7 @@ __all__ = [
     "data_history",
     "deploy",
     "deployments",
+    "drift",
     "export_model",
     "get_experiment",
     "get_model_version",

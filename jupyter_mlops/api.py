@@ -20,6 +20,7 @@ __all__ = [
     "data_history",
     "deploy",
     "deployments",
+    "drift",
     "export_model",
     "get_experiment",
     "get_model_version",
@@ -370,3 +371,31 @@ def export_model(
     from .serving.export import export_model as _export_model
 
     return _export_model(reference, format, outdir, image=image, trusted=trusted)
+
+
+def drift(
+    reference: Any,
+    current: Any,
+    *,
+    columns: list[str] | None = None,
+    prediction: str | None = None,
+    thresholds: dict[str, float] | None = None,
+    min_rows: int = 30,
+) -> Any:
+    """Drift between two frames (or data references such as ``"churn_train@v3"``), column
+    by column: numeric columns by KS, PSI and Wasserstein, categorical ones by chi-square,
+    PSI and Jensen–Shannon, each with its stated rule. Displays as a table; ``.to_frame()``,
+    ``.to_dict()``, ``.chart()``, ``.drifted``, ``.dataset_drift``."""
+    from .monitoring.drift import drift_report
+
+    def frame(value: Any) -> Any:
+        return load_data(value) if isinstance(value, str) else value
+
+    return drift_report(
+        frame(reference),
+        frame(current),
+        columns=columns,
+        prediction=prediction,
+        thresholds=thresholds,
+        min_rows=min_rows,
+    )

@@ -296,3 +296,44 @@ def deployment_card(d: Any) -> str:
         + f"<div class=mut>Try it:</div><pre style='white-space:pre-wrap'>{esc(d.curl())}</pre>"
         + "</div>"
     )
+
+
+def drift_report_card(report: Any) -> str:
+    """A drift report: the verdict, then one row per column (drifted first)."""
+    esc = html.escape
+    state = {True: ("dataset drift", "#cf222e"), False: ("no dataset drift", "#1a7f37")}.get(
+        report.dataset_drift, ("not enough data", "#57606a")
+    )
+    frame = report.to_frame()
+    rows = []
+    for r in frame.itertuples():
+        color = {"drifted": "#cf222e", "ok": "#1a7f37"}.get(r.status, "#57606a")
+        score = "—" if r.score is None or r.score != r.score else f"{r.score:.3f}"
+        pvalue = "—" if r.pvalue is None or r.pvalue != r.pvalue else f"{r.pvalue:.2g}"
+        notes = "; ".join(next(c for c in report.columns if c.column == r.column).notes)
+        rows.append(
+            f"<tr><td>{esc(r.column)}</td><td>{esc(r.kind)}</td><td>{esc(r.test)}</td>"
+            f"<td style='text-align:right'>{score}</td><td style='text-align:right'>{pvalue}</td>"
+            f"<td><span class=badge style='background:{color}'>{esc(r.status)}</span></td>"
+            f"<td class=mut>{esc(notes)}</td></tr>"
+        )
+    mismatch = ""
+    if report.missing_in_current or report.new_in_current:
+        mismatch = (
+            "<div class=mut>Columns only in the reference: "
+            f"{esc(', '.join(report.missing_in_current) or 'none')}; only in the current data: "
+            f"{esc(', '.join(report.new_in_current) or 'none')} (left out).</div>"
+        )
+    return (
+        _STYLE
+        + "<div class=mlops-card><div class=hd>"
+        + f"<span class=nm>Drift report</span><span class=badge style='background:{state[1]}'>"
+        + f"{esc(state[0])}</span><span class=mut>{len(report.drifted)} of "
+        + f"{len(report.evaluated)} columns drifted · {report.ref_rows:,} reference rows · "
+        + f"{report.cur_rows:,} current rows</span></div>"
+        + mismatch
+        + "<table><tr><th>column</th><th>kind</th><th>test</th><th>PSI</th><th>p-value</th>"
+        + "<th>verdict</th><th>notes</th></tr>"
+        + "".join(rows)
+        + "</table></div>"
+    )

@@ -13,7 +13,7 @@ from .conftest import cli as run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "jupyter_mlops"
-SERVICES = ["store", "tracking", "data", "registry", "serving"]
+SERVICES = ["store", "tracking", "data", "registry", "serving", "monitoring"]
 INTERFACE_PACKAGE_MODULES = ("magics", "views", "cli")
 INTERFACE_MODULES = ("IPython", "ipywidgets", "jupyter_server", "ipykernel", "tornado")
 
@@ -29,6 +29,7 @@ def test_public_names_are_exactly_all():
             "data_history",
             "deploy",
             "deployments",
+            "drift",
             "export_model",
             "get_experiment",
             "get_model_version",
