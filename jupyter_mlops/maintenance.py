@@ -55,7 +55,8 @@ class DoctorReport:
 
 
 def referenced_objects(store: Store, problems: list[str] | None = None) -> dict[str, str]:
-    """{object hash: what refers to it} for every artifact, manifest and data chunk."""
+    """{object hash: what refers to it} for every artifact, manifest, data chunk and
+    inference log segment."""
     from .data.chunks import chunk_hashes
 
     refs: dict[str, str] = {}
@@ -66,6 +67,14 @@ def referenced_objects(store: Store, problems: list[str] | None = None) -> dict[
             )
         ):
             refs[digest] = f"run {run_id[:8]} artifact {name!r}"
+        for model, segment, digest in conn.execute(
+            sa.select(
+                schema.inference_segments.c.model_name,
+                schema.inference_segments.c.segment_id,
+                schema.inference_segments.c.object_hash,
+            )
+        ):
+            refs[digest] = f"{model} inference log segment {segment}"
         versions = conn.execute(
             sa.select(
                 schema.datasets.c.name,

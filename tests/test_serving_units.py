@@ -65,7 +65,7 @@ def test_csv_keeps_text_as_written():
 def test_log_columns_survive_features_named_like_them(store_dir):
     store = current_store()
     logger = InferenceLogger(store, deployment_id="d-x")
-    logger.add("r1", "m", 1, 1, {"time": [0.5], "predict": [9]}, {"predict": [1]}, 2.0)
+    logger.add("r1", "m", 1, 1, {"time": [0.5], "predict": [9]}, {"predict": np.array([1])}, 2.0)
     logger.flush()
     log = inference_log("m")
     assert log.loc[0, "input.time"] == 0.5 and log.loc[0, "input.predict"] == 9
@@ -77,8 +77,9 @@ def test_retention_never_touches_other_deployments_or_batches(store_dir):
     store = current_store()
     for dep in ("d-a", "d-b", None):
         logger = InferenceLogger(store, deployment_id=dep)
-        for i in range(3):
-            logger.add(f"{dep}-{i}", "m", 1, 1, {"x": [i]}, {"predict": [0]}, 1.0)
+        for i in range(3):  # one segment per flush
+            logger.add(f"{dep}-{i}", "m", 1, 1, {"x": [i]}, {"predict": np.array([0])}, 1.0)
+            logger.flush()
         logger.close()
     with pytest.raises(ValidationError, match="one deployment"):
         trim(store, None, Retention(max_rows=1))
@@ -91,10 +92,10 @@ def test_a_stop_while_the_store_is_locked_saves_the_log_to_a_file(store_dir, mon
     monkeypatch.setenv("MLOPS_BUSY_TIMEOUT", "0.1")
     store = current_store()
     logger = InferenceLogger(store, deployment_id="d-locked", flush_interval=3600)
-    logger.add("warm", "m", 1, 1, {"x": [0]}, {"predict": [0]}, 1.0)
+    logger.add("warm", "m", 1, 1, {"x": [0]}, {"predict": np.array([0])}, 1.0)
     logger.flush()  # creates the tables
     for i in range(5):
-        logger.add(f"r{i}", "m", 1, 1, {"x": [i]}, {"predict": [0]}, 1.0)
+        logger.add(f"r{i}", "m", 1, 1, {"x": [i]}, {"predict": np.array([0])}, 1.0)
     blocker = sqlite3.connect(store_dir / "mlops.db", timeout=0.1)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
@@ -108,26 +109,57 @@ def test_a_stop_while_the_store_is_locked_saves_the_log_to_a_file(store_dir, mon
     assert list(inference_log("m")["request_id"]) == ["warm"]
 
 
-def test_numeric_rows_are_logged_as_bytes_and_read_back(store_dir):
-    from jupyter_mlops.serving.inference_log import NumericRows, decode_entry, encode_entry
+def test_segments_stack_numeric_rows_and_keep_text(store_dir):
+    from jupyter_mlops.serving.segments import NumericRows, build_tables, read_table, write_table
 
     arr = np.arange(12, dtype=np.float64).reshape(4, 3)
-    outputs = {"predict": np.array([0, 1, 1, 0]), "predict_proba": np.full((4, 2), 0.5)}
-    stored = encode_entry(NumericRows(["a", "b", "c"], arr), outputs)
-    assert stored["inputs"] is None and stored["outputs"] is None
-    assert len(stored["payload"]) == arr.nbytes + 4 * 8 + 8 * 8
-    ins, outs = decode_entry(**stored)
-    assert ins["b"].tolist() == [1.0, 4.0, 7.0, 10.0] and outs["predict"].tolist() == [0, 1, 1, 0]
-    assert [list(r) for r in outs["predict_proba"]] == [[0.5, 0.5]] * 4
-    text = encode_entry({"city": ["a", None]}, {"predict": np.array(["x", "y"], dtype=object)})
-    assert text["payload"] is None and decode_entry(**text) == (
-        {"city": ["a", None]},
-        {"predict": ["x", "y"]},
-    )
+    batch = [
+        (
+            "r1",
+            "m",
+            1,
+            10.0,
+            4,
+            NumericRows(["a", "b", "c"], arr),
+            {"predict": np.array([0, 1, 1, 0]), "predict_proba": np.full((4, 2), 0.5)},
+            2.0,
+        ),
+        (
+            "r2",
+            "m",
+            2,
+            11.0,
+            1,
+            NumericRows(["a", "b", "c"], arr[:1]),
+            {"predict": np.array([1]), "predict_proba": np.full((1, 2), 0.25)},
+            1.0,
+        ),
+        (
+            "r3",
+            "m",
+            2,
+            12.0,
+            2,
+            {"city": ["a", None], "n": [1, "x"]},
+            {"predict": np.array(["yes", "no"], dtype=object)},
+            3.0,
+        ),
+    ]
+    numeric, text = build_tables(batch)
+    back = read_table(write_table(numeric)).to_pandas()
+    assert list(back["request_id"]) == ["r1:0", "r1:1", "r1:2", "r1:3", "r2"]
+    assert back["b"].tolist() == [1.0, 4.0, 7.0, 10.0, 1.0]
+    assert back["version"].tolist() == [1, 1, 1, 1, 2]
+    assert back["predict"].tolist() == [0, 1, 1, 0, 1]
+    assert [list(p) for p in back["predict_proba"]] == [[0.5, 0.5]] * 4 + [[0.25, 0.25]]
+    other = read_table(write_table(text)).to_pandas()
+    assert other["city"].iloc[0] == "a" and other["city"].isna().tolist() == [False, True]
+    assert other["n"].tolist() == ["1", "x"]  # mixed types are kept as text
+    assert other["predict"].tolist() == ["yes", "no"]
 
 
 def test_a_writer_that_falls_behind_slows_clients_instead_of_growing(store_dir):
-    from jupyter_mlops.serving.inference_log import NumericRows
+    from jupyter_mlops.serving.segments import NumericRows
 
     store = current_store()
     logger = InferenceLogger(store, deployment_id="d-bp", flush_interval=3600, max_pending_rows=150)

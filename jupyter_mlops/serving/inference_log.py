@@ -2,9 +2,9 @@
 outputs, latency) and every batch (its input and output data versions), plus feedback,
 the ground-truth labels that arrive later.
 
-Online writes are buffered in memory and written by a background thread in one
-transaction per flush (every ``flush_interval`` seconds, or sooner when ``max_buffer``
-entries wait), so logging never blocks a request. A clean stop flushes everything; a
+Online writes are buffered in memory and written by a background thread, one Parquet
+segment per flush (see ``segments``; every ``flush_interval`` seconds, or sooner when
+``max_buffer`` entries wait), so logging never blocks a request. A clean stop flushes everything; a
 crash loses at most the entries of the last ``flush_interval``.
 """
 
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from ..errors import NotFoundError, ValidationError
 from ..store import Store, current_store, schema
+from .segments import NumericRows, build_tables, read_table, write_table
 
 __all__ = [
     "InferenceLogger",
@@ -166,23 +167,8 @@ class InferenceLogger:
         if not batch:
             self._trim_if_due()
             return 0
-        rows = [
-            {
-                "request_id": rid,
-                "deployment_id": self.deployment_id,
-                "model_name": name,
-                "version": version,
-                "time": t,
-                "kind": "online",
-                "rows": n,
-                **encode_entry(inputs, outputs),
-                "latency_ms": latency,
-            }
-            for rid, name, version, t, n, inputs, outputs, latency in batch
-        ]
         try:
-            with self.store.write() as conn:
-                conn.execute(schema.inference_log.insert(), rows)
+            written = write_segments(self.store, self.deployment_id, batch)
         except Exception as exc:  # keep serving; put the entries back for the next flush
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -191,9 +177,9 @@ class InferenceLogger:
                 self._pending_rows += sum(e[4] for e in batch)
             return 0
         self._drained.set()
-        self.written += len(rows)
+        self.written += written
         self._trim_if_due()
-        return len(rows)
+        return written
 
     def _trim_if_due(self) -> None:
         now = time.time()
@@ -256,76 +242,6 @@ class InferenceLogger:
         return str(path)
 
 
-class NumericRows:
-    """Validated numeric inputs as one 2-D array (column order = ``names``): logged as raw
-    bytes, which costs microseconds where JSON would cost a millisecond per 100 rows."""
-
-    __slots__ = ("array", "names")
-
-    def __init__(self, names: list[str], array: Any):
-        self.names = names
-        self.array = array
-
-    def columns(self) -> dict[str, list[Any]]:
-        """The rows as JSON-ready columns."""
-        return {n: self.array[:, j].tolist() for j, n in enumerate(self.names)}
-
-
-def encode_entry(inputs: dict[str, list[Any]] | NumericRows, outputs: dict[str, Any]) -> dict:
-    """The stored form of one logged prediction: numeric arrays as raw bytes in ``payload``
-    described by ``layout``; anything else (text columns) as JSON in ``inputs``/``outputs``."""
-    import numpy as np
-
-    layout: list[dict[str, Any]] = []
-    blobs: list[bytes] = []
-
-    def binary(role: str, name: Any, arr: Any) -> None:
-        arr = np.ascontiguousarray(arr)
-        layout.append({"role": role, "name": name, "dtype": arr.dtype.str, "shape": arr.shape})
-        blobs.append(arr.tobytes())
-
-    inputs_text = None
-    if isinstance(inputs, NumericRows) and inputs.array.dtype.kind in "biuf":
-        binary("inputs", inputs.names, inputs.array)
-    else:
-        columns = inputs.columns() if isinstance(inputs, NumericRows) else inputs
-        inputs_text = json.dumps(columns, default=_jsonable)
-    as_json = {}
-    for key, value in outputs.items():
-        if getattr(value, "dtype", None) is not None and value.dtype.kind in "biuf":
-            binary("outputs", key, value)
-        else:
-            as_json[key] = value
-    return {
-        "inputs": inputs_text,
-        "outputs": json.dumps(as_json, default=_jsonable) if as_json else None,
-        "layout": json.dumps(layout) if layout else None,
-        "payload": b"".join(blobs) if blobs else None,
-    }
-
-
-def decode_entry(
-    inputs: str | None, outputs: str | None, layout: str | None, payload: bytes | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Columns of inputs and outputs back from ``encode_entry``'s stored form."""
-    import numpy as np
-
-    ins: dict[str, Any] = json.loads(inputs) if inputs else {}
-    outs: dict[str, Any] = json.loads(outputs) if outputs else {}
-    offset = 0
-    for part in json.loads(layout) if layout else []:
-        dtype = np.dtype(part["dtype"])
-        count = int(np.prod(part["shape"]))
-        arr = np.frombuffer(payload or b"", dtype, count, offset).reshape(part["shape"])
-        offset += count * dtype.itemsize
-        if part["role"] == "inputs":
-            for j, name in enumerate(part["name"]):
-                ins[name] = arr[:, j]
-        else:
-            outs[part["name"]] = list(arr) if arr.ndim > 1 else arr
-    return ins, outs
-
-
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -334,32 +250,67 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def write_segments(store: Store, deployment_id: str | None, batch: list[tuple[Any, ...]]) -> int:
+    """Write buffered entries as Parquet segments (one per layout) and index them; returns
+    the number of entries written."""
+    tables = build_tables(batch)
+    rows = []
+    for table in tables:
+        digest, _ = store.objects.write(write_table(table))
+        times = table.column("time").to_numpy()
+        versions = table.column("version").to_numpy()
+        ids = table.column("request_id").to_pylist()
+        rows.append(
+            {
+                "deployment_id": deployment_id,
+                "model_name": batch[0][1],
+                "version_min": int(versions.min()),
+                "version_max": int(versions.max()),
+                "time_min": float(times.min()),
+                "time_max": float(times.max()),
+                "requests": len({i.split(":", 1)[0] for i in ids}),
+                "rows": table.num_rows,
+                "object_hash": digest,
+                "columns": json.dumps(table.column_names),
+            }
+        )
+    with store.write() as conn:
+        conn.execute(schema.inference_segments.insert(), rows)
+    return len(batch)
+
+
 def trim(
     store: Store, deployment_id: str | None, retention: Retention, *, now: float | None = None
 ) -> int:
-    """Delete a deployment's log entries beyond its retention; returns how many went."""
+    """Drop a deployment's oldest log segments beyond its retention; returns the rows
+    dropped. Whole segments go (one per flush), so a limit holds to within one flush."""
     if deployment_id is None:
         raise ValidationError("Retention applies to one deployment; give its id.")
-    log = schema.inference_log
+    seg = schema.inference_segments
     now = time.time() if now is None else now
-    deleted = 0
+    with store.read() as conn:
+        segments = list(
+            conn.execute(
+                sa.select(seg.c.segment_id, seg.c.time_max, seg.c.rows, seg.c.object_hash)
+                .where(seg.c.deployment_id == deployment_id)
+                .order_by(seg.c.time_max.desc(), seg.c.segment_id.desc())
+            )
+        )
+    doomed, kept_rows = [], 0
+    for s in segments:
+        too_old = retention.max_age_s is not None and s.time_max < now - retention.max_age_s
+        too_many = retention.max_rows is not None and kept_rows >= retention.max_rows
+        if too_old or too_many:
+            doomed.append(s)
+        else:
+            kept_rows += s.rows
+    if not doomed:
+        return 0
     with store.write() as conn:
-        where = log.c.deployment_id == deployment_id
-        if retention.max_age_s is not None:
-            deleted += conn.execute(
-                log.delete().where(where, log.c.time < now - retention.max_age_s)
-            ).rowcount
-        if retention.max_rows is not None:
-            cutoff = conn.execute(
-                sa.select(log.c.id)
-                .where(where)
-                .order_by(log.c.id.desc())
-                .offset(retention.max_rows)
-                .limit(1)
-            ).scalar()
-            if cutoff is not None:
-                deleted += conn.execute(log.delete().where(where, log.c.id <= cutoff)).rowcount
-    return deleted
+        conn.execute(seg.delete().where(seg.c.segment_id.in_([s.segment_id for s in doomed])))
+    for s in doomed:  # each segment's bytes are its own (request ids are unique)
+        store.objects.delete(s.object_hash)
+    return sum(s.rows for s in doomed)
 
 
 def log_batch(
@@ -384,13 +335,61 @@ def log_batch(
                 time=time.time(),
                 kind="batch",
                 rows=rows,
-                inputs=None,
-                outputs=None,
                 input_version_id=input_version_id,
                 output_version_id=output_version_id,
                 latency_ms=latency_ms,
             )
         )
+
+
+def _segments(store: Store, name: str | None, since: float | None, last: int | None) -> list[Any]:
+    seg = schema.inference_segments
+    query = sa.select(seg)
+    if name is not None:
+        query = query.where(seg.c.model_name == name)
+    if since is not None:
+        query = query.where(seg.c.time_max >= since)
+    query = query.order_by(seg.c.time_max.desc(), seg.c.segment_id.desc())
+    with store.read() as conn:
+        found = []
+        for row in conn.execute(query):
+            found.append(row)
+            if last is not None and sum(r.rows for r in found) >= last:
+                break
+    found.reverse()
+    return found
+
+
+def online_table(
+    name: str,
+    *,
+    since: float | None = None,
+    last: int | None = None,
+    columns: list[str] | None = None,
+    store: Store | None = None,
+) -> Any:
+    """The logged online predictions of ``name`` as one Arrow table (oldest first)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    store = store or current_store()
+    if not store.exists:
+        return pa.table({})
+    tables = []
+    for s in _segments(store, name, since, last):
+        wanted = None
+        if columns is not None:
+            present = json.loads(s.columns)
+            wanted = [c for c in columns if c in present]
+        tables.append(read_table(store.objects.get(s.object_hash), wanted))
+    if not tables:
+        return pa.table({})
+    table = pa.concat_tables(tables, promote_options="permissive")
+    if since is not None and "time" in table.column_names:
+        table = table.filter(pc.greater_equal(table.column("time"), since))
+    if last is not None and table.num_rows > last:
+        table = table.slice(table.num_rows - last)
+    return table
 
 
 def inference_log(
@@ -402,62 +401,64 @@ def inference_log(
     store: Store | None = None,
 ) -> Any:
     """The logged predictions of model ``name`` as a DataFrame, one row per predicted row:
-    request id, time, version, latency, the input features and the outputs."""
+    request id, time, version, latency, the input features and the outputs
+    (``kind="batch"``: one row per batch scoring with its data versions)."""
     import pandas as pd
 
     store = store or current_store()
-    log = schema.inference_log
-    query = sa.select(log).where(log.c.model_name == name)
-    if kind is not None:
-        query = query.where(log.c.kind == kind)
-    if since is not None:
-        query = query.where(log.c.time >= since)
-    query = query.order_by(log.c.id.desc() if last else log.c.id)
-    if last:
-        query = query.limit(last)
-    if not store.exists:
-        return pd.DataFrame()
-    with store.read() as conn:
-        entries = list(conn.execute(query))
-    if last:
-        entries.reverse()
     frames = []
-    for e in entries:
-        if e.kind != "online":
+    if kind in ("online", None):
+        table = online_table(name, since=since, last=last, store=store)
+        if table.num_rows:
+            frames.append(table.to_pandas())
+    if kind in ("batch", None) and store.exists:
+        log = schema.inference_log
+        query = sa.select(log).where(log.c.model_name == name).order_by(log.c.id)
+        if since is not None:
+            query = query.where(log.c.time >= since)
+        with store.read() as conn:
+            entries = list(conn.execute(query))
+        if last:
+            entries = entries[-last:]
+        if entries:
             frames.append(
                 pd.DataFrame(
                     {
-                        "request_id": [e.request_id],
-                        "time": [e.time],
-                        "version": [e.version],
-                        "kind": [e.kind],
-                        "rows": [e.rows],
-                        "input_version_id": [e.input_version_id],
-                        "output_version_id": [e.output_version_id],
-                        "latency_ms": [e.latency_ms],
+                        "request_id": [e.request_id for e in entries],
+                        "time": [e.time for e in entries],
+                        "version": [e.version for e in entries],
+                        "kind": [e.kind for e in entries],
+                        "rows": [e.rows for e in entries],
+                        "input_version_id": [e.input_version_id for e in entries],
+                        "output_version_id": [e.output_version_id for e in entries],
+                        "latency_ms": [e.latency_ms for e in entries],
                     }
                 )
             )
-            continue
-        inputs, outputs = decode_entry(e.inputs, e.outputs, e.layout, e.payload)
-        ids = [e.request_id] if e.rows == 1 else [f"{e.request_id}:{i}" for i in range(e.rows)]
-        part = {
-            "request_id": ids,
-            "time": [e.time] * e.rows,
-            "version": [e.version] * e.rows,
-            "latency_ms": [e.latency_ms] * e.rows,
-        }
-        reserved = set(part) | set(outputs) | {"kind", "rows"}
-        for key, values in inputs.items():  # a feature never hides the log's own columns
-            part[f"input.{key}" if key in reserved else key] = values
-        for key, values in outputs.items():
-            part[key] = values
-        frames.append(pd.DataFrame(part))
     if not frames:
         return pd.DataFrame(columns=["request_id", "time", "version", "latency_ms"])
-    frame = pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     frame["time"] = pd.to_datetime(frame["time"], unit="s")
     return frame
+
+
+def _known_ids(store: Store, ids: set[str], model: str | None) -> dict[str, str]:
+    """{request id: model} for the ids present in the log (scans the request ids only)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found: dict[str, str] = {}
+    if not store.exists:
+        return found
+    wanted = pa.array(sorted(ids), type=pa.string())
+    for s in _segments(store, model, None, None):
+        column = read_table(store.objects.get(s.object_hash), ["request_id"]).column(0)
+        hits = column.filter(pc.is_in(column, value_set=wanted))
+        for rid in hits.to_pylist():
+            found[rid] = s.model_name
+        if len(found) == len(ids):
+            break
+    return found
 
 
 def log_feedback(
@@ -470,7 +471,7 @@ def log_feedback(
     """Record ground-truth labels for logged predictions; returns how many were stored.
 
     A request that predicted several rows is addressed row by row as ``"<id>:<row>"``.
-    Unknown request ids are an error and nothing is stored.
+    Unknown request ids are an error and nothing is stored; ``model`` narrows the lookup.
     """
     store = store or current_store()
     if isinstance(request_ids, str):
@@ -483,30 +484,20 @@ def log_feedback(
         )
     if not ids:
         raise ValidationError("No request ids given; pass the ids the predictions returned.")
-    bases = sorted({r.split(":", 1)[0] for r in ids})
-    log = schema.inference_log
-    found: dict[str, str] = {}
-    if store.exists:
-        with store.read() as conn:
-            for chunk in range(0, len(bases), 500):
-                for rid, mname in conn.execute(
-                    sa.select(log.c.request_id, log.c.model_name).where(
-                        log.c.request_id.in_(bases[chunk : chunk + 500])
-                    )
-                ):
-                    found[rid] = mname
-    missing = [b for b in bases if b not in found]
+    found = _known_ids(store, set(ids), model)
+    missing = [r for r in ids if r not in found]
     if missing:
         raise NotFoundError(
             f"No logged prediction has request id {missing[:5]}"
             f"{' and more' if len(missing) > 5 else ''}; nothing was stored. Use the ids "
-            "the server returned (the 'id' field, or the X-Request-ID header)."
+            "the server returned (the 'id' field, or the X-Request-ID header; a row of a "
+            "multi-row request is '<id>:<row>')."
         )
     now = time.time()
     rows = [
         {
             "request_id": rid,
-            "model_name": model or found[rid.split(":", 1)[0]],
+            "model_name": model or found[rid],
             "label": json.dumps(label, default=_jsonable),
             "time": now,
         }

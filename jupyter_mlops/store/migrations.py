@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from .._version import __version__
 from ..errors import StoreVersionError
 from . import schema
+from .monitoring_tables import monitoring_tables
 from .registry_tables import registry_tables
 from .serving_tables import serving_tables
 
@@ -206,6 +207,13 @@ def _m6_serving(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
+def _m7_monitoring(conn: sa.Connection) -> None:
+    """Monitors, the history of their checks, and alerts."""
+    md = sa.MetaData()
+    monitoring_tables(md)
+    md.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _m1_initial,
     _m2_artifacts_inputs,
@@ -213,6 +221,7 @@ MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _m4_run_summary,
     _m5_registry,
     _m6_serving,
+    _m7_monitoring,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

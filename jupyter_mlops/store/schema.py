@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from .monitoring_tables import monitoring_tables
 from .registry_tables import registry_tables
 from .serving_tables import serving_tables
 
 __all__ = [
+    "alerts",
     "artifacts",
     "data_versions",
     "datasets",
@@ -19,6 +21,7 @@ __all__ = [
     "experiments",
     "feedback",
     "inference_log",
+    "inference_segments",
     "inputs",
     "latest_metrics",
     "lineage",
@@ -28,6 +31,8 @@ __all__ = [
     "model_events",
     "model_versions",
     "models",
+    "monitor_checks",
+    "monitors",
     "objects",
     "params",
     "runs",
@@ -212,4 +217,11 @@ model_events = metadata.tables["model_events"]
 serving_tables(metadata)
 deployments = metadata.tables["deployments"]
 inference_log = metadata.tables["inference_log"]
+inference_segments = metadata.tables["inference_segments"]
 feedback = metadata.tables["feedback"]
+
+# Monitoring: monitors, their checks and alerts (migration 7 creates these).
+monitoring_tables(metadata)
+monitors = metadata.tables["monitors"]
+monitor_checks = metadata.tables["monitor_checks"]
+alerts = metadata.tables["alerts"]

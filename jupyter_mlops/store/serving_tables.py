@@ -1,5 +1,6 @@
-"""The serving tables as migration 6 creates them: deployments, the inference log and
-feedback (ground-truth labels that arrive after a prediction).
+"""The serving tables as migration 6 creates them: deployments, the inference log (batch
+entries, and the segments that hold online predictions), and feedback (ground-truth
+labels that arrive after a prediction).
 
 Shared by that migration and by ``schema`` while they agree; a later migration that
 changes these tables must copy this definition into itself first.
@@ -48,15 +49,28 @@ def serving_tables(md: sa.MetaData) -> None:
         sa.Column("time", sa.Float, nullable=False),
         sa.Column("kind", sa.String(8), nullable=False),
         sa.Column("rows", sa.Integer, nullable=False),
-        sa.Column("inputs", sa.Text, nullable=True),
-        sa.Column("outputs", sa.Text, nullable=True),
-        sa.Column("layout", sa.Text, nullable=True),
-        sa.Column("payload", sa.LargeBinary, nullable=True),
         sa.Column("input_version_id", sa.Integer, nullable=True),
         sa.Column("output_version_id", sa.Integer, nullable=True),
         sa.Column("latency_ms", sa.Float, nullable=False),
         sa.Index("ix_inference_log_model_time", "model_name", "time"),
         sa.Index("ix_inference_log_request", "request_id"),
+    )
+    sa.Table(
+        "inference_segments",
+        md,
+        sa.Column("segment_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("deployment_id", sa.String(32), nullable=True),
+        sa.Column("model_name", sa.String(255), nullable=False),
+        sa.Column("version_min", sa.Integer, nullable=False),
+        sa.Column("version_max", sa.Integer, nullable=False),
+        sa.Column("time_min", sa.Float, nullable=False),
+        sa.Column("time_max", sa.Float, nullable=False),
+        sa.Column("requests", sa.Integer, nullable=False),
+        sa.Column("rows", sa.Integer, nullable=False),
+        sa.Column("object_hash", sa.String(64), nullable=False),
+        sa.Column("columns", sa.Text, nullable=False),
+        sa.Index("ix_inference_segments_model_time", "model_name", "time_max"),
+        sa.Index("ix_inference_segments_deployment", "deployment_id"),
     )
     sa.Table(
         "feedback",
