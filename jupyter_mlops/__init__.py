@@ -50,7 +50,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MlopsError",
     "__version__",
+    "alerts",
     "archive",
+    "check",
     "compare",
     "data_diff",
     "data_history",
@@ -86,6 +88,7 @@ __all__ = [
     "set_alias",
     "set_description",
     "set_experiment",
+    "set_monitor",
     "set_tag",
     "snapshot",
     "track",

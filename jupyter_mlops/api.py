@@ -14,7 +14,9 @@ from .tracking.record import get_run as _get_run
 from .tracking.search import runs as _runs
 
 __all__ = [
+    "alerts",
     "archive",
+    "check",
     "compare",
     "data_diff",
     "data_history",
@@ -49,6 +51,7 @@ __all__ = [
     "set_alias",
     "set_description",
     "set_experiment",
+    "set_monitor",
     "set_tag",
     "snapshot",
     "track",
@@ -399,3 +402,50 @@ def drift(
         thresholds=thresholds,
         min_rows=min_rows,
     )
+
+
+def set_monitor(
+    model: str,
+    *,
+    window: str | int = "1h",
+    min_rows: int = 500,
+    thresholds: dict[str, float] | None = None,
+    checks: list[str] | None = None,
+    reference: str | None = None,
+    webhook: str | None = None,
+    callback: Any = None,
+    every: str = "15m",
+) -> Any:
+    """Say what healthy means for a deployed model: the window of served predictions to
+    judge (``"1h"`` or a row count), ``min_rows`` before judging, drift ``thresholds``
+    (``{"psi": 0.2}``), metric ``checks`` (``["accuracy >= 0.85"]``), the reference data
+    (default: the model version's training data), and where alerts go (``webhook``,
+    ``callback``). ``every`` is how often the server extension checks it."""
+    from .monitoring.monitor import set_monitor as _set_monitor
+
+    return _set_monitor(
+        model,
+        window=window,
+        min_rows=min_rows,
+        thresholds=thresholds,
+        checks=checks,
+        reference=reference,
+        webhook=webhook,
+        callback=callback,
+        every=every,
+    )
+
+
+def check(model: str) -> Any:
+    """Evaluate a model's monitor now: drift, performance from feedback, data quality and
+    metric checks over the current window; raises, updates or resolves alerts."""
+    from .monitoring.monitor import check as _check
+
+    return _check(model)
+
+
+def alerts(model: str | None = None, *, status: str | None = None) -> Any:
+    """Alerts raised by monitors as a DataFrame (``status="open"`` for the current ones)."""
+    from .monitoring.monitor import alerts as _alerts
+
+    return _alerts(model, status=status)

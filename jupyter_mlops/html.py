@@ -337,3 +337,37 @@ def drift_report_card(report: Any) -> str:
         + "".join(rows)
         + "</table></div>"
     )
+
+
+def check_outcome_card(outcome: Any) -> str:
+    """A monitor check: state, window, performance against training, checks, alerts."""
+    esc = html.escape
+    color = {"ok": "#1a7f37", "alert": "#cf222e"}.get(outcome.state, "#57606a")
+    perf = [
+        (
+            k,
+            format_value(v)
+            + (
+                f" (training {format_value(outcome.training_metrics[k])})"
+                if k in outcome.training_metrics
+                else ""
+            ),
+        )
+        for k, v in outcome.performance.items()
+    ]
+    checks = [(r.check, r.line.split(" ", 1)[0]) for r in outcome.checks]
+    alerts = [(a["kind"], a["message"]) for a in outcome.open_alerts]
+    body = outcome.report._repr_html_() if outcome.report is not None else ""
+    return (
+        _STYLE
+        + "<div class=mlops-card><div class=hd>"
+        + f"<span class=nm>{esc(outcome.model)}@{outcome.version}</span>"
+        + f"<span class=badge style='background:{color}'>{esc(outcome.state)}</span>"
+        + f"<span class=mut>{outcome.rows:,} predictions in the window</span></div>"
+        + "<div class=grid>"
+        + _table("performance", perf)
+        + _table("checks", checks)
+        + _table("open alerts", alerts)
+        + "</div></div>"
+        + body
+    )

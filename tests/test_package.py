@@ -23,7 +23,9 @@ def test_public_names_are_exactly_all():
         [
             "MlopsError",
             "__version__",
+            "alerts",
             "archive",
+            "check",
             "compare",
             "data_diff",
             "data_history",
@@ -59,6 +61,7 @@ def test_public_names_are_exactly_all():
             "set_alias",
             "set_description",
             "set_experiment",
+            "set_monitor",
             "set_tag",
             "snapshot",
             "track",

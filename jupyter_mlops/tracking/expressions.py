@@ -116,10 +116,14 @@ class CheckResult:
     check: str
     passed: bool
     values: dict[str, Any]
+    skipped: bool = False
 
     @property
     def line(self) -> str:
-        """``PASS accuracy >= 0.85 (accuracy = 0.912)``."""
+        """``PASS accuracy >= 0.85 (accuracy = 0.912)``; ``SKIP`` when a value is missing."""
+        if self.skipped:
+            missing = [k for k, v in self.values.items() if v is None]
+            return f"SKIP {self.check} (no value yet for {', '.join(missing)})"
         shown = ", ".join(
             f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
             for k, v in self.values.items()
@@ -137,10 +141,14 @@ class Check:
         self.node = parse(self.text, fields="names")
         self.names = fields_of(self.node)
 
-    def __call__(self, values: dict[str, Any]) -> CheckResult:
-        """Evaluate on ``values`` (metric name → number)."""
-        passed = bool(evaluate(self.node, values))
-        return CheckResult(self.text, passed, {n: values.get(n) for n in self.names})
+    def __call__(self, values: dict[str, Any], *, skip_missing: bool = False) -> CheckResult:
+        """Evaluate on ``values`` (metric name → number). With ``skip_missing``, a check
+        reading a value that is None (no labels yet) is skipped instead of failing."""
+        used = {n: values.get(n) for n in self.names}
+        evaluate(self.node, values)  # unknown names raise, missing values do not
+        if skip_missing and any(v is None for v in used.values()):
+            return CheckResult(self.text, False, used, skipped=True)
+        return CheckResult(self.text, bool(evaluate(self.node, values)), used)
 
     def __repr__(self) -> str:
         return f"Check({self.text!r})"

@@ -1,0 +1,597 @@
+"""Monitors: what "healthy" means for a deployed model, evaluated on demand
+(``mlops.check``) or on a schedule (``run_due_monitors``, driven by the server extension).
+
+A check compares the current window of the inference log with the reference (by default
+the training data version recorded on the model version), scores performance where
+feedback labels exist, evaluates the metric checks (the run query language, e.g.
+``"accuracy >= 0.85"``), and turns every breach into an alert: stored, deduplicated while
+the condition holds, resolved when it clears, sent to a callback and/or a webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import NotFoundError, ValidationError
+from ..registry.references import parse_model_ref
+from ..store import Store, current_store, schema
+from ..tracking.expressions import Check, CheckResult
+from .drift import DriftReport, Thresholds, drift_report
+from .performance import performance
+
+__all__ = [
+    "CheckOutcome",
+    "MonitorConfig",
+    "alerts",
+    "check",
+    "get_monitor",
+    "run_due_monitors",
+    "set_monitor",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_CALLBACKS: dict[str, Callable[[dict[str, Any]], Any]] = {}
+_MODEL_CACHE: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def parse_duration(value: str, what: str) -> float:
+    """Seconds in ``"90s"``, ``"15m"``, ``"1h"``, ``"7d"``."""
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValidationError(f"Cannot read {what} {value!r}: use 90s, 15m, 1h, 7d or 2w.")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+@dataclass
+class MonitorConfig:
+    """A model's monitor: the window, the rules and where alerts go."""
+
+    reference: str  # the model reference monitored, e.g. churn@production
+    window: str | int = "1h"  # a duration, or the last N predicted rows
+    min_rows: int = 500
+    thresholds: dict[str, float] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)
+    data: str | None = None  # a data reference for the reference data
+    webhook: str | None = None
+    every: str = "15m"
+
+    def validate(self) -> MonitorConfig:
+        """Check every field now, so a bad monitor fails when set, not at 3 a.m."""
+        if isinstance(self.window, bool) or (isinstance(self.window, int) and self.window < 1):
+            raise ValidationError("window is a duration such as '1h' or a row count >= 1.")
+        if not isinstance(self.window, int):
+            parse_duration(self.window, "window")
+        if not isinstance(self.min_rows, int) or self.min_rows < 1:
+            raise ValidationError("min_rows must be a whole number >= 1.")
+        Thresholds.of(self.thresholds)
+        for text in self.checks:
+            Check(text)
+        parse_duration(self.every, "every")
+        if self.webhook is not None and not re.match(r"^https?://", self.webhook):
+            raise ValidationError("webhook must be an http:// or https:// URL.")
+        return self
+
+
+@dataclass
+class CheckOutcome:
+    """What one check found: its state, the drift report, performance, the metric checks
+    and the alerts it opened or resolved."""
+
+    model: str
+    version: int
+    state: str  # ok | alert | not enough data
+    rows: int
+    window_start: float | None
+    window_end: float
+    report: DriftReport | None
+    performance: dict[str, float]
+    training_metrics: dict[str, float]
+    checks: list[CheckResult]
+    opened: list[dict[str, Any]]
+    resolved: list[dict[str, Any]]
+    open_alerts: list[dict[str, Any]]
+
+    def _repr_html_(self) -> str:
+        from ..html import check_outcome_card
+
+        return check_outcome_card(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Check {self.model}@{self.version}: {self.state}, {self.rows} rows, "
+            f"{len(self.open_alerts)} open alerts>"
+        )
+
+
+def set_monitor(
+    model: str,
+    *,
+    window: str | int = "1h",
+    min_rows: int = 500,
+    thresholds: dict[str, float] | None = None,
+    checks: list[str] | None = None,
+    reference: str | None = None,
+    webhook: str | None = None,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
+    every: str = "15m",
+    store: Store | None = None,
+) -> MonitorConfig:
+    """Define (or replace) the monitor of ``model`` (``churn@production``; a bare name
+    monitors its production alias, else its latest version)."""
+    store = store or current_store()
+    ref = _monitored_ref(model, store)
+    config = MonitorConfig(
+        reference=ref,
+        window=window,
+        min_rows=min_rows,
+        thresholds=dict(thresholds or {}),
+        checks=list(checks or []),
+        data=reference,
+        webhook=webhook,
+        every=every,
+    ).validate()
+    name = parse_model_ref(ref).name
+    now = time.time()
+    values = {"reference": ref, "config": json.dumps(asdict(config)), "updated": now}
+    mon = schema.monitors
+
+    def work(conn: sa.Connection) -> None:
+        exists = conn.execute(sa.select(mon.c.model_name).where(mon.c.model_name == name)).first()
+        if exists:
+            conn.execute(mon.update().where(mon.c.model_name == name).values(**values))
+        else:
+            conn.execute(mon.insert().values(model_name=name, enabled=True, created=now, **values))
+
+    store.write_retrying(work)
+    if callback is not None:
+        _CALLBACKS[name] = callback
+    else:
+        _CALLBACKS.pop(name, None)
+    return config
+
+
+def _monitored_ref(model: str, store: Store) -> str:
+    from ..registry.service import get_model_version
+
+    parsed = parse_model_ref(model)
+    if "@" in model:
+        get_model_version(model, store)  # it must exist
+        return model
+    try:
+        get_model_version(f"{parsed.name}@production", store)
+        return f"{parsed.name}@production"
+    except NotFoundError:
+        get_model_version(parsed.name, store)
+        return f"{parsed.name}@latest"
+
+
+def get_monitor(model: str, store: Store | None = None) -> MonitorConfig:
+    """The monitor of ``model``, or the defaults when none was set."""
+    store = store or current_store()
+    name = parse_model_ref(model).name
+    row = None
+    if store.exists:
+        mon = schema.monitors
+        with store.read() as conn:
+            row = conn.execute(sa.select(mon).where(mon.c.model_name == name)).first()
+    if row is None:
+        return MonitorConfig(reference=_monitored_ref(model, store))
+    return MonitorConfig(**json.loads(row.config))
+
+
+def _reference_frame(config: MonitorConfig, mv: Any, store: Store) -> Any:
+    from ..data.versions import load_data
+
+    ref = config.data
+    if ref is None:
+        recorded = [d for d in mv.data if d.get("ref")]
+        if not recorded:
+            raise NotFoundError(
+                f"{mv.ref} has no training data version recorded; give the reference data "
+                "with mlops.set_monitor(..., reference='name@vN')."
+            )
+        ref = recorded[0]["ref"]
+    return load_data(ref, store)
+
+
+def _served_model(mv: Any) -> Any:
+    key = (mv.name, mv.object_hash)
+    with _LOCK:
+        if key not in _MODEL_CACHE:
+            _MODEL_CACHE.clear()
+            _MODEL_CACHE[key] = mv.load()
+        return _MODEL_CACHE[key]
+
+
+def _current(
+    name: str, config: MonitorConfig, now: float, store: Store
+) -> tuple[Any, float | None]:
+    from ..serving.inference_log import online_table
+
+    if isinstance(config.window, int):
+        table = online_table(name, last=config.window, store=store)
+        frame = table.to_pandas() if table.num_rows else None
+        start = float(frame["time"].min()) if frame is not None else None
+        return frame, start
+    start = now - parse_duration(config.window, "window")
+    table = online_table(name, since=start, store=store)
+    frame = table.to_pandas() if table.num_rows else None
+    if frame is not None:
+        frame = frame[frame["time"] <= now]
+    return frame, start
+
+
+def check(model: str, *, now: float | None = None, store: Store | None = None) -> CheckOutcome:
+    """Evaluate the monitor of ``model`` now: drift, performance, data quality and metric
+    checks over the current window; open, update or resolve alerts; record the check."""
+
+    from ..registry.service import get_model_version
+    from ..serving.inference_log import feedback
+
+    store = store or current_store()
+    now = time.time() if now is None else now
+    config = get_monitor(model, store)
+    mv = get_model_version(config.reference, store)
+    name = mv.name
+    features = [i["name"] for i in mv.signature.get("inputs", [])]
+    current, start = _current(name, config, now, store)
+    rows = 0 if current is None else len(current)
+    outcome = CheckOutcome(
+        model=name,
+        version=mv.version,
+        state="not enough data",
+        rows=rows,
+        window_start=start,
+        window_end=now,
+        report=None,
+        performance={},
+        training_metrics=dict(mv.metrics),
+        checks=[],
+        opened=[],
+        resolved=[],
+        open_alerts=[],
+    )
+    if current is None or rows < config.min_rows:
+        _record(store, outcome, None)
+        outcome.open_alerts = _open_alerts(store, name)
+        return outcome
+    reference = _reference_frame(config, mv, store)
+    ref_features = reference[[c for c in features if c in reference.columns]]
+    renamed = {f"input.{c}": c for c in features if f"input.{c}" in current.columns}
+    cur_features = current.rename(columns=renamed)[
+        [c for c in features if c in current.columns or c in renamed.values()]
+    ]
+    ref_frame = ref_features.copy()
+    cur_frame = cur_features.copy()
+    if "predict" in current.columns:
+        try:
+            ref_frame["prediction"] = _served_model(mv).predict(ref_features)
+            cur_frame["prediction"] = current["predict"].to_numpy()
+        except Exception:  # prediction drift is left out when the model cannot score
+            ref_frame = ref_features
+            cur_frame = cur_features
+    report = drift_report(
+        ref_frame,
+        cur_frame,
+        prediction="prediction" if "prediction" in cur_frame else None,
+        thresholds=config.thresholds,
+        min_rows=min(config.min_rows, 30),
+    )
+    outcome.report = report
+    labels = feedback(name, store=store)
+    if len(labels):
+        joined = current.merge(labels[["request_id", "label"]], on="request_id", how="inner")
+        if len(joined):
+            classifier = bool((mv.signature.get("outputs") or [{}])[0].get("classes"))
+            outcome.performance = performance(
+                joined["predict"].to_numpy(),
+                joined["label"].to_numpy(),
+                classifier=classifier,
+                proba=joined.get("predict_proba"),
+            )
+            outcome.performance["labelled_rows"] = float(len(joined))
+    values: dict[str, Any] = {
+        **{k: None for k in ("accuracy", "precision", "recall", "f1", "roc_auc")},
+        **{k: None for k in ("mae", "rmse", "r2")},
+        **outcome.performance,
+        "drift_share": report.share,
+        "drifted_features": len(report.drifted),
+        "rows": rows,
+    }
+    outcome.checks = [Check(text)(values, skip_missing=True) for text in config.checks]
+    conditions = _conditions(report, outcome.checks, outcome.performance)
+    outcome.state = "alert" if conditions else "ok"
+    details = {"reference": config.data or (mv.data[0].get("ref") if mv.data else None)}
+    outcome.opened, outcome.resolved = _sync_alerts(
+        store, name, conditions, start, now, details["reference"], config
+    )
+    _record(store, outcome, report)
+    outcome.open_alerts = _open_alerts(store, name)
+    return outcome
+
+
+def _conditions(
+    report: DriftReport, checks: list[CheckResult], perf: dict[str, float]
+) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """{(kind, subject): (message, values)} for every breached condition."""
+    found: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for c in report.columns:
+        if c.drifted:
+            found[("feature_drift", c.column)] = (
+                f"{c.column} drifted ({c.test}: PSI {c.score:.3f}, p {c.pvalue:.2g})",
+                {"psi": c.score, "pvalue": c.pvalue, **c.stats},
+            )
+        quality = [n for n in c.notes if n.startswith(("missing values", "every value"))]
+        if c.out_of_range >= 0.05:
+            quality.append(f"{c.out_of_range:.1%} of values outside the reference range")
+        if c.new_share >= 0.05:
+            quality.append(f"{c.new_share:.1%} of rows have categories unseen in training")
+        if quality:
+            found[("data_quality", c.column)] = (
+                f"{c.column}: " + "; ".join(quality),
+                {"out_of_range": c.out_of_range, "new_share": c.new_share},
+            )
+    if report.missing_in_current:
+        found[("data_quality", "schema")] = (
+            f"columns missing from the served data: {', '.join(report.missing_in_current)}",
+            {"missing": report.missing_in_current},
+        )
+    if report.dataset_drift:
+        found[("dataset_drift", "*")] = (
+            f"{len(report.drifted)} of {len(report.evaluated)} features drifted "
+            f"({report.share:.0%})",
+            {"share": report.share, "drifted": report.drifted},
+        )
+    if report.prediction is not None and report.prediction.drifted:
+        p = report.prediction
+        found[("prediction_drift", "prediction")] = (
+            f"the predictions drifted (PSI {p.score:.3f})",
+            {"psi": p.score, "pvalue": p.pvalue},
+        )
+    for result in checks:
+        if not result.passed and not result.skipped:
+            found[("metric", result.check)] = (result.line, dict(result.values))
+    return found
+
+
+def _notify(alert: dict[str, Any], config: MonitorConfig) -> str:
+    notes = []
+    callback = _CALLBACKS.get(alert["model"])
+    if callback is not None:
+        try:
+            callback(alert)
+            notes.append("callback ok")
+        except Exception as exc:
+            notes.append(f"callback failed: {type(exc).__name__}: {exc}")
+    if config.webhook:
+        body = json.dumps(alert, default=str).encode()
+        request = urllib.request.Request(
+            config.webhook, body, {"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=3) as response:
+                notes.append(f"webhook {response.status}")
+        except Exception as exc:
+            notes.append(f"webhook failed: {exc}")
+    return "; ".join(notes)
+
+
+def _sync_alerts(
+    store: Store,
+    name: str,
+    conditions: dict[tuple[str, str], tuple[str, dict[str, Any]]],
+    start: float | None,
+    now: float,
+    reference: str | None,
+    config: MonitorConfig,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    al = schema.alerts
+    with store.read() as conn:
+        open_rows = {
+            (r.kind, r.subject): r
+            for r in conn.execute(
+                sa.select(al).where(al.c.model_name == name, al.c.status == "open")
+            )
+        }
+    opened: list[dict[str, Any]] = []
+    resolved: list[dict[str, Any]] = []
+    with store.write() as conn:
+        for key, (message, values) in conditions.items():
+            row = open_rows.get(key)
+            if row is not None:  # the condition still holds: one alert, counted again
+                conn.execute(
+                    al.update()
+                    .where(al.c.alert_id == row.alert_id)
+                    .values(
+                        last_seen=now,
+                        occurrences=row.occurrences + 1,
+                        message=message,
+                        details=json.dumps(values, default=str),
+                        window_start=start,
+                        window_end=now,
+                    )
+                )
+                continue
+            alert = {
+                "model": name,
+                "kind": key[0],
+                "subject": key[1],
+                "message": message,
+                "details": values,
+                "reference": reference,
+                "window_start": start,
+                "window_end": now,
+                "time": now,
+            }
+            alert_id = conn.execute(
+                al.insert().values(
+                    model_name=name,
+                    kind=key[0],
+                    subject=key[1],
+                    status="open",
+                    message=message,
+                    details=json.dumps(values, default=str),
+                    reference=reference,
+                    window_start=start,
+                    window_end=now,
+                    first_seen=now,
+                    last_seen=now,
+                    occurrences=1,
+                )
+            ).inserted_primary_key[0]
+            alert["alert_id"] = int(alert_id)
+            opened.append(alert)
+        for key, row in open_rows.items():
+            if key not in conditions:
+                conn.execute(
+                    al.update()
+                    .where(al.c.alert_id == row.alert_id)
+                    .values(status="resolved", resolved=now)
+                )
+                resolved.append({"alert_id": row.alert_id, "kind": key[0], "subject": key[1]})
+    for alert in opened:  # outside the transaction: a slow webhook never holds the store
+        notified = _notify(alert, config)
+        if notified:
+            with store.write() as conn:
+                conn.execute(
+                    al.update().where(al.c.alert_id == alert["alert_id"]).values(notified=notified)
+                )
+        alert["notified"] = notified
+    return opened, resolved
+
+
+def _record(store: Store, outcome: CheckOutcome, report: DriftReport | None) -> None:
+    summary = {
+        "drifted": report.drifted if report else [],
+        "scores": {c.column: c.score for c in report.columns} if report else {},
+        "performance": outcome.performance,
+        "checks": [r.line for r in outcome.checks],
+    }
+    now = outcome.window_end
+    with store.write() as conn:
+        conn.execute(
+            schema.monitor_checks.insert().values(
+                model_name=outcome.model,
+                version=outcome.version,
+                time=now,
+                window_start=outcome.window_start,
+                window_end=outcome.window_end,
+                rows=outcome.rows,
+                state=outcome.state,
+                drift_share=report.share if report else None,
+                summary=json.dumps(summary, default=str),
+            )
+        )
+        conn.execute(
+            schema.monitors.update()
+            .where(schema.monitors.c.model_name == outcome.model)
+            .values(last_check=now)
+        )
+
+
+def _open_alerts(store: Store, name: str) -> list[dict[str, Any]]:
+    al = schema.alerts
+    with store.read() as conn:
+        return [
+            {"alert_id": r.alert_id, "kind": r.kind, "subject": r.subject, "message": r.message}
+            for r in conn.execute(
+                sa.select(al)
+                .where(al.c.model_name == name, al.c.status == "open")
+                .order_by(al.c.alert_id)
+            )
+        ]
+
+
+def alerts(
+    model: str | None = None, *, status: str | None = None, store: Store | None = None
+) -> Any:
+    """Alerts as a DataFrame (newest first): kind, subject, status, message, window,
+    first and last seen, occurrences, how they were sent."""
+    import pandas as pd
+
+    store = store or current_store()
+    columns = [
+        "alert_id",
+        "model",
+        "kind",
+        "subject",
+        "status",
+        "message",
+        "occurrences",
+        "first_seen",
+        "last_seen",
+        "resolved",
+        "window_start",
+        "window_end",
+        "reference",
+        "notified",
+        "details",
+    ]
+    if not store.exists:
+        return pd.DataFrame(columns=columns)
+    al = schema.alerts
+    query = sa.select(al).order_by(al.c.alert_id.desc())
+    if model is not None:
+        query = query.where(al.c.model_name == parse_model_ref(model).name)
+    if status is not None:
+        query = query.where(al.c.status == status)
+    with store.read() as conn:
+        rows = list(conn.execute(query))
+    frame = pd.DataFrame(
+        [
+            (
+                r.alert_id,
+                r.model_name,
+                r.kind,
+                r.subject,
+                r.status,
+                r.message,
+                r.occurrences,
+                r.first_seen,
+                r.last_seen,
+                r.resolved,
+                r.window_start,
+                r.window_end,
+                r.reference,
+                r.notified,
+                json.loads(r.details) if r.details else None,
+            )
+            for r in rows
+        ],
+        columns=columns,
+    )
+    for col in ("first_seen", "last_seen", "resolved", "window_start", "window_end"):
+        frame[col] = pd.to_datetime(frame[col], unit="s")
+    return frame
+
+
+def run_due_monitors(*, now: float | None = None, store: Store | None = None) -> list[CheckOutcome]:
+    """Check every enabled monitor whose ``every`` has passed since its last check (what
+    the server extension's background loop calls)."""
+    store = store or current_store()
+    now = time.time() if now is None else now
+    if not store.exists:
+        return []
+    mon = schema.monitors
+    with store.read() as conn:
+        rows = list(conn.execute(sa.select(mon).where(mon.c.enabled.is_(True))))
+    outcomes = []
+    for row in rows:
+        config = MonitorConfig(**json.loads(row.config))
+        if row.last_check is not None and now - row.last_check < parse_duration(
+            config.every, "every"
+        ):
+            continue
+        outcomes.append(check(row.model_name, now=now, store=store))
+    return outcomes
