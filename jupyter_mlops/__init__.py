@@ -77,6 +77,7 @@ __all__ = [
     "model_events",
     "model_versions",
     "models",
+    "monitor",
     "open_store",
     "predict_batch",
     "register",

@@ -40,6 +40,7 @@ __all__ = [
     "model_events",
     "model_versions",
     "models",
+    "monitor",
     "open_store",
     "predict_batch",
     "register",
@@ -449,3 +450,12 @@ def alerts(model: str | None = None, *, status: str | None = None) -> Any:
     from .monitoring.monitor import alerts as _alerts
 
     return _alerts(model, status=status)
+
+
+def monitor(model: str, *, window: str | None = None) -> Any:
+    """The monitoring panel (a widget) of a deployed model: traffic and latency, the drift
+    table, reference vs current distributions, drift and performance over time, the
+    prediction distribution and the alerts; pick a window, refresh, or check now."""
+    from .views.monitor import monitor_view
+
+    return monitor_view(model, window=window)

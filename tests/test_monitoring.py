@@ -174,3 +174,35 @@ def test_due_monitors_run_on_their_schedule(churn):
     assert [o.model for o in run_due_monitors(now=t0)] == ["churn"]
     assert run_due_monitors(now=t0 + 60) == []  # checked a minute ago
     assert [o.state for o in run_due_monitors(now=t0 + 16 * 60)] == ["ok"]
+
+
+def test_the_monitoring_panel_draws_aggregates_and_checks(churn):
+    from jupyter_mlops.views.monitor import MonitorView
+
+    x, model = churn
+    mlops.set_monitor("churn@production", window="1h", min_rows=100)
+    shifted = x.sample(300, replace=True, random_state=3).reset_index(drop=True)
+    shifted["radius"] = shifted["radius"] + x["radius"].std()
+    serve_rows(shifted, model, time.time(), "p")
+    view = mlops.monitor("churn@production")
+    assert isinstance(view, MonitorView)
+    ev = view.evaluation
+    assert ev.outcome.state == "alert" and ev.total_rows == 300
+    assert "churn@1" in view.header.value and "300 predictions" in view.header.value
+    assert "radius" in view.drift_html.value and view.feature.options[0] == "radius"
+    assert view.traffic["rows"].sum() == 300 and view.dist_box.children
+    dist = view._dist
+    assert set(dist["side"]) == {"reference", "current"}
+    assert dist.groupby(["column", "side"])["share"].sum().round(6).eq(1.0).all()
+    assert mlops.alerts("churn").empty  # looking never raises alerts
+    view.check_now()
+    assert "Checked: alert" in view.header.value
+    assert not mlops.alerts("churn", status="open").empty
+    assert "feature_drift" in view.alerts_html.value
+    assert view.history_box.children  # the check is in the history now
+    small = MonitorView("churn", max_rows=150)
+    assert "drift on the newest 150 of 300" in small.header.value
+    static = view._repr_html_()
+    assert "radius" in static and "Alerts" in static and "<svg" in static
+    view.window.value = "15m"  # another window redraws
+    assert view.evaluation.outcome.rows == 300

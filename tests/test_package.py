@@ -50,6 +50,7 @@ def test_public_names_are_exactly_all():
             "model_events",
             "model_versions",
             "models",
+            "monitor",
             "open_store",
             "predict_batch",
             "register",

@@ -30,9 +30,11 @@ from .performance import performance
 
 __all__ = [
     "CheckOutcome",
+    "Evaluation",
     "MonitorConfig",
     "alerts",
     "check",
+    "evaluate",
     "get_monitor",
     "run_due_monitors",
     "set_monitor",
@@ -232,20 +234,46 @@ def _current(
     return frame, start
 
 
-def check(model: str, *, now: float | None = None, store: Store | None = None) -> CheckOutcome:
-    """Evaluate the monitor of ``model`` now: drift, performance, data quality and metric
-    checks over the current window; open, update or resolve alerts; record the check."""
+@dataclass
+class Evaluation:
+    """A monitor evaluated without side effects: the outcome (no alerts synced yet), the
+    breached conditions, and the frames compared (features plus ``prediction``)."""
 
+    outcome: CheckOutcome
+    conditions: dict[tuple[str, str], tuple[str, dict[str, Any]]]
+    reference: Any
+    current: Any
+    config: MonitorConfig
+    reference_label: str | None
+    total_rows: int
+
+
+def evaluate(
+    model: str,
+    *,
+    now: float | None = None,
+    window: str | int | None = None,
+    max_rows: int | None = None,
+    store: Store | None = None,
+) -> Evaluation:
+    """Compute what a check would find (drift, performance, checks, breached conditions)
+    without recording anything; ``window`` overrides the monitor's, ``max_rows`` keeps
+    only the newest rows of the window (the panel's bound on work)."""
     from ..registry.service import get_model_version
     from ..serving.inference_log import feedback
 
     store = store or current_store()
     now = time.time() if now is None else now
     config = get_monitor(model, store)
+    if window is not None:
+        config = MonitorConfig(**{**asdict(config), "window": window}).validate()
     mv = get_model_version(config.reference, store)
     name = mv.name
     features = [i["name"] for i in mv.signature.get("inputs", [])]
     current, start = _current(name, config, now, store)
+    total = 0 if current is None else len(current)
+    if current is not None and max_rows is not None and total > max_rows:
+        current = current.iloc[total - max_rows :].reset_index(drop=True)
     rows = 0 if current is None else len(current)
     outcome = CheckOutcome(
         model=name,
@@ -262,10 +290,10 @@ def check(model: str, *, now: float | None = None, store: Store | None = None) -
         resolved=[],
         open_alerts=[],
     )
+    label = config.data or (mv.data[0].get("ref") if mv.data else None)
+    evaluation = Evaluation(outcome, {}, None, current, config, label, total)
     if current is None or rows < config.min_rows:
-        _record(store, outcome, None)
-        outcome.open_alerts = _open_alerts(store, name)
-        return outcome
+        return evaluation
     reference = _reference_frame(config, mv, store)
     ref_features = reference[[c for c in features if c in reference.columns]]
     renamed = {f"input.{c}": c for c in features if f"input.{c}" in current.columns}
@@ -310,14 +338,31 @@ def check(model: str, *, now: float | None = None, store: Store | None = None) -
         "rows": rows,
     }
     outcome.checks = [Check(text)(values, skip_missing=True) for text in config.checks]
-    conditions = _conditions(report, outcome.checks, outcome.performance)
-    outcome.state = "alert" if conditions else "ok"
-    details = {"reference": config.data or (mv.data[0].get("ref") if mv.data else None)}
-    outcome.opened, outcome.resolved = _sync_alerts(
-        store, name, conditions, start, now, details["reference"], config
-    )
-    _record(store, outcome, report)
-    outcome.open_alerts = _open_alerts(store, name)
+    evaluation.conditions = _conditions(report, outcome.checks, outcome.performance)
+    outcome.state = "alert" if evaluation.conditions else "ok"
+    evaluation.reference, evaluation.current = ref_frame, cur_frame
+    return evaluation
+
+
+def check(model: str, *, now: float | None = None, store: Store | None = None) -> CheckOutcome:
+    """Evaluate the monitor of ``model`` now: drift, performance, data quality and metric
+    checks over the current window; open, update or resolve alerts; record the check."""
+    store = store or current_store()
+    now = time.time() if now is None else now
+    ev = evaluate(model, now=now, store=store)
+    outcome = ev.outcome
+    if outcome.report is not None:  # enough data: alerts follow the conditions found
+        outcome.opened, outcome.resolved = _sync_alerts(
+            store,
+            outcome.model,
+            ev.conditions,
+            outcome.window_start,
+            now,
+            ev.reference_label,
+            ev.config,
+        )
+    _record(store, outcome, outcome.report)
+    outcome.open_alerts = _open_alerts(store, outcome.model)
     return outcome
 
 
