@@ -125,3 +125,28 @@ def test_deployment_notebook(tmp_path, store_dir):
     from jupyter_mlops.serving.inference_log import feedback
 
     assert len(feedback("churn")) == 3
+
+
+def test_monitoring_notebook(tmp_path, store_dir):
+    from jupyter_mlops.serving.launcher import stop_launcher
+
+    from .serving_helpers import processes_mentioning
+
+    try:
+        _, outputs = run_example("monitoring.ipynb", tmp_path, store_dir)
+    finally:
+        for d in mlops.deployments().itertuples():
+            mlops.undeploy(d.deployment_id)
+        stop_launcher(store_dir)
+    assert processes_mentioning(str(store_dir)) == []
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "400 predictions served" in text
+    assert "alert ['radius'" in text or ("alert [" in text and "radius" in text)
+    assert "callback got" in text and "callback got 0" not in text
+    assert "FAIL accuracy >= 0.85" in text
+    widgets = [
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert widgets and any("radius" in o["data"].get("text/html", "") for o in widgets)
+    table = mlops.alerts("cancer")
+    assert {"feature_drift", "metric"} <= set(table.kind)
