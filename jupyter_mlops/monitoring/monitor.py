@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..durations import parse_duration
 from ..errors import NotFoundError, ValidationError
 from ..registry.references import parse_model_ref
 from ..store import Store, current_store, schema
@@ -40,19 +41,9 @@ __all__ = [
     "set_monitor",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _CALLBACKS: dict[str, Callable[[dict[str, Any]], Any]] = {}
 _MODEL_CACHE: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
-
-
-def parse_duration(value: str, what: str) -> float:
-    """Seconds in ``"90s"``, ``"15m"``, ``"1h"``, ``"7d"``."""
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValidationError(f"Cannot read {what} {value!r}: use 90s, 15m, 1h, 7d or 2w.")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 @dataclass

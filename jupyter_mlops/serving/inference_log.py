@@ -11,7 +11,6 @@ crash loses at most the entries of the last ``flush_interval``.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..durations import parse_duration
 from ..errors import NotFoundError, ValidationError
 from ..store import Store, current_store, schema
 from .segments import NumericRows, build_tables, read_table, write_table
@@ -33,9 +33,6 @@ __all__ = [
     "log_feedback",
     "parse_retention",
 ]
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @dataclass(frozen=True)
@@ -67,13 +64,8 @@ def parse_retention(value: str | int | Retention | None) -> Retention:
     text = str(value).strip()
     if text.isdigit():
         return parse_retention(int(text))
-    match = _DURATION.match(text)
-    if not match:
-        raise ValidationError(
-            f"Cannot read retention {value!r}: use an age such as '30d', '12h' or '90m', "
-            "or a number of entries such as 1000000."
-        )
-    return Retention(max_age_s=float(match.group(1)) * _UNITS[match.group(2)])
+    seconds = parse_duration(text, "retention", ", or a number of entries such as 1000000")
+    return Retention(max_age_s=seconds)
 
 
 class InferenceLogger:

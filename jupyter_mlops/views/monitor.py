@@ -16,6 +16,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..durations import parse_duration
 from ..errors import MlopsError
 from ..html import _STYLE
 from ..monitoring import monitor as service
@@ -101,7 +102,7 @@ class MonitorView(widgets.VBox):
 
     # -- data -------------------------------------------------------------------------
     def _since(self) -> float:
-        return time.time() - service.parse_duration(self.window.value, "window")
+        return time.time() - parse_duration(self.window.value, "window")
 
     def refresh(self) -> None:
         """Recompute everything for the selected window (no alert is raised)."""
