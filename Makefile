@@ -59,6 +59,9 @@ demo: install
 	$(BIN)/python examples/demo.py examples/quickstart.ipynb
 
 # Own venv with MLflow (the anchor tool), never in the package's deps; BENCH_ARGS=--quick for a smoke run.
+EVIDENTLY_VENV := .bench-evidently-venv
+EVIDENTLY_PKGS := 'evidently>=0.7,<0.8' 'pandas<3' pyarrow
+
 bench:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x .bench-venv/bin/python || $(PYTHON) -m venv .bench-venv
@@ -67,7 +70,14 @@ bench:
 	  .bench-venv/bin/python -m pip --disable-pip-version-check -q install 'mlflow>=3,<4' 'dvc>=3.60,<4' -e . 2>&1 | grep -v "is ignored"; \
 	  .bench-venv/bin/python -c 'import mlflow, dvc, jupyter_mlops, sklearn, IPython' && touch .bench-venv/.installed; \
 	fi
+	@# Evidently (bench_monitoring.py's anchor) needs pandas < 3: a venv of its own, without this package.
+	test -x $(EVIDENTLY_VENV)/bin/python || $(PYTHON) -m venv $(EVIDENTLY_VENV)
+	@if [ ! $(EVIDENTLY_VENV)/.installed -nt Makefile ] || ! $(EVIDENTLY_VENV)/bin/python -c 'import evidently' 2>/dev/null; then \
+	  $(EVIDENTLY_VENV)/bin/python -m pip --disable-pip-version-check -q install -U pip 2>&1 | grep -v "is ignored"; \
+	  $(EVIDENTLY_VENV)/bin/python -m pip --disable-pip-version-check -q install $(EVIDENTLY_PKGS) 2>&1 | grep -v "is ignored"; \
+	  $(EVIDENTLY_VENV)/bin/python -c 'import evidently.presets, pandas, pyarrow' && touch $(EVIDENTLY_VENV)/.installed; \
+	fi
 	.bench-venv/bin/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .bench-venv $(INTEROP) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .bench-venv $(EVIDENTLY_VENV) $(INTEROP) .pytest_cache .ruff_cache

@@ -25,6 +25,7 @@ ORDER = [
     "bench_track_overhead.py",
     "bench_search.py",
     "bench_serving.py",
+    "bench_monitoring.py",
 ]
 SCRIPTS = ORDER + sorted(p.name for p in BENCH_DIR.glob("bench_*.py") if p.name not in ORDER)
 

@@ -1,6 +1,7 @@
 """The per-column drift statistics, computed from sorted arrays and counts.
 
-Numeric columns: one sort of each side (plus a merge of the two sorted runs) gives the
+Numeric columns: one sort of each side (plus a merge of the two sorted runs, whose order
+counts the reference rows below each value) gives the
 Kolmogorov–Smirnov statistic and p-value, the Wasserstein-1 distance and the Population
 Stability Index on reference quantile bins together. Categorical columns: counts give the
 PSI, the chi-square test and the Jensen–Shannon distance. The values match scipy's on the
@@ -13,7 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CategoricalStats", "NumericStats", "categorical_stats", "numeric_stats", "psi"]
+__all__ = [
+    "CategoricalStats",
+    "NumericStats",
+    "categorical_stats",
+    "ks_pvalue",
+    "numeric_stats",
+    "psi",
+]
 
 PSI_EPS = 1e-4  # share floor for empty bins, so PSI stays finite
 
@@ -23,6 +31,21 @@ def psi(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
     r = np.clip(ref_share, PSI_EPS, None)
     c = np.clip(cur_share, PSI_EPS, None)
     return float(np.sum((c - r) * np.log(c / r)))
+
+
+def ks_pvalue(d: float, n: int, m: int) -> float:
+    """Two-sided asymptotic KS p-value: scipy's exact ``kstwo`` on the effective sample
+    size for small samples (as ``ks_2samp(method="asymp")``), Kolmogorov's limit
+    distribution above 10,000 (microseconds instead of up to a second per column; the two
+    agree to about 0.1%)."""
+    en = n * m / (n + m)
+    if en <= 10_000:
+        from scipy.stats import kstwo
+
+        return float(np.clip(kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    from scipy.special import kolmogorov
+
+    return float(np.clip(kolmogorov(d * np.sqrt(en)), 0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -46,22 +69,23 @@ def _quantile_edges(ref_sorted: np.ndarray, bins: int) -> np.ndarray:
 
 
 def numeric_stats(ref: np.ndarray, cur: np.ndarray, bins: int = 10) -> NumericStats:
-    """KS (two-sided, asymptotic p-value as scipy's ``method="asymp"``), Wasserstein-1
+    """KS (two-sided, asymptotic p-value, see ``ks_pvalue``), Wasserstein-1
     (and divided by the reference standard deviation), and PSI on ``bins`` reference
     quantile bins. ``ref`` and ``cur`` hold finite values only."""
-    from scipy.stats import kstwo
-
     rs = np.sort(ref, kind="quicksort")
     cs = np.sort(cur, kind="quicksort")
     n, m = len(rs), len(cs)
-    merged = np.concatenate([rs, cs])
-    merged.sort(kind="stable")  # two sorted runs: a merge
-    cdf_r = np.searchsorted(rs, merged, side="right") / n
-    cdf_c = np.searchsorted(cs, merged, side="right") / m
+    both = np.concatenate([rs, cs])
+    order = np.argsort(both, kind="stable")  # two sorted runs: a merge
+    merged = both[order]
+    from_ref = order < n
+    cdf_r = np.cumsum(from_ref) / n
+    cdf_c = np.cumsum(~from_ref) / m
     diff = np.abs(cdf_r - cdf_c)
-    d = float(diff.max()) if len(diff) else 0.0
-    en = n * m / (n + m)
-    pvalue = float(np.clip(kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    # the empirical CDFs are compared after each run of equal values
+    last_of_run = np.append(merged[1:] != merged[:-1], True)
+    d = float(diff[last_of_run].max()) if len(diff) else 0.0
+    pvalue = ks_pvalue(d, n, m)
     w = float(np.sum(diff[:-1] * np.diff(merged)))
     scale = float(np.std(rs))
     if scale == 0.0:
