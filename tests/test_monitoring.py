@@ -206,3 +206,29 @@ def test_the_monitoring_panel_draws_aggregates_and_checks(churn):
     assert "radius" in static and "Alerts" in static and "<svg" in static
     view.window.value = "15m"  # another window redraws
     assert view.evaluation.outcome.rows == 300
+
+
+def test_the_reference_is_the_recorded_frame_with_the_model_inputs(store_dir):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from jupyter_mlops.errors import NotFoundError
+    from jupyter_mlops.monitoring.monitor import MonitorConfig, _reference_frame
+
+    store = current_store()
+    target = mlops.snapshot(pd.Series([0, 1] * 50, name="y"), "train_y")
+    features = mlops.snapshot(pd.DataFrame({"a": range(100), "b": range(100)}), "train_x")
+    mv = SimpleNamespace(
+        ref="m@1",
+        signature={"inputs": [{"name": "a"}, {"name": "b"}]},
+        data=[  # the target was recorded first
+            {"ref": target.ref, "shape": [100]},
+            {"ref": features.ref, "shape": [100, 2]},
+        ],
+    )
+    frame, label = _reference_frame(MonitorConfig(reference="m@1"), mv, store)
+    assert label == features.ref and list(frame.columns) == ["a", "b"]
+    mv.data = mv.data[:1]
+    with pytest.raises(NotFoundError, match="reference='name@vN'"):
+        _reference_frame(MonitorConfig(reference="m@1"), mv, store)

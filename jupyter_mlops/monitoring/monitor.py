@@ -183,19 +183,27 @@ def get_monitor(model: str, store: Store | None = None) -> MonitorConfig:
     return MonitorConfig(**json.loads(row.config))
 
 
-def _reference_frame(config: MonitorConfig, mv: Any, store: Store) -> Any:
+def _reference_frame(config: MonitorConfig, mv: Any, store: Store) -> tuple[Any, str]:
+    """The reference data and its reference: the monitor's, or the training data version
+    recorded on the model version that holds the model's input columns (a run records its
+    features and its target apart; the features are the reference)."""
+    import pandas as pd
+
     from ..data.versions import load_data
 
-    ref = config.data
-    if ref is None:
-        recorded = [d for d in mv.data if d.get("ref")]
-        if not recorded:
-            raise NotFoundError(
-                f"{mv.ref} has no training data version recorded; give the reference data "
-                "with mlops.set_monitor(..., reference='name@vN')."
-            )
-        ref = recorded[0]["ref"]
-    return load_data(ref, store)
+    if config.data is not None:
+        return load_data(config.data, store), config.data
+    features = [i["name"] for i in mv.signature.get("inputs", [])]
+    recorded = [d for d in mv.data if d.get("ref")]
+    recorded.sort(key=lambda d: list(d.get("shape") or [])[1:] != [len(features)])
+    for item in recorded:
+        frame = load_data(item["ref"], store)
+        if isinstance(frame, pd.DataFrame) and all(c in frame.columns for c in features):
+            return frame, item["ref"]
+    raise NotFoundError(
+        f"{mv.ref} has no recorded training data with its input columns {features[:10]}; "
+        "give the reference data with mlops.set_monitor(..., reference='name@vN')."
+    )
 
 
 def _served_model(mv: Any) -> Any:
@@ -281,11 +289,11 @@ def evaluate(
         resolved=[],
         open_alerts=[],
     )
-    label = config.data or (mv.data[0].get("ref") if mv.data else None)
+    label = config.data
     evaluation = Evaluation(outcome, {}, None, current, config, label, total)
     if current is None or rows < config.min_rows:
         return evaluation
-    reference = _reference_frame(config, mv, store)
+    reference, evaluation.reference_label = _reference_frame(config, mv, store)
     ref_features = reference[[c for c in features if c in reference.columns]]
     renamed = {f"input.{c}": c for c in features if f"input.{c}" in current.columns}
     cur_features = current.rename(columns=renamed)[
