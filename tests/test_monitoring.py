@@ -190,7 +190,12 @@ def test_the_monitoring_panel_draws_aggregates_and_checks(churn):
     assert ev.outcome.state == "alert" and ev.total_rows == 300
     assert "churn@1" in view.header.value and "300 predictions" in view.header.value
     assert "radius" in view.drift_html.value and view.feature.options[0] == "radius"
-    assert view.traffic["rows"].sum() == 300 and view.dist_box.children
+    assert view.traffic["rows"].sum() == 300
+    assert not view.dist_box.children  # charts wait for their tab
+    for tab in (1, 2, 4):
+        view.tabs.selected_index = tab
+    assert view.dist_box.children and view.traffic_box.children
+    assert view.prediction_box.children
     dist = view._dist
     assert set(dist["side"]) == {"reference", "current"}
     assert dist.groupby(["column", "side"])["share"].sum().round(6).eq(1.0).all()
@@ -199,11 +204,12 @@ def test_the_monitoring_panel_draws_aggregates_and_checks(churn):
     assert "Checked: alert" in view.header.value
     assert not mlops.alerts("churn", status="open").empty
     assert "feature_drift" in view.alerts_html.value
-    assert view.history_box.children  # the check is in the history now
+    view.tabs.selected_index = 3
+    assert len(view.history) == 1 and view.history_box.children  # the check is in the history
     small = MonitorView("churn", max_rows=150)
     assert "drift on the newest 150 of 300" in small.header.value
     static = view._repr_html_()
-    assert "radius" in static and "Alerts" in static and "<svg" in static
+    assert "radius" in static and "Alerts" in static and "300 predictions" in static
     view.window.value = "15m"  # another window redraws
     assert view.evaluation.outcome.rows == 300
 

@@ -5,7 +5,9 @@ current distributions per feature, drift share and performance over time, the pr
 distribution, and the alerts; a window selector, Refresh, and Check now (which records
 the check and raises or resolves alerts). Everything is aggregated before it is drawn,
 and the drift of a very large window is computed on its newest ``max_rows`` rows (said in
-the header). A static HTML rendering stands in for saved notebooks.
+the header). The tables show first; each chart is drawn when its tab is opened, while the
+chart runtime loads in the background. A static HTML rendering stands in for saved
+notebooks.
 """
 
 from __future__ import annotations
@@ -90,6 +92,11 @@ class MonitorView(widgets.VBox):
         ):
             tabs.set_title(i, title)
         self.tabs = tabs
+        self._stale: set[int] = set()
+        tabs.observe(lambda _: self._draw_selected(), names="selected_index")
+        from .theme import prewarm
+
+        prewarm()  # the chart runtime loads in the background while the tables show
         super().__init__(
             [
                 widgets.HTML(_STYLE),
@@ -147,22 +154,33 @@ class MonitorView(widgets.VBox):
             f"(at least {self.config.min_rows} are needed; see mlops.set_monitor).</div>"
         )
         self._draw_alerts()
-        self._draw_traffic()
-        self._draw_history()
         if report is not None:
             order = report.to_frame()["column"].tolist()
             self._dist = distributions(ev.reference, ev.current, order[:12])
             options = [c for c in order if c in set(self._dist["column"])]
             previous = self.feature.value
+            self._stale.discard(1)
             self.feature.options = options
             self.feature.value = previous if previous in options else (options or [None])[0]
-            self._draw_distribution()
-            self._draw_predictions()
         else:
             self._dist = None
             self.feature.options = []
-            self.dist_box.children = []
-            self.prediction_box.children = []
+        # charts are drawn when their tab is shown: the first render needs no chart runtime
+        self._stale = {1, 2, 3, 4}
+        self._draw_selected()
+
+    def _draw_selected(self) -> None:
+        """Draw the selected tab's charts if the data changed since they were drawn."""
+        index = self.tabs.selected_index
+        if index not in self._stale:
+            return
+        self._stale.discard(index)
+        {
+            1: self._draw_distribution,
+            2: self._draw_traffic,
+            3: self._draw_history,
+            4: self._draw_predictions,
+        }[index]()
 
     def _draw_header(self) -> None:
         esc = html.escape
@@ -273,6 +291,9 @@ class MonitorView(widgets.VBox):
     def _draw_distribution(self) -> None:
         from .theme import chart_widget
 
+        if self.tabs.selected_index != 1:  # drawn when the tab is shown
+            self._stale.add(1)
+            return
         column = self.feature.value
         if self._dist is None or not column:
             self.dist_box.children = []
@@ -283,7 +304,7 @@ class MonitorView(widgets.VBox):
         from .theme import chart_widget
 
         ev = self.evaluation
-        if "prediction" not in getattr(ev.current, "columns", []):
+        if ev is None or "prediction" not in getattr(ev.current, "columns", []):
             self.prediction_box.children = [widgets.HTML("<div class=mut>No predictions.</div>")]
             return
         preds = distributions(ev.reference, ev.current, ["prediction"])
@@ -296,19 +317,22 @@ class MonitorView(widgets.VBox):
 
     # -- static display ---------------------------------------------------------------
     def _repr_html_(self) -> str:
-        """The header, the drift table and the alerts, for saved notebooks."""
-        from .theme import chart_html
-
-        traffic_svg = (
-            chart_html(self.traffic_chart())
-            if self.traffic is not None and not self.traffic.empty
-            else ""
-        )
+        """The header, traffic figures, the drift table and the alerts, for saved notebooks
+        (no chart: rendering one would slow down every display of the live panel)."""
+        traffic_line = ""
+        if self.traffic is not None and not self.traffic.empty:
+            t = self.traffic
+            traffic_line = (
+                f"<div class=mut>traffic: {int(t['rows'].sum()):,} predictions from "
+                f"{str(t['bucket'].min())[:16]} to {str(t['bucket'].max())[:16]}; median "
+                f"p50 latency {t['p50_ms'].median():.2f} ms, worst p95 {t['p95_ms'].max():.2f} ms"
+                "</div>"
+            )
         return (
             _STYLE
             + self.header.value
+            + traffic_line
             + self.drift_html.value
-            + traffic_svg
             + "<div class=mlops-card><div class=hd><span class=nm>Alerts</span></div>"
             + self.alerts_html.value
             + "</div>"
