@@ -437,12 +437,13 @@ def set_monitor(
     )
 
 
-def check(model: str) -> Any:
+def check(model: str, *, current: Any = None) -> Any:
     """Evaluate a model's monitor now: drift, performance from feedback, data quality and
-    metric checks over the current window; raises, updates or resolves alerts."""
+    metric checks over the current window of its inference log (or over ``current``, a
+    DataFrame or data reference); raises, updates or resolves alerts."""
     from .monitoring.monitor import check as _check
 
-    return _check(model)
+    return _check(model, current=current)
 
 
 def alerts(model: str | None = None, *, status: str | None = None) -> Any:

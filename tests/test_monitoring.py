@@ -238,3 +238,17 @@ def test_the_reference_is_the_recorded_frame_with_the_model_inputs(store_dir):
     mv.data = mv.data[:1]
     with pytest.raises(NotFoundError, match="reference='name@vN'"):
         _reference_frame(MonitorConfig(reference="m@1"), mv, store)
+
+
+def test_a_given_frame_or_data_version_can_be_checked(churn):
+    x, _ = churn
+    mlops.set_monitor("churn", min_rows=100)
+    moved = x.assign(texture=x["texture"] * 1.6)
+    outcome = mlops.check("churn", current=moved)
+    assert outcome.state == "alert" and outcome.rows == len(x)
+    assert "texture" in outcome.report.drifted and outcome.report.prediction is not None
+    mlops.snapshot(x, "fresh")
+    calm = mlops.check("churn", current="fresh@v1")
+    assert calm.state == "ok" and calm.report.drifted == []
+    with pytest.raises(ValidationError, match="DataFrame or a data reference"):
+        mlops.check("churn", current=[1, 2])

@@ -183,6 +183,31 @@ def get_monitor(model: str, store: Store | None = None) -> MonitorConfig:
     return MonitorConfig(**json.loads(row.config))
 
 
+def _given_current(value: Any, mv: Any, store: Store) -> Any:
+    """A frame (or data reference) to judge instead of the log; without a ``predict``
+    column the model scores it, so prediction drift is still reported."""
+    import pandas as pd
+
+    from ..data.versions import load_data
+
+    frame = load_data(value, store) if isinstance(value, str) else value
+    if not isinstance(frame, pd.DataFrame):
+        raise ValidationError(
+            f"current must be a DataFrame or a data reference, got {type(frame).__name__}."
+        )
+    frame = frame.reset_index(drop=True)
+    if "predict" not in frame.columns:
+        features = [i["name"] for i in mv.signature.get("inputs", [])]
+        if all(c in frame.columns for c in features):
+            try:
+                frame = frame.assign(predict=_served_model(mv).predict(frame[features]))
+            except Exception:
+                pass
+    if "request_id" not in frame.columns:
+        frame = frame.assign(request_id=[f"given:{i}" for i in range(len(frame))])
+    return frame
+
+
 def _reference_frame(config: MonitorConfig, mv: Any, store: Store) -> tuple[Any, str]:
     """The reference data and its reference: the monitor's, or the training data version
     recorded on the model version that holds the model's input columns (a run records its
@@ -253,6 +278,7 @@ def evaluate(
     now: float | None = None,
     window: str | int | None = None,
     max_rows: int | None = None,
+    current: Any = None,
     store: Store | None = None,
 ) -> Evaluation:
     """Compute what a check would find (drift, performance, checks, breached conditions)
@@ -269,7 +295,10 @@ def evaluate(
     mv = get_model_version(config.reference, store)
     name = mv.name
     features = [i["name"] for i in mv.signature.get("inputs", [])]
-    current, start = _current(name, config, now, store)
+    if current is None:
+        current, start = _current(name, config, now, store)
+    else:  # a given frame or data version instead of the inference log
+        current, start = _given_current(current, mv, store), None
     total = 0 if current is None else len(current)
     if current is not None and max_rows is not None and total > max_rows:
         current = current.iloc[total - max_rows :].reset_index(drop=True)
@@ -343,12 +372,15 @@ def evaluate(
     return evaluation
 
 
-def check(model: str, *, now: float | None = None, store: Store | None = None) -> CheckOutcome:
+def check(
+    model: str, *, current: Any = None, now: float | None = None, store: Store | None = None
+) -> CheckOutcome:
     """Evaluate the monitor of ``model`` now: drift, performance, data quality and metric
-    checks over the current window; open, update or resolve alerts; record the check."""
+    checks over the current window (or over ``current``, a frame or data version); open,
+    update or resolve alerts; record the check."""
     store = store or current_store()
     now = time.time() if now is None else now
-    ev = evaluate(model, now=now, store=store)
+    ev = evaluate(model, now=now, current=current, store=store)
     outcome = ev.outcome
     if outcome.report is not None:  # enough data: alerts follow the conditions found
         outcome.opened, outcome.resolved = _sync_alerts(
