@@ -241,21 +241,29 @@ def _served_model(mv: Any) -> Any:
 
 
 def _current(
-    name: str, config: MonitorConfig, now: float, store: Store
-) -> tuple[Any, float | None]:
-    from ..serving.inference_log import online_table
+    name: str, config: MonitorConfig, now: float, store: Store, max_rows: int | None = None
+) -> tuple[Any, float | None, int]:
+    """The window's predictions (only the newest ``max_rows`` read when given), its start,
+    and how many predictions the whole window holds."""
+    from ..serving.inference_log import logged_rows, online_table
 
     if isinstance(config.window, int):
-        table = online_table(name, last=config.window, store=store)
+        last = min(config.window, max_rows or config.window)
+        table = online_table(name, last=last, store=store)
         frame = table.to_pandas() if table.num_rows else None
         start = float(frame["time"].min()) if frame is not None else None
-        return frame, start
+        total = min(config.window, logged_rows(name, None, store=store))
+        return frame, start, total
     start = now - parse_duration(config.window, "window")
-    table = online_table(name, since=start, store=store)
+    table = online_table(name, since=start, last=max_rows, store=store)
     frame = table.to_pandas() if table.num_rows else None
     if frame is not None:
-        frame = frame[frame["time"] <= now]
-    return frame, start
+        frame = frame[frame["time"] <= now].reset_index(drop=True)
+    if max_rows is None:
+        total = 0 if frame is None else len(frame)
+    else:
+        total = logged_rows(name, start, store=store)
+    return frame, start, total
 
 
 @dataclass
@@ -296,12 +304,12 @@ def evaluate(
     name = mv.name
     features = [i["name"] for i in mv.signature.get("inputs", [])]
     if current is None:
-        current, start = _current(name, config, now, store)
+        current, start, total = _current(name, config, now, store, max_rows)
     else:  # a given frame or data version instead of the inference log
         current, start = _given_current(current, mv, store), None
-    total = 0 if current is None else len(current)
-    if current is not None and max_rows is not None and total > max_rows:
-        current = current.iloc[total - max_rows :].reset_index(drop=True)
+        total = len(current)
+    if current is not None and max_rows is not None and len(current) > max_rows:
+        current = current.iloc[len(current) - max_rows :].reset_index(drop=True)
     rows = 0 if current is None else len(current)
     outcome = CheckOutcome(
         model=name,

@@ -31,6 +31,7 @@ __all__ = [
     "feedback",
     "inference_log",
     "log_feedback",
+    "logged_rows",
     "parse_retention",
 ]
 
@@ -350,6 +351,30 @@ def _segments(store: Store, name: str | None, since: float | None, last: int | N
                 break
     found.reverse()
     return found
+
+
+def logged_rows(name: str, since: float | None, *, store: Store | None = None) -> int:
+    """How many predictions of ``name`` were logged since ``since`` (all when None): the
+    segment index answers, and only a segment straddling ``since`` is read (its times)."""
+    import pyarrow.compute as pc
+
+    store = store or current_store()
+    if not store.exists:
+        return 0
+    seg = schema.inference_segments
+    query = sa.select(seg.c.rows, seg.c.time_min, seg.c.object_hash).where(seg.c.model_name == name)
+    if since is not None:
+        query = query.where(seg.c.time_max >= since)
+    total = 0
+    with store.read() as conn:
+        found = list(conn.execute(query))
+    for rows, time_min, digest in found:
+        if since is None or time_min >= since:
+            total += rows
+        else:
+            times = read_table(store.objects.get(digest), ["time"]).column("time")
+            total += int(pc.sum(pc.greater_equal(times, since)).as_py() or 0)
+    return total
 
 
 def online_table(

@@ -94,9 +94,6 @@ class MonitorView(widgets.VBox):
         self.tabs = tabs
         self._stale: set[int] = set()
         tabs.observe(lambda _: self._draw_selected(), names="selected_index")
-        from .theme import prewarm
-
-        prewarm()  # the chart runtime loads in the background while the tables show
         super().__init__(
             [
                 widgets.HTML(_STYLE),
@@ -106,6 +103,9 @@ class MonitorView(widgets.VBox):
             ]
         )
         self.refresh()
+        from .theme import prewarm
+
+        prewarm()  # the chart runtime loads in the background once the tables are shown
 
     # -- data -------------------------------------------------------------------------
     def _since(self) -> float:
