@@ -259,6 +259,7 @@ def test_retention_keeps_the_newest_entries(churn):
     with pytest.raises(ValidationError):
         parse_retention(-1)
     with serve(deployment_id="d-test", flush_interval=3600) as srv:
+        srv.state.logger.compact_rows = 0  # keep one segment per flush
         c = Client(srv.port)
         for i in range(30):  # a segment per request, so that rows can be trimmed exactly
             c.post("/v2/models/churn/infer", oip_body(x.iloc[i : i + 1]))

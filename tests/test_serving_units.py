@@ -77,6 +77,7 @@ def test_retention_never_touches_other_deployments_or_batches(store_dir):
     store = current_store()
     for dep in ("d-a", "d-b", None):
         logger = InferenceLogger(store, deployment_id=dep)
+        logger.compact_rows = 0
         for i in range(3):  # one segment per flush
             logger.add(f"{dep}-{i}", "m", 1, 1, {"x": [i]}, {"predict": np.array([0])}, 1.0)
             logger.flush()
@@ -172,3 +173,35 @@ def test_a_writer_that_falls_behind_slows_clients_instead_of_growing(store_dir):
     assert time.monotonic() - started < 10
     logger.close()
     assert logger.written == 6 and len(inference_log("m")) == 600
+
+
+def test_small_flushes_extend_one_segment(store_dir):
+    import sqlalchemy as sa
+
+    from jupyter_mlops.store import schema
+
+    store = current_store()
+    logger = InferenceLogger(store, deployment_id="d-c")
+    logger.compact_rows = 10
+    for i in range(25):
+        logger.add(f"r{i}", "m", 1, 1, {"x": [i]}, {"predict": np.array([i])}, 1.0)
+        logger.flush()
+    logger.close()
+    with store.read() as conn:
+        sizes = [
+            r.rows
+            for r in conn.execute(
+                sa.select(schema.inference_segments.c.rows).order_by(
+                    schema.inference_segments.c.segment_id
+                )
+            )
+        ]
+    assert sizes == [10, 10, 5]  # not 25 one-row segments
+    log = inference_log("m")
+    assert log["request_id"].tolist() == [f"r{i}" for i in range(25)]
+    assert log["predict"].tolist() == list(range(25))
+    from jupyter_mlops.maintenance import collect_garbage
+
+    report = collect_garbage(store, grace_s=0.0)
+    assert report.removed == 0  # replaced segments' objects went with them; the live ones stay
+    assert len(inference_log("m")) == 25

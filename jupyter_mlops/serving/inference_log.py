@@ -90,6 +90,8 @@ class InferenceLogger:
         self._buffer: list[tuple[Any, ...]] = []
         self._pending_rows = 0
         self.max_pending_rows = max_pending_rows
+        self._tail: Tail | None = None
+        self.compact_rows = COMPACT_ROWS
         self._drained = threading.Event()
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # a flush waits for one in progress
@@ -161,7 +163,10 @@ class InferenceLogger:
             self._trim_if_due()
             return 0
         try:
-            written = write_segments(self.store, self.deployment_id, batch)
+            self._tail = write_segments(
+                self.store, self.deployment_id, batch, self._tail, self.compact_rows
+            )
+            written = len(batch)
         except Exception as exc:  # keep serving; put the entries back for the next flush
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -243,33 +248,93 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def write_segments(store: Store, deployment_id: str | None, batch: list[tuple[Any, ...]]) -> int:
-    """Write buffered entries as Parquet segments (one per layout) and index them; returns
-    the number of entries written."""
+COMPACT_ROWS = 50_000  # a flush extends the previous small segment up to this many rows
+
+
+@dataclass
+class Tail:
+    """The last segment a logger wrote, which its next flush may extend."""
+
+    segment_id: int
+    object_hash: str
+    rows: int
+    columns: list[str]
+
+
+def _segment_row(table: Any, digest: str, deployment_id: str | None, model: str) -> dict:
+    times = table.column("time").to_numpy()
+    versions = table.column("version").to_numpy()
+    ids = table.column("request_id").to_pylist()
+    return {
+        "deployment_id": deployment_id,
+        "model_name": model,
+        "version_min": int(versions.min()),
+        "version_max": int(versions.max()),
+        "time_min": float(times.min()),
+        "time_max": float(times.max()),
+        "requests": len({i.split(":", 1)[0] for i in ids}),
+        "rows": table.num_rows,
+        "object_hash": digest,
+        "columns": json.dumps(table.column_names),
+    }
+
+
+def write_segments(
+    store: Store,
+    deployment_id: str | None,
+    batch: list[tuple[Any, ...]],
+    tail: Tail | None = None,
+    compact_rows: int = COMPACT_ROWS,
+) -> Tail | None:
+    """Write buffered entries as Parquet segments (one per layout) and index them.
+
+    At low traffic every flush would leave a tiny segment (up to 86,400 a day), so a
+    flush whose entries have the layout of ``tail`` (this logger's previous segment, still
+    under ``compact_rows``) replaces it with one segment holding both: the new object is
+    written first, the index swaps in one transaction, then the old object goes (a crash
+    in between leaves only an unreferenced object for ``gc``). Returns the new tail.
+    """
+    import pyarrow as pa
+
     tables = build_tables(batch)
-    rows = []
-    for table in tables:
+    seg = schema.inference_segments
+    model = batch[0][1]
+    if (
+        tail is not None
+        and len(tables) == 1
+        and tables[0].column_names == tail.columns
+        and tail.rows + tables[0].num_rows <= compact_rows
+    ):
+        try:
+            previous = read_table(store.objects.get(tail.object_hash))
+            merged = pa.concat_tables([previous, tables[0]], promote_options="permissive")
+        except Exception:
+            merged = None  # trimmed or unreadable: write the new entries on their own
+        if merged is not None:
+            digest, _ = store.objects.write(write_table(merged))
+            row = _segment_row(merged, digest, deployment_id, model)
+            with store.write() as conn:
+                gone = conn.execute(
+                    seg.delete().where(seg.c.segment_id == tail.segment_id)
+                ).rowcount
+                if gone:
+                    segment_id = conn.execute(seg.insert().values(**row)).inserted_primary_key[0]
+            if gone:
+                if digest != tail.object_hash:
+                    store.objects.delete(tail.object_hash)
+                return Tail(int(segment_id), digest, merged.num_rows, merged.column_names)
+    written = []
+    for table in tables:  # objects first, so the write transaction stays short
         digest, _ = store.objects.write(write_table(table))
-        times = table.column("time").to_numpy()
-        versions = table.column("version").to_numpy()
-        ids = table.column("request_id").to_pylist()
-        rows.append(
-            {
-                "deployment_id": deployment_id,
-                "model_name": batch[0][1],
-                "version_min": int(versions.min()),
-                "version_max": int(versions.max()),
-                "time_min": float(times.min()),
-                "time_max": float(times.max()),
-                "requests": len({i.split(":", 1)[0] for i in ids}),
-                "rows": table.num_rows,
-                "object_hash": digest,
-                "columns": json.dumps(table.column_names),
-            }
-        )
+        written.append((table, _segment_row(table, digest, deployment_id, model)))
+    new_tail = None
     with store.write() as conn:
-        conn.execute(schema.inference_segments.insert(), rows)
-    return len(batch)
+        for table, row in written:
+            segment_id = conn.execute(seg.insert().values(**row)).inserted_primary_key[0]
+            new_tail = Tail(int(segment_id), row["object_hash"], table.num_rows, table.column_names)
+    if new_tail is None or new_tail.rows >= compact_rows:
+        return None
+    return new_tail
 
 
 def trim(
