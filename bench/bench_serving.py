@@ -169,11 +169,11 @@ def part_ours_stop(quick: bool) -> None:
     stopped = mlops.undeploy(REF)
     took = now() - t
     store = current_store()
-    log_table = schema.inference_log
+    segments = schema.inference_segments  # online predictions live in Parquet segments
     with store.read() as conn:
         entries, rows = conn.execute(
-            sa.select(sa.func.count(), sa.func.sum(log_table.c.rows)).where(
-                log_table.c.model_name == MODEL, log_table.c.kind == "online"
+            sa.select(sa.func.sum(segments.c.requests), sa.func.sum(segments.c.rows)).where(
+                segments.c.model_name == MODEL
             )
         ).one()
     launcher = None
