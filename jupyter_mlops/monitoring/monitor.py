@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -42,8 +41,6 @@ __all__ = [
 ]
 
 _CALLBACKS: dict[str, Callable[[dict[str, Any]], Any]] = {}
-_MODEL_CACHE: dict[tuple[str, str], Any] = {}
-_LOCK = threading.Lock()
 
 
 @dataclass
@@ -232,12 +229,9 @@ def _reference_frame(config: MonitorConfig, mv: Any, store: Store) -> tuple[Any,
 
 
 def _served_model(mv: Any) -> Any:
-    key = (mv.name, mv.object_hash)
-    with _LOCK:
-        if key not in _MODEL_CACHE:
-            _MODEL_CACHE.clear()
-            _MODEL_CACHE[key] = mv.load()
-        return _MODEL_CACHE[key]
+    from ..serving.model import cached_model
+
+    return cached_model(mv).model
 
 
 def _current(

@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -21,31 +20,9 @@ import numpy as np
 from ..errors import ValidationError
 from ..store import Store, current_store
 from .inference_log import log_batch
-from .model import FEATURE_NAMES_WARNING, ServedModel, load_version
+from .model import FEATURE_NAMES_WARNING, cached_model
 
 __all__ = ["predict_batch"]
-
-_CACHE: OrderedDict[tuple[str, str, str], ServedModel] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-
-
-def _served(reference: str, store: Store, trusted: bool | list[str]) -> ServedModel:
-    """The loaded model for a reference, cached by artifact hash (a moved alias reloads)."""
-    from ..registry.service import get_model_version
-
-    mv = get_model_version(reference, store)
-    key = (str(store.location.artifacts_url), mv.object_hash, repr(trusted))
-    with _CACHE_LOCK:
-        found = _CACHE.get(key)
-        if found is not None and found.version == mv.version and found.name == mv.name:
-            _CACHE.move_to_end(key)
-            return found
-    served = load_version(mv, trusted=trusted)
-    with _CACHE_LOCK:
-        _CACHE[key] = served
-        while len(_CACHE) > 4:
-            _CACHE.popitem(last=False)
-    return served
 
 
 def predict_batch(
@@ -73,7 +50,9 @@ def predict_batch(
     store = store or current_store()
     if chunk_size < 1:
         raise ValidationError("chunk_size must be at least 1.")
-    served = _served(reference, store, trusted)
+    from ..registry.service import get_model_version
+
+    served = cached_model(get_model_version(reference, store), trusted=trusted)
     if isinstance(data, pd.Series):
         data = data.to_frame().T if served.schema.names else data.to_frame()
     frame = served.schema.check_frame(data)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from ..errors import MlopsError, NotFoundError, ValidationError
 from ..registry.references import parse_model_ref
 from ..store import Store, current_store, schema
-from ..store.process import _host, _proc_start, is_alive
+from ..store.process import _host, _proc_start, group_alive, is_alive
 from .app import hash_token
 from .server import is_loopback
 
@@ -48,14 +48,6 @@ class DeploymentError(MlopsError):
     code = "deployment"
 
 
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _alive(row: Any) -> bool | None:
     """Whether the serving process of a deployment row (or Deployment) still runs."""
     if row.pid is None:
@@ -63,10 +55,7 @@ def _alive(row: Any) -> bool | None:
     child = _CHILDREN.get(row.pid)
     if child is not None and child.poll() is not None:
         return False
-    alive = is_alive(row.machine, row.pid, row.proc_start)
-    if alive and _zombie(row.pid):
-        return False
-    return alive
+    return is_alive(row.machine, row.pid, row.proc_start)
 
 
 def _ready(host: str, port: int | None, timeout: float = 1.0) -> bool:
@@ -342,7 +331,7 @@ def _kill_group(pid: int, timeout: float = 45.0) -> None:
     while time.monotonic() < deadline:
         if child is not None:
             child.poll()  # reap our own child so it does not linger as a zombie
-        if not _group_exists(pid):
+        if not group_alive(pid):
             break
         time.sleep(0.05)
     else:
@@ -355,35 +344,13 @@ def _kill_group(pid: int, timeout: float = 45.0) -> None:
     _CHILDREN.pop(pid, None)
 
 
-def _group_exists(pgid: int) -> bool:
-    """Whether a live (not zombie) process is left in group ``pgid``; workers can outlive
-    a killed leader."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return not os.path.isdir("/proc")
-
-
 def _stop(d: Deployment, store: Store) -> None:
     if d.machine not in (None, _host()) and d.state not in ("stopped", "failed"):
         raise MlopsError(
             f"Deployment {d.deployment_id} runs on {d.machine}; stop it there "
             f"(jupyter-mlops undeploy {d.deployment_id})."
         )
-    if d.pid and d.state != "stopped" and (_alive(d) or _group_exists(d.pid)):
+    if d.pid and d.state != "stopped" and (_alive(d) or group_alive(d.pid)):
         _kill_group(d.pid)
     mark_stopped(store, d.deployment_id)
 

@@ -44,15 +44,6 @@ class Retention:
     max_age_s: float | None = None
     max_rows: int | None = None
 
-    def to_text(self) -> str | None:
-        """The setting as it is written (``30d``, ``1000000 rows``), None for unlimited."""
-        parts = []
-        if self.max_age_s is not None:
-            parts.append(f"{self.max_age_s:g}s")
-        if self.max_rows is not None:
-            parts.append(f"{self.max_rows} rows")
-        return ", ".join(parts) or None
-
 
 def parse_retention(value: str | int | Retention | None) -> Retention:
     """``"30d"`` / ``"12h"`` keep by age, an int keeps that many newest entries, None keeps all."""

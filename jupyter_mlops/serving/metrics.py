@@ -49,9 +49,6 @@ class ServingMetrics:
         self.version = Gauge(
             "mlops_model_version", "The model version being served.", ["model"], **gauge_kw
         )
-        self.log_written = Counter(
-            "mlops_inference_log_written", "Inference log entries written.", **kw
-        )
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         """Count one request and its latency."""

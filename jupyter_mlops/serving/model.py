@@ -10,7 +10,9 @@ is what a container serves.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,14 @@ import numpy as np
 from ..errors import MlopsError, NotFoundError, ValidationError
 from .signature import InputSchema, oip_datatype
 
-__all__ = ["EXPORT_MANIFEST", "ServedModel", "load_directory", "load_failure", "load_version"]
+__all__ = [
+    "EXPORT_MANIFEST",
+    "ServedModel",
+    "cached_model",
+    "load_directory",
+    "load_failure",
+    "load_version",
+]
 
 EXPORT_MANIFEST = "mlops-model.json"
 
@@ -139,6 +148,27 @@ def load_version(mv: Any, *, trusted: bool | list[str] = False) -> ServedModel:
     if not hasattr(model, "predict"):
         raise MlopsError(f"Model {mv.ref} ({type(model).__name__}) has no predict method.")
     return _build(mv.name, mv.version, model, mv.signature, mv.flavor or "")
+
+
+_CACHE: OrderedDict[tuple[str, str, str, str], ServedModel] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_model(mv: Any, *, trusted: bool | list[str] = False) -> ServedModel:
+    """``load_version`` remembered per artifact (the last four), for batch scoring and
+    monitors that score again and again in one process; a moved alias loads anew."""
+    key = (mv.name, str(mv.version), mv.object_hash, repr(trusted))
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+            return found
+    served = load_version(mv, trusted=trusted)
+    with _CACHE_LOCK:
+        _CACHE[key] = served
+        while len(_CACHE) > 4:
+            _CACHE.popitem(last=False)
+    return served
 
 
 def load_directory(path: str | Path, *, trusted: bool | list[str] = False) -> ServedModel:

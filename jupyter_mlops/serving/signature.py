@@ -255,8 +255,3 @@ def _allows_nan(model: Any) -> bool:
         return bool(get_tags(model).input_tags.allow_nan)
     except Exception:
         return False
-
-
-def finite_or_none(value: float) -> float | None:
-    """JSON cannot carry NaN or infinity; send null instead."""
-    return value if math.isfinite(value) else None

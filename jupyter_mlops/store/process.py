@@ -6,17 +6,40 @@ import os
 import socket
 from functools import cache
 
-__all__ = ["is_alive", "this_process"]
+__all__ = ["group_alive", "is_alive", "this_process"]
+
+
+def _stat(pid: int | str) -> list[bytes]:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), or [] (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
 
 
 def _proc_start(pid: int) -> str:
     """The kernel's start time of ``pid`` (Linux), so a reused pid is not mistaken for the writer."""
+    fields = _stat(pid)
+    return fields[19].decode() if len(fields) > 19 else ""
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in process group ``pgid``."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read().decode(errors="replace")
-        return stat.rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc"):
+        return True
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(entry)
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+                return True
+    return False
 
 
 @cache
@@ -40,6 +63,9 @@ def is_alive(host: str | None, pid: int | None, proc_start: str | None) -> bool 
         return False
     except PermissionError:
         pass
+    fields = _stat(pid)
+    if fields and fields[0] == b"Z":  # exited, not yet reaped by its parent
+        return False
     if proc_start:
         now = _proc_start(pid)
         if now and now != proc_start:

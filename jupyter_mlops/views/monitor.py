@@ -31,12 +31,6 @@ WINDOWS = ["15m", "1h", "6h", "1d", "7d", "30d"]
 MAX_ROWS = 200_000
 
 
-def _charts() -> Any:
-    import altair as alt
-
-    return alt
-
-
 class MonitorView(widgets.VBox):
     """The monitoring panel. Readable state: ``evaluation`` (the last evaluation),
     ``traffic`` and ``history`` (the frames behind the charts), ``message``."""
@@ -226,7 +220,8 @@ class MonitorView(widgets.VBox):
 
     def traffic_chart(self) -> Any:
         """Requests per bucket and p50 latency, one above the other."""
-        alt = _charts()
+        import altair as alt
+
         base = alt.Chart(self.traffic).encode(x=alt.X("bucket:T", title=None))
         volume = (
             base.mark_bar()
@@ -249,9 +244,10 @@ class MonitorView(widgets.VBox):
         self.traffic_box.children = [chart_widget(self.traffic_chart())]
 
     def _draw_history(self) -> None:
+        import altair as alt
+
         from .theme import chart_widget
 
-        alt = _charts()
         if self.history is None or self.history.empty:
             self.history_box.children = [
                 widgets.HTML("<div class=mut>No checks recorded yet: press Check now.</div>")
@@ -270,7 +266,8 @@ class MonitorView(widgets.VBox):
 
     def distribution_chart(self, column: str) -> Any:
         """Reference vs current shares for one column."""
-        alt = _charts()
+        import altair as alt
+
         frame = self._dist[self._dist["column"] == column]
         return (
             alt.Chart(frame)
