@@ -460,3 +460,68 @@ def monitor(model: str, *, window: str | None = None) -> Any:
     from .views.monitor import monitor_view
 
     return monitor_view(model, window=window)
+
+
+def retrain(
+    model: str,
+    data: Any = None,
+    *,
+    notebook: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    gate: Any = None,
+    holdout: Any = None,
+    target: str | None = None,
+    promote: str | None = "production",
+    wait: bool = True,
+    timeout: float | None = None,
+) -> Any:
+    """Retrain ``model`` now, in a separate process: replay the champion's training run on
+    the latest data (or ``data={"df": "churn_train@v4"}``, or run ``notebook`` with
+    ``parameters``), register the challenger, score both on ``holdout`` and move the
+    ``promote`` alias only if every ``gate`` check (``"f1 >= champion"``) passes."""
+    from .retraining.service import retrain as _retrain
+
+    return _retrain(
+        model,
+        data,
+        notebook=notebook,
+        parameters=parameters,
+        gate=gate,
+        holdout=holdout,
+        target=target,
+        promote=promote,
+        wait=wait,
+        timeout=timeout,
+    )
+
+
+def retrain_policy(model: str, **options: Any) -> Any:
+    """Retrain ``model`` automatically ``on=["drift", "metric", "alert", "new_data",
+    "schedule"]`` (``schedule="0 3 * * *"``), with ``retrain``'s options plus ``cooldown``
+    and ``watch``; ``enabled=False`` pauses it."""
+    from .retraining.policy import retrain_policy as _policy
+
+    return _policy(model, **options)
+
+
+def retraining_jobs(model: str | None = None, *, limit: int = 200) -> Any:
+    """Retraining and CI jobs as a DataFrame, newest first: trigger, status, champion,
+    challenger, runs, gate lines, promoted."""
+    from .retraining.jobs import retraining_jobs as _jobs
+
+    return _jobs(model, limit=limit)
+
+
+def retraining_policies() -> Any:
+    """Every retraining policy as a DataFrame (triggers, schedule and next run, gate)."""
+    from .retraining.policy import retraining_policies as _policies
+
+    return _policies()
+
+
+def run_due_policies(*, now: float | None = None) -> Any:
+    """Start the retraining jobs whose policies are due (what the server extension's loop
+    and ``jupyter-mlops scheduler`` call); returns the jobs."""
+    from .retraining.policy import run_due_policies as _run
+
+    return _run(now=now)

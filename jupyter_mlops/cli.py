@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ._version import __version__
-from .errors import MlopsError
+from .errors import MlopsError, ValidationError
 
 __all__ = ["main"]
 
@@ -54,6 +54,95 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     report = collect_garbage(current_store(), grace_s=args.grace, dry_run=args.dry_run)
     for line in report.lines():
         print(line)
+    return 0
+
+
+def _parameters(pairs: list[str]) -> dict[str, object]:
+    """``-p name=value`` pairs; values read as YAML scalars (200, 0.5, true, text)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValidationError(f"-p {pair!r}: write -p name=value.")
+        out[name.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def _cmd_ci_run(args: argparse.Namespace) -> int:
+    from .ci.run import ci_run
+
+    result = ci_run(
+        args.notebook,
+        parameters=_parameters(args.parameter),
+        gates=args.gate,
+        register=args.register,
+        promote=args.promote,
+        champion=args.champion,
+        holdout=args.holdout,
+        target=args.target,
+        junit=args.junit,
+        summary=args.summary,
+        output=args.output,
+        timeout=args.timeout,
+        dry_run=args.dry_run,
+    )
+    for line in result.lines():
+        print(line)
+    return result.exit_code
+
+
+def _cmd_ci_init(args: argparse.Namespace) -> int:
+    from .ci.workflow import write_github_workflow
+
+    if not args.github:
+        raise ValidationError("Say which CI system: --github (GitHub Actions).")
+    path = write_github_workflow(
+        args.root,
+        force=args.force,
+        notebook=args.notebook,
+        gates=args.gate or None,
+        register=args.register,
+        promote=args.promote,
+        holdout=args.holdout,
+        branch=args.branch,
+    )
+    print(f"wrote {path}: it runs `jupyter-mlops ci run {args.notebook}` on every push")
+    return 0
+
+
+def _cmd_scheduler(args: argparse.Namespace) -> int:
+    from .retraining.scheduler import run_scheduler
+
+    return run_scheduler(interval=args.interval, once=args.once, monitors=not args.no_monitors)
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .retraining.jobs import retraining_jobs
+
+    frame = retraining_jobs(args.model, limit=args.limit)
+    if frame.empty:
+        print("no retraining or CI jobs")
+        return 0
+    shown = frame[
+        [
+            "job_id",
+            "model",
+            "kind",
+            "status",
+            "trigger",
+            "challenger",
+            "passed",
+            "promoted",
+            "error",
+        ]
+    ].copy()
+    shown["job_id"] = shown["job_id"].str[:8]
+    with pd.option_context("display.width", 200):
+        print(shown.to_string(index=False, max_colwidth=40))
     return 0
 
 
@@ -183,6 +272,60 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--trusted", action="store_true", help="Load types not known to be safe.")
     p.set_defaults(func=_cmd_export)
+    ci = sub.add_parser("ci", help="CI/CD for models: run a notebook, gate, register, promote.")
+    ci_sub = ci.add_subparsers(dest="ci_command", required=True)
+    p = ci_sub.add_parser(
+        "run",
+        help="Execute a training notebook headless, gate its model, register and promote it.",
+    )
+    p.add_argument("notebook")
+    p.add_argument(
+        "-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+        help="A papermill parameter for the cell tagged 'parameters' (repeatable).",
+    )  # fmt: skip
+    p.add_argument(
+        "--gate", action="append", default=[], metavar="CHECK",
+        help="A check such as 'accuracy>=0.9' or 'f1>=champion-0.01' (repeatable).",
+    )  # fmt: skip
+    p.add_argument("--register", metavar="MODEL", help="Register the model as MODEL if it passes.")
+    p.add_argument("--promote", metavar="ALIAS", help="Then move MODEL@ALIAS to it.")
+    p.add_argument(
+        "--champion", metavar="ALIAS", help="Compare with MODEL@ALIAS (default: --promote's)."
+    )
+    p.add_argument("--holdout", metavar="DATA", help="Data version both models are scored on.")
+    p.add_argument("--target", metavar="COLUMN", help="The holdout's label column.")
+    p.add_argument("--junit", metavar="FILE", help="Write a JUnit XML report.")
+    p.add_argument("--summary", metavar="FILE", help="Write a Markdown summary.")
+    p.add_argument("--output", metavar="FILE", help="Keep the executed notebook here too.")
+    p.add_argument("--timeout", type=float, default=None, help="Seconds per cell.")
+    p.add_argument(
+        "--dry-run", action="store_true", help="Gate only: register and promote nothing."
+    )
+    p.set_defaults(func=_cmd_ci_run)
+    p = ci_sub.add_parser("init", help="Write a CI workflow that runs `ci run` on push.")
+    p.add_argument("--github", action="store_true", help="GitHub Actions (.github/workflows).")
+    p.add_argument("--notebook", default="notebooks/train.ipynb")
+    p.add_argument("--gate", action="append", default=[], metavar="CHECK")
+    p.add_argument("--register", default="model", metavar="MODEL")
+    p.add_argument("--promote", default="staging", metavar="ALIAS")
+    p.add_argument("--holdout", default=None, metavar="DATA")
+    p.add_argument("--branch", default="main")
+    p.add_argument("--root", default=".", help="The repository's root folder.")
+    p.add_argument("--force", action="store_true", help="Replace an existing workflow.")
+    p.set_defaults(func=_cmd_ci_init)
+    p = sub.add_parser(
+        "scheduler",
+        help="Run due monitors and retraining policies in a loop (what the server "
+        "extension does inside JupyterLab).",
+    )
+    p.add_argument("--interval", type=float, default=30.0, help="Seconds between rounds.")
+    p.add_argument("--once", action="store_true", help="One round, then exit.")
+    p.add_argument("--no-monitors", action="store_true", help="Only retraining policies.")
+    p.set_defaults(func=_cmd_scheduler)
+    p = sub.add_parser("jobs", help="List retraining and CI jobs.")
+    p.add_argument("model", nargs="?", default=None)
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=_cmd_jobs)
     return parser
 
 

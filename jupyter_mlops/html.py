@@ -371,3 +371,81 @@ def check_outcome_card(outcome: Any) -> str:
         + "</div></div>"
         + body
     )
+
+
+def gate_card(result: Any) -> str:
+    """A gate: verdict, each line, and the two models' scores on the holdout."""
+    from .retraining.gate import gate_lines_html
+
+    esc = html.escape
+    color = "#1a7f37" if result.passed else "#cf222e"
+    holdout = result.holdout or {}
+    where = (
+        f"holdout {esc(holdout['ref'])} · {holdout['rows']:,} rows"
+        + (
+            f" ({holdout['excluded']:,} seen in training left out)"
+            if holdout.get("excluded")
+            else ""
+        )
+        if holdout
+        else "no holdout"
+    )
+    metrics = sorted({m for s in result.scores.values() for m in s})
+    scores = [
+        (m, " · ".join(
+            f"{who} {format_value(result.scores[who][m])}"
+            for who in ("challenger", "champion")
+            if m in result.scores.get(who, {})
+        ))
+        for m in metrics
+    ]  # fmt: skip
+    return (
+        _STYLE
+        + "<div class=mlops-card><div class=hd><span class=nm>Gate</span>"
+        + f"<span class=badge style='background:{color}'>"
+        + ("passed" if result.passed else "failed")
+        + f"</span><span class=mut>{esc(result.challenger)} vs "
+        + f"{esc(result.champion or 'no champion')} · {where}</span></div>"
+        + gate_lines_html(result)
+        + (f"<div class=grid>{_table('scores on the holdout', scores)}</div>" if scores else "")
+        + "</div>"
+    )
+
+
+def job_card(job: Any) -> str:
+    """A retraining job: status, trigger, champion → challenger, steps, gate, outcome."""
+    import datetime as dt
+
+    esc = html.escape
+    color = {"finished": "#1a7f37" if job.promoted else "#57606a", "failed": "#cf222e"}.get(
+        job.status, "#0969da"
+    )
+    label = "promoted" if job.promoted else job.status
+    steps = [
+        (
+            dt.datetime.fromtimestamp(s["time"]).strftime("%H:%M:%S"),
+            f"{s['step']}: {s.get('detail', '')}",
+        )
+        for s in job.steps
+    ]
+    facts = [
+        ("trigger", job.trigger + (f" (+{len(job.triggers) - 1} merged)" if len(job.triggers) > 1 else "")),
+        ("champion", job.champion or "none yet"),
+        ("challenger", job.challenger or "—"),
+        ("run", (job.run_id or "—")[:8]),
+        ("duration", _duration((job.ended or job.started or 0) - (job.started or 0)) if job.started else "—"),
+    ]  # fmt: skip
+    error = f"<div class=mut style='color:#cf222e'>{esc(job.error)}</div>" if job.error else ""
+    gate = job.gate._repr_html_() if job.gate is not None else ""
+    return (
+        _STYLE
+        + "<div class=mlops-card><div class=hd>"
+        + f"<span class=nm>{esc(job.kind)} job {esc(job.job_id[:8])} · {esc(job.model)}</span>"
+        + f"<span class=badge style='background:{color}'>{esc(label)}</span></div>"
+        + error
+        + "<div class=grid>"
+        + _table("job", facts)
+        + _table("steps", steps, limit=20)
+        + "</div></div>"
+        + gate
+    )

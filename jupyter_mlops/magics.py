@@ -119,12 +119,18 @@ class MlopsMagics(Magics):
                 raise UsageError("--register needs the model: drop --no-model.")
         from .tracking.active import activate
         from .tracking.capture import CaptureOptions
-        from .tracking.defaults import default_experiment
+        from .tracking.defaults import JOB_ENV, default_experiment
         from .tracking.session import TrackedExecution
 
         shell = self.shell
         history, count = self._history(cell)
         source = shell.transform_cell(cell)
+        tags = _tags(args.tag)
+        register = args.register
+        if register is not None and os.environ.get(JOB_ENV):
+            # In a CI or retraining job, registering is the job's decision, after its gate.
+            tags |= {"mlops.register": register, "mlops.register_model": args.model or ""}
+            register = None
         execution = TrackedExecution(
             source,
             raw_source=cell,
@@ -136,7 +142,7 @@ class MlopsMagics(Magics):
                 data=not args.no_data,
                 models=not args.no_model,
             ),
-            tags=_tags(args.tag),
+            tags=tags,
             notebook=notebook_path(shell),
             history=history,
         )
@@ -183,8 +189,8 @@ class MlopsMagics(Magics):
             )
             if run_id is not None:
                 self._show_card(run_id)
-                if args.register is not None and error is None:
-                    self._register(run_id, args.register, args.model)
+                if register is not None and error is None:
+                    self._register(run_id, register, args.model)
 
     def _register(self, run_id: str, name: str, model: str | None) -> None:
         from IPython.display import display

@@ -13,7 +13,16 @@ from .conftest import cli as run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "jupyter_mlops"
-SERVICES = ["store", "tracking", "data", "registry", "serving", "monitoring"]
+SERVICES = [
+    "store",
+    "tracking",
+    "data",
+    "registry",
+    "serving",
+    "monitoring",
+    "retraining",
+    "ci",
+]
 INTERFACE_PACKAGE_MODULES = ("magics", "views", "cli")
 INTERFACE_MODULES = ("IPython", "ipywidgets", "jupyter_server", "ipykernel", "tornado")
 
@@ -57,6 +66,11 @@ def test_public_names_are_exactly_all():
             "registry_view",
             "remove_alias",
             "replay",
+            "retrain",
+            "retrain_policy",
+            "retraining_jobs",
+            "retraining_policies",
+            "run_due_policies",
             "runs",
             "runs_view",
             "set_alias",

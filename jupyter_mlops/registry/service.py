@@ -30,6 +30,7 @@ __all__ = [
     "model_events",
     "model_versions",
     "models",
+    "record_event",
     "register",
     "remove_alias",
     "set_alias",
@@ -356,6 +357,24 @@ def _event(
             time=time.time(),
         )
     )
+
+
+def record_event(
+    name: str,
+    kind: str,
+    *,
+    detail: str | None = None,
+    reason: str | None = None,
+    version: int | None = None,
+    store: Store | None = None,
+) -> None:
+    """Add an audit event to a model's history (retraining steps use it)."""
+    store = store or current_store()
+
+    def work(conn: sa.Connection) -> None:
+        _event(conn, _model_id(conn, name), kind, to_version=version, detail=detail, reason=reason)
+
+    store.write_retrying(work)
 
 
 def set_alias(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..store.process import spawn_detached, store_env
 
 __all__ = [
     "ensure_launcher",
@@ -155,35 +156,6 @@ def ensure_launcher(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes] 
     path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "jupyter_mlops.serving.launcher", str(home)]
     return spawn_detached(command, str(path.parent / "launcher.log"), env)
-
-
-def spawn_detached(command: list[str], log_path: str, env: dict[str, str]) -> Any:
-    """Start ``command`` in a session of its own (it outlives the caller), with no stdin
-    and its output appended to ``log_path``."""
-    with open(log_path, "ab") as out:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-
-
-def store_env(store: Any) -> dict[str, str]:
-    """This process's environment with the store's location spelled out, so a serving
-    process resolves exactly the same store."""
-    loc = store.location
-    env = {
-        **os.environ,
-        "MLOPS_HOME": str(loc.home),
-        "MLOPS_DB_URL": loc.db_url,
-        "MLOPS_ARTIFACTS_URL": loc.artifacts_url,
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return env
 
 
 def _child(request: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from ..errors import StoreVersionError
 from . import schema
 from .monitoring_tables import monitoring_tables
 from .registry_tables import registry_tables
+from .retraining_tables import retraining_tables
 from .serving_tables import serving_tables
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "current_version", "migrate"]
@@ -214,6 +215,13 @@ def _m7_monitoring(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
+def _m8_retraining(conn: sa.Connection) -> None:
+    """Retraining policies and retraining (and CI) jobs."""
+    md = sa.MetaData()
+    retraining_tables(md)
+    md.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _m1_initial,
     _m2_artifacts_inputs,
@@ -222,6 +230,7 @@ MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _m5_registry,
     _m6_serving,
     _m7_monitoring,
+    _m8_retraining,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

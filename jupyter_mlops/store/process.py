@@ -1,12 +1,15 @@
-"""Who is writing: the host, pid and process start time that let a store tell a live run from a dead one."""
+"""Who is writing: the host, pid and process start time that let a store tell a live run
+from a dead one; and starting detached processes that resolve the same store."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from functools import cache
+from typing import Any
 
-__all__ = ["group_alive", "is_alive", "this_process"]
+__all__ = ["group_alive", "is_alive", "spawn_detached", "store_env", "this_process"]
 
 
 def _stat(pid: int | str) -> list[bytes]:
@@ -71,3 +74,32 @@ def is_alive(host: str | None, pid: int | None, proc_start: str | None) -> bool 
         if now and now != proc_start:
             return False
     return True
+
+
+def spawn_detached(command: list[str], log_path: str, env: dict[str, str]) -> Any:
+    """Start ``command`` in a session of its own (it outlives the caller), with no stdin
+    and its output appended to ``log_path``."""
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def store_env(store: Any) -> dict[str, str]:
+    """This process's environment with the store's location spelled out, so a serving
+    process, job or kernel resolves exactly the same store."""
+    loc = store.location
+    env = {
+        **os.environ,
+        "MLOPS_HOME": str(loc.home),
+        "MLOPS_DB_URL": loc.db_url,
+        "MLOPS_ARTIFACTS_URL": loc.artifacts_url,
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env

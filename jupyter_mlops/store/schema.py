@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from .monitoring_tables import monitoring_tables
 from .registry_tables import registry_tables
+from .retraining_tables import retraining_tables
 from .serving_tables import serving_tables
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "monitors",
     "objects",
     "params",
+    "retraining_jobs",
+    "retraining_policies",
     "runs",
     "schema_version",
     "tags",
@@ -225,3 +228,8 @@ monitoring_tables(metadata)
 monitors = metadata.tables["monitors"]
 monitor_checks = metadata.tables["monitor_checks"]
 alerts = metadata.tables["alerts"]
+
+# Retraining: policies and jobs (migration 8 creates these).
+retraining_tables(metadata)
+retraining_policies = metadata.tables["retraining_policies"]
+retraining_jobs = metadata.tables["retraining_jobs"]

@@ -301,7 +301,15 @@ class CellCapture:
             if not self.options.models:
                 continue
             x, y = self._fit_data(model, ns)
-            log_model(run, target, model.name, x=x, y=y, inputs=self._input_frames(ns))
+            fit = model.fit
+            names = {
+                role: node.id
+                for role, node in (("x", fit and fit.x), ("y", fit and fit.y))
+                if isinstance(node, ast.Name)
+            }
+            log_model(
+                run, target, model.name, x=x, y=y, inputs=self._input_frames(ns), fit_names=names
+            )
 
     def _fit_data(self, model: CapturedModel, ns: Mapping[str, Any]) -> tuple[Any, Any]:
         if model.fit is None:
@@ -399,11 +407,14 @@ def log_model(
     x: Any = None,
     y: Any = None,
     inputs: Iterable[Any] = (),
+    fit_names: dict[str, str] | None = None,
 ) -> str:
     """Save a fitted model as artifact ``name`` with its signature; returns its object hash.
 
     The signature comes from ``x``/``y`` (the data it was fitted on) when known, else from
     a data input holding all of the model's feature names, else from the model itself.
+    ``fit_names`` (the variables passed to ``fit``) let a gate find the rows the model
+    was fitted on among the run's data.
     """
     if x is None:
         names = getattr(model, "feature_names_in_", None)
@@ -419,6 +430,8 @@ def log_model(
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "repr": short_repr(model, 500),
     }
+    if fit_names:
+        meta["fit"] = fit_names
     if "sklearn" in sys.modules:
         meta["sklearn_version"] = sys.modules["sklearn"].__version__
     return run.log_object(name, data, kind="model", format=fmt, meta=meta)

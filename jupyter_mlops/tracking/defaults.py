@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["default_experiment", "experiment_is_set", "set_default_experiment"]
+__all__ = ["JOB_ENV", "default_experiment", "experiment_is_set", "set_default_experiment"]
+
+# Set by CI and retraining jobs for the processes they start: runs are tagged with the job
+# (so the job finds them) and `%%track --register` leaves registering to the job's gate.
+JOB_ENV = "MLOPS_JOB"
 
 _experiment: str | None = None
 

@@ -124,6 +124,8 @@ def signature(model: Any, x: Any = None, y: Any = None) -> dict[str, Any]:
     output: dict[str, Any] = {"name": "prediction"}
     if y is not None and hasattr(y, "dtype"):
         output["dtype"] = _dtype_name(y.dtype)
+    if getattr(y, "name", None) is not None and data_kind(y) == "series":
+        output["target"] = str(y.name)  # the label column gates look for in a holdout
     classes = getattr(model, "classes_", None)
     if classes is not None:
         try:

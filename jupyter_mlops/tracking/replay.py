@@ -122,6 +122,7 @@ def replay(
     data: Mapping[str, Any] | str | None = None,
     *,
     name: str | None = None,
+    tags: Mapping[str, str] | None = None,
     store: Store | None = None,
 ) -> Run:
     """Re-execute run ``run_id`` on its snapshots (or ``data={"df": "name@latest"}``, or
@@ -167,7 +168,12 @@ def replay(
         code,
         name=name or f"{parent.name} (replay)",
         experiment=parent.experiment,
-        tags={**parent.tags, "replay_of": parent.run_id, "data": "live" if live else "snapshots"},
+        tags={
+            **{k: v for k, v in parent.tags.items() if not k.startswith("mlops.")},
+            "replay_of": parent.run_id,
+            "data": "live" if live else "snapshots",
+            **(tags or {}),
+        },
         store=store,
         history=history,
         parent_run_id=parent.run_id,

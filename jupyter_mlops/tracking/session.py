@@ -6,6 +6,7 @@ It never raises into the user's code: store failures turn into ``TrackingWarning
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from .active import ActiveRun, warn
 from .analysis import analyze
 from .capture import CaptureOptions, CellCapture
 from .codeslice import HistoryCell, code_slice
+from .defaults import JOB_ENV
 from .environment import EnvironmentProbe
 from .writer import RunWriter
 
@@ -58,6 +60,8 @@ class TrackedExecution:
         self.experiment = experiment
         self.options = options or CaptureOptions()
         self.tags = dict(tags or {})
+        if os.environ.get(JOB_ENV):  # run by a CI or retraining job: the job finds it so
+            self.tags["mlops.job"] = os.environ[JOB_ENV]
         self.store = store or current_store()
         self.notebook = notebook
         self.history = history

@@ -22,7 +22,7 @@ from ..store import Store, schema
 from ..store.process import this_process
 from .values import decode_param, encode_param, to_float
 
-__all__ = ["ChildRun", "RunWriter", "get_or_create_experiment"]
+__all__ = ["ChildRun", "RunWriter", "attach_artifact", "get_or_create_experiment"]
 
 _FLUSH_EVERY_S = 2.0
 _MAX_KEY = 250
@@ -461,3 +461,37 @@ class RunWriter:
         if metric_rows:
             conn.execute(schema.metric_history.insert(), metric_rows)
             conn.execute(schema.latest_metrics.insert(), latest_rows)
+
+
+def attach_artifact(
+    store: Store, run_id: str, name: str, data: bytes, *, kind: str = "file", format: str = "bin"
+) -> str:
+    """Add (or replace) artifact ``name`` on a run that has already finished, such as the
+    executed notebook a CI job keeps with the run it produced; returns the object hash."""
+    _check_key("artifact", name)
+    digest = store.objects.put(data)
+    now = time.time()
+
+    def work(conn: sa.Connection) -> None:
+        known = conn.execute(
+            sa.select(schema.objects.c.hash).where(schema.objects.c.hash == digest)
+        ).first()
+        if known is None:
+            conn.execute(schema.objects.insert().values(hash=digest, size=len(data), created=now))
+        a = schema.artifacts
+        conn.execute(a.delete().where(a.c.run_id == run_id, a.c.name == name))
+        conn.execute(
+            a.insert().values(
+                run_id=run_id,
+                name=name,
+                kind=kind,
+                object_hash=digest,
+                size=len(data),
+                format=format,
+                meta="{}",
+                created=now,
+            )
+        )
+
+    store.write_retrying(work)
+    return digest

@@ -1,0 +1,1 @@
+"""Automated retraining: gates, retraining jobs and policies (no IPython imports)."""
