@@ -151,7 +151,8 @@ def parse_gate(items: Iterable[str | Callable[..., Any]] | str | None) -> list[G
             if metric not in known:
                 import difflib
 
-                close = difflib.get_close_matches(metric, sorted(known), n=3, cutoff=0.6)
+                close = [n for n in sorted(known) if n.startswith(metric)][:3]
+                close = close or difflib.get_close_matches(metric, sorted(known), n=3, cutoff=0.6)
                 hint = f" Did you mean {', '.join(close)}?" if close else ""
                 raise ValidationError(
                     f"Gate {item!r} names the unknown metric {metric!r}.{hint} Metrics are "

@@ -8,6 +8,7 @@ records is tagged with the job and lands in the same store.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,13 +30,22 @@ class NotebookFailed(MlopsError):
 
 
 @contextmanager
-def _job_environment(job_id: str, store: Store) -> Iterator[None]:
+def _job_environment(job_id: str, store: Store, kernel_log: Path) -> Iterator[None]:
+    """The kernel inherits the job id and the store; its own stderr (start-up warnings,
+    shutdown noise) goes to ``kernel_log`` rather than into the CI output."""
     saved = dict(os.environ)
     os.environ.update(store_env(store))
     os.environ[JOB_ENV] = job_id
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    with open(kernel_log, "ab") as log:
+        os.dup2(log.fileno(), 2)
     try:
         yield
     finally:
+        sys.stderr.flush()
+        os.dup2(stderr, 2)
+        os.close(stderr)
         os.environ.clear()
         os.environ.update(saved)
 
@@ -60,7 +70,7 @@ def execute_notebook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    with _job_environment(job_id, store):
+    with _job_environment(job_id, store, target.with_suffix(".kernel.log")):
         try:
             papermill.execute_notebook(
                 str(source),
