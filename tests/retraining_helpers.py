@@ -15,11 +15,12 @@ import jupyter_mlops as mlops
 FEATURES = ["tenure", "charges", "calls", "age"]
 
 
-def churn_data(seed: int, rows: int, weight: float = 1.0) -> pd.DataFrame:
+def churn_data(seed: int, rows: int, weight: float = 1.0, shift: float = 0.0) -> pd.DataFrame:
     """``churned`` depends on tenure and on charges with ``weight`` (its sign flips between
-    the old world and the new)."""
+    the old world and the new); ``shift`` moves the calls feature (drift a monitor sees)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(rows, len(FEATURES)))
+    x[:, 2] += shift
     y = (x[:, 0] + weight * x[:, 1] + 0.3 * rng.normal(size=rows)) > 0
     frame = pd.DataFrame(x, columns=FEATURES)
     frame["churned"] = y.astype(int)
