@@ -54,7 +54,9 @@ def _duration(seconds: float | None) -> str:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 120:
         return f"{seconds:.2f} s"
-    return f"{seconds / 60:.1f} min"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _table(title: str, rows: list[tuple[str, str]], limit: int = 12) -> str:
@@ -393,7 +395,7 @@ def gate_card(result: Any) -> str:
     metrics = sorted({m for s in result.scores.values() for m in s})
     scores = [
         (m, " · ".join(
-            f"{who} {format_value(result.scores[who][m])}"
+            f"{who} {result.scores[who][m]:.4f}"
             for who in ("challenger", "champion")
             if m in result.scores.get(who, {})
         ))

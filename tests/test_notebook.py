@@ -150,3 +150,26 @@ def test_monitoring_notebook(tmp_path, store_dir):
     assert widgets and any("radius" in o["data"].get("text/html", "") for o in widgets)
     table = mlops.alerts("cancer")
     assert {"feature_drift", "metric"} <= set(table.kind)
+
+
+def test_retraining_notebook(tmp_path, store_dir):
+    from jupyter_mlops.serving.launcher import stop_launcher
+
+    from .serving_helpers import processes_mentioning
+
+    try:
+        _, outputs = run_example("retraining.ipynb", tmp_path, store_dir)
+    finally:
+        for d in mlops.deployments().itertuples():
+            mlops.undeploy(d.deployment_id)
+        stop_launcher(store_dir)
+    assert processes_mentioning(str(store_dir)) == []
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "Gate passed:" in text and "PASS accuracy >= champion (accuracy = " in text
+    assert "the deployment now serves version 2" in text
+    assert "['new_data: churn_train@v3']" in text
+    html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert any("retrain job" in h and "promoted" in h for h in html)
+    jobs = mlops.retraining_jobs("churn")
+    assert list(jobs.trigger) == ["new_data: churn_train@v3", "manual"]
+    assert list(jobs.status) == ["finished", "finished"]

@@ -89,9 +89,10 @@ class RetrainingPolicy:
         }
 
     def _repr_html_(self) -> str:
-        from ..html import _STYLE, _table
+        from ..html import _STYLE, _duration, _table
 
-        rows = [(k, "" if v is None else str(v)) for k, v in self.to_row().items()]
+        shown = self.to_row() | {"cooldown_s": _duration(self.cooldown)}
+        rows = [(k.removesuffix("_s"), "" if v is None else str(v)) for k, v in shown.items()]
         return _STYLE + f"<div class=mlops-card>{_table('retraining policy', rows, limit=20)}</div>"
 
     def __repr__(self) -> str:
