@@ -134,7 +134,8 @@ def retrain(
     """Retrain ``model`` now in a separate process: replay the champion's training run on
     the latest data (or ``data={"df": "name@v4"}``, or run ``notebook``), register the
     challenger, judge it with ``gate`` on ``holdout`` and move ``promote`` to it if it
-    passes. Returns the job, finished when ``wait`` (with a progress bar)."""
+    passes. Returns the job, finished when ``wait`` (with a progress bar; ``timeout``
+    seconds at most, after which the job goes on in the background)."""
     store = store or current_store()
     name = parse_model_ref(model).name
     spec = build_spec(
@@ -146,7 +147,6 @@ def retrain(
         holdout=holdout,
         target=target,
         promote=promote,
-        timeout=timeout,
         store=store,
     )
     job = submit_job(name, spec, trigger("manual"), store=store)
