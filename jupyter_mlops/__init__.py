@@ -130,3 +130,13 @@ def unload_ipython_extension(ipython: Any) -> None:
     from .magics import unload
 
     unload(ipython)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The server extension (REST API and background loop) in ``jupyter_mlops.server``."""
+    return [{"module": "jupyter_mlops.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab sidebar shipped inside the package."""
+    return [{"src": "labextension", "dest": "jupyter-mlops"}]

@@ -367,7 +367,10 @@ def _warm_launcher() -> None:
     import os
 
     from .store import current_store
+    from .tracking.defaults import JOB_ENV
 
+    if os.environ.get(JOB_ENV):  # a headless CI or retraining kernel deploys nothing
+        return
     store = current_store()
     if os.environ.get("MLOPS_LAUNCHER", "1") == "0" or not store.exists:
         return

@@ -19,6 +19,7 @@ import jupyter_mlops as mlops
 from jupyter_mlops.store import reset_current_store
 
 from .conftest import cli
+from .serving_helpers import processes_mentioning
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ci_train.ipynb"
 GATES = ["--gate", "accuracy>=0.9", "--gate", "accuracy >= champion - 0.005"]
@@ -81,6 +82,8 @@ def test_ci_run_registers_promotes_then_refuses_a_worse_model(store_dir, tmp_pat
     assert "❌ FAIL `accuracy >= champion - 0.005`" in (tmp_path / "s2.md").read_text()
     jobs = mlops.retraining_jobs("cancer")
     assert list(jobs.kind) == ["ci", "ci"] and list(jobs.promoted) == [False, True]
+    # A headless job's kernel starts no serving launcher: nothing is left running.
+    assert processes_mentioning(str(store_dir)) == []
 
 
 def test_ci_run_bad_input_fails_clearly_and_registers_nothing(store_dir, tmp_path):

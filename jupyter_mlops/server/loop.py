@@ -1,0 +1,118 @@
+"""The server extension's background loop: every ``interval`` seconds it health-checks the
+deployments, aggregates their recent traffic (requests and p50 latency over the last hour,
+for the sidebar), checks due monitors and starts due retraining policies.
+
+The work runs in a thread of the server's executor, never on its event loop; ``tick``
+takes ``now`` so tests drive it with a controlled clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Executor
+from typing import Any
+
+from ..store import Store
+
+__all__ = ["AutomationLoop"]
+
+log = logging.getLogger("jupyter_mlops.server")
+
+
+def _traffic(store: Store, models: list[str], now: float) -> dict[str, dict[str, Any]]:
+    """{deployment id: {requests, p50_ms}} over the last hour of each model's log."""
+    import numpy as np
+
+    from ..serving.inference_log import online_table
+
+    out: dict[str, dict[str, Any]] = {}
+    for model in models:
+        table = online_table(
+            model,
+            since=now - 3600,
+            columns=["deployment_id", "latency_ms", "request_id"],
+            store=store,
+        )
+        if not table.num_rows or "latency_ms" not in table.column_names:
+            continue
+        latency = table.column("latency_ms").to_numpy(zero_copy_only=False)
+        requests = table.column("request_id").to_numpy(zero_copy_only=False)
+        ids = (
+            table.column("deployment_id").to_numpy(zero_copy_only=False)
+            if "deployment_id" in table.column_names
+            else np.array([model] * table.num_rows, dtype=object)
+        )
+        for dep in set(ids.tolist()):
+            mask = ids == dep
+            out[str(dep)] = {
+                "requests_1h": len(set(requests[mask].tolist())),
+                "p50_ms": round(float(np.median(latency[mask])), 3),
+            }
+    return out
+
+
+class AutomationLoop:
+    """Health, traffic, monitors and retraining policies on a timer."""
+
+    def __init__(self, store: Store, *, interval: float = 30.0, executor: Executor | None = None):
+        self.store = store
+        self.interval = interval
+        self.executor = executor
+        self.traffic: dict[str, dict[str, Any]] = {}
+        self.health: dict[str, str] = {}
+        self.last_round: dict[str, Any] = {}
+        self.rounds = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def run_once(self, now: float | None = None) -> dict[str, Any]:
+        """One round, synchronously (what ``tick`` runs in the executor)."""
+        from ..retraining.scheduler import run_round
+        from ..serving.deployments import deployments
+
+        now = time.time() if now is None else now
+        started = time.perf_counter()
+        summary: dict[str, Any] = {"time": now, "errors": []}
+        if self.store.exists:
+            try:
+                frame = deployments(store=self.store)
+                self.health = dict(zip(frame.deployment_id, frame.status, strict=True))
+                self.traffic = _traffic(self.store, sorted(set(frame.model)), now)
+            except Exception as exc:
+                summary["errors"].append(f"deployments: {type(exc).__name__}: {exc}")
+            report = run_round(now=now, store=self.store)
+            summary["checks"] = [f"{c.model}@{c.version}: {c.state}" for c in report.checks]
+            summary["jobs"] = [j.job_id for j in report.jobs]
+            summary["errors"] += report.errors
+        summary["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        for error in summary["errors"]:
+            log.warning("jupyter_mlops background loop: %s", error)
+        self.rounds += 1
+        self.last_round = summary
+        return summary
+
+    async def tick(self, now: float | None = None) -> dict[str, Any]:
+        """One round in the executor, so the event loop keeps serving requests."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.run_once, now)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a broken round must not stop the loop
+                log.exception("jupyter_mlops background loop round failed")
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        """Run rounds every ``interval`` seconds on the running event loop."""
+        if self._task is None and self.interval > 0:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None

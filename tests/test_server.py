@@ -1,0 +1,199 @@
+"""The server extension's REST API with pytest-jupyter's ``jp_fetch`` against a real store:
+every route, the unauthenticated walk, the error statuses, the background loop."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from tornado.httpclient import HTTPClientError
+from tornado.web import RequestHandler
+
+import jupyter_mlops as mlops
+from jupyter_mlops.server.handlers import ROUTES
+
+from .retraining_helpers import churn_data
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+API = "jupyter-mlops/api"
+
+
+@pytest.fixture
+def jp_server_config(store_dir):
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_mlops": True}},
+        "JupyterMlops": {"interval": 0},  # the tests drive the loop themselves
+    }
+
+
+@pytest.fixture
+def registered(store_dir):
+    """Two versions of ``churn`` (production → 1), trained on stored data."""
+    from sklearn.linear_model import LogisticRegression
+
+    frame = mlops.snapshot(churn_data(0, 300), "churn_train").load()
+    for c in (1.0, 0.01):
+        with mlops.track(f"C={c}") as run:
+            mlops.load_data("churn_train@v1")
+            model = LogisticRegression(C=c).fit(frame.drop(columns="churned"), frame.churned)
+            mlops.log_model(model)
+            mlops.log_metric("accuracy", model.score(frame.drop(columns="churned"), frame.churned))
+        mlops.register(run.run_id, "churn")
+    mlops.set_alias("churn", "production", 1)
+    return frame
+
+
+async def get(jp_fetch, *parts, **params):
+    response = await jp_fetch(API, *parts, params=params)
+    return json.loads(response.body)
+
+
+async def send(jp_fetch, method, *parts, body=None):
+    response = await jp_fetch(
+        API, *parts, method=method, body=json.dumps(body or {}) if method != "DELETE" else None,
+        allow_nonstandard_methods=True,
+    )  # fmt: skip
+    return response.code, json.loads(response.body)
+
+
+async def error(jp_fetch, method, *parts, body=None):
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch(
+            API, *parts, method=method,
+            body=(body if isinstance(body, str) else json.dumps(body or {})) if method != "GET" and method != "DELETE" else None,
+        )  # fmt: skip
+    return info.value.code, json.loads(info.value.response.body)
+
+
+def test_the_server_extension_is_enabled_on_install():
+    out = subprocess.run(
+        [sys.executable, "-m", "jupyter", "server", "extension", "list"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+    assert "jupyter_mlops enabled" in text and re.search(r"jupyter_mlops \S+ OK", text)
+
+
+async def test_every_route_refuses_requests_without_credentials(jp_fetch, registered):
+    samples = {r"([^/@]+)": "churn", r"(\d+)": "1", r"([\w.-]+)": "d-0", r"([0-9a-f]+)": "abcdef",
+               r"(enable|disable)": "enable"}  # fmt: skip
+    walked = 0
+    for pattern, handler in ROUTES:
+        path = pattern
+        for regex, value in samples.items():
+            path = path.replace(regex, value)
+        for method in ("GET", "POST", "DELETE"):
+            if getattr(handler, method.lower()) is getattr(RequestHandler, method.lower()):
+                continue  # not a method of this route
+            with pytest.raises(HTTPClientError) as info:
+                await jp_fetch(
+                    API, *path.split("/"), method=method,
+                    body="{}" if method == "POST" else None,
+                    headers={"Authorization": "token not-the-token"},
+                    allow_nonstandard_methods=True,
+                )  # fmt: skip
+            assert info.value.code in (401, 403), (method, path, info.value.code)
+            walked += 1
+    assert walked >= len(ROUTES)
+    assert len(mlops.model_versions("churn")) == 2  # nothing changed
+    assert mlops.get_model_version("churn@production").version == 1
+
+
+async def test_models_versions_aliases_and_archive(jp_fetch, registered):
+    version = await get(jp_fetch, "version")
+    assert version["version"] == mlops.__version__
+    page = await get(jp_fetch, "models")
+    assert page["total"] == 1
+    model = page["items"][0]
+    assert (model["name"], model["latest_version"], model["aliases"]) == (
+        "churn",
+        2,
+        {"production": 1},
+    )
+    assert "accuracy" in model["metrics"]
+    detail = await get(jp_fetch, "models", "churn")
+    assert [v["version"] for v in detail["versions"]] == [2, 1]
+    code, moved = await send(jp_fetch, "POST", "models", "churn", "aliases",
+                             body={"alias": "production", "version": 2, "reason": "better"})  # fmt: skip
+    assert code == 200 and moved["ref"] == "churn@2"
+    events = mlops.model_events("churn")
+    assert events.iloc[-1][["kind", "reason"]].tolist() == ["alias_moved", "better"]
+    code, body = await send(jp_fetch, "DELETE", "models", "churn", "aliases", "production")
+    assert code == 200 and body["removed"] == "churn@production"
+    code, body = await send(jp_fetch, "POST", "models", "churn", "versions", "1", "archive",
+                            body={"reason": "old"})  # fmt: skip
+    assert body == {"ref": "churn@1", "archived": True}
+    # Errors: always JSON, mapped in one place.
+    code, body = await error(jp_fetch, "GET", "models", "nochurn")
+    assert code == 404 and body["error"] == "NotFoundError" and "nochurn" in body["message"]
+    code, body = await error(jp_fetch, "POST", "models", "churn", "aliases", body={"alias": "x"})
+    assert code == 400 and "Send" in body["message"]
+    code, body = await error(jp_fetch, "POST", "models", "churn", "aliases", body="{not json")
+    assert code == 400 and "not JSON" in body["message"]
+    code, body = await error(jp_fetch, "POST", "models", "churn", "aliases",
+                             body={"alias": "latest", "version": 2})  # fmt: skip
+    assert code == 400
+    code, body = await error(jp_fetch, "POST", "models", "churn", "aliases",
+                             body={"alias": "staging", "version": 1})  # fmt: skip
+    assert code == 409 and "archived" in body["message"]
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch(API, "models", params={"limit": "lots"})
+    assert info.value.code == 400
+    assert len(mlops.model_versions("churn", include_archived=True)) == 2
+
+
+async def test_retraining_policies_and_jobs(jp_fetch, registered):
+    mlops.snapshot(churn_data(5, 200), "churn_holdout")
+    code, policy = await send(jp_fetch, "POST", "retraining", "policies",
+                              body={"model": "churn", "on": ["new_data"], "holdout": "churn_holdout@v1"})  # fmt: skip
+    assert code == 201 and policy["on"] == "new_data" and policy["enabled"]
+    code, policy = await send(jp_fetch, "POST", "retraining", "policies", "churn", "disable")
+    assert policy["enabled"] is False
+    listed = await get(jp_fetch, "retraining", "policies")
+    assert [p["model"] for p in listed] == ["churn"]
+    code, body = await error(jp_fetch, "POST", "retraining", "policies",
+                             body={"model": "churn", "on": ["drfit"]})  # fmt: skip
+    assert code == 400 and "Unknown trigger" in body["message"]
+    code, body = await error(
+        jp_fetch, "POST", "retraining", "jobs", body={"model": "churn", "gate": ["acc > 1"]}
+    )
+    assert code == 400 and "unknown metric" in body["message"]
+    jobs = await get(jp_fetch, "retraining", "jobs")
+    assert jobs["total"] == 0
+    runs = await get(jp_fetch, "runs", limit=5)
+    assert len(runs) == 2 and runs[0]["name"] == "C=0.01"
+    run = await get(jp_fetch, "runs", runs[0]["run_id"])
+    assert run["metrics"]["accuracy"] > 0.5 and run["params"]
+    code, body = await error(jp_fetch, "GET", "runs", "abcdef")
+    assert code == 404
+    code, body = await error(jp_fetch, "GET", "retraining", "jobs", "abcdef")
+    assert code == 404
+
+
+async def test_the_background_loop_runs_due_policies_with_a_controlled_clock(
+    jp_fetch, jp_serverapp, registered
+):
+    loop = jp_serverapp.web_app.settings["jupyter_mlops"]["loop"]
+    mlops.snapshot(churn_data(5, 200), "churn_holdout")
+    mlops.retrain_policy("churn", on="schedule", schedule="0 3 * * *", holdout="churn_holdout@v1")
+    policy = mlops.retraining_policies().iloc[0]
+    due = policy.next_run.timestamp()
+    before = await loop.tick(now=due - 60)
+    assert before["jobs"] == [] and loop.rounds == 1
+    # The round runs in the executor: the server answers while it works.
+    started = time.perf_counter()
+    round_ = loop.tick(now=due + 1)
+    version = await get(jp_fetch, "version")
+    assert version["version"] and time.perf_counter() - started < 5
+    after = await round_
+    assert len(after["jobs"]) == 1, after
+    jobs = await get(jp_fetch, "retraining", "jobs")
+    assert jobs["total"] == 1 and jobs["items"][0]["trigger"].startswith("schedule: ")
+    summary = await get(jp_fetch, "summary")
+    assert summary["models"]["total"] == 1 and summary["jobs"]["total"] == 1
+    assert summary["policies"][0]["model"] == "churn"
