@@ -7,9 +7,12 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 
-.PHONY: install interop lab test lint unit demo bench clean
+.PHONY: install interop lab test lint unit tsunit demo bench clean
 
-$(STAMP): pyproject.toml
+# The labextension is built by the package's build hook (npm), so its sources are inputs too.
+LABEXT_SOURCES := labextension/package.json labextension/package-lock.json $(wildcard labextension/src/*.ts) labextension/style/index.css
+
+$(STAMP): pyproject.toml $(LABEXT_SOURCES)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -U pip 2>&1 | grep -v "is ignored" || true
@@ -53,7 +56,11 @@ interop: $(INTEROP_STAMP)
 unit: install $(CHROMIUM) $(INTEROP_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: lint unit
+# The sidebar's TypeScript unit tests (vitest); node_modules comes from the install.
+tsunit: install
+	cd labextension && npm test
+
+test: lint tsunit unit
 
 demo: install
 	$(BIN)/python examples/demo.py examples/quickstart.ipynb

@@ -151,3 +151,15 @@ def test_cli_runs_lists_and_filters(store_dir):
     assert out.returncode == 2 and "at position" in out.stderr
     out = cli("--version")
     assert mlops.__version__ in out.stdout
+
+
+def test_the_sidebar_and_the_package_share_one_version():
+    import json
+    import re
+
+    from jupyter_mlops import __version__
+
+    root = PACKAGE.parent / "labextension"
+    assert json.loads((root / "package.json").read_text())["version"] == __version__
+    index = (root / "src" / "index.ts").read_text()
+    assert re.search(r"FRONTEND_VERSION = '([^']+)'", index).group(1) == __version__

@@ -1,0 +1,237 @@
+/**
+ * The sidebar's data types (the REST API's JSON) and the pure functions that turn them
+ * into what the panel shows: badges, relative times, empty states, the version check.
+ * No JupyterLab imports, so the unit tests run in plain Node.
+ */
+
+export interface IModelItem {
+  name: string;
+  latest_version: number | null;
+  versions: number;
+  aliases: Record<string, number>;
+  description: string | null;
+  updated: number | null;
+  metrics: Record<string, number>;
+}
+
+export interface IPage<T> {
+  total: number;
+  offset: number;
+  limit: number;
+  items: T[];
+}
+
+export interface ICheck {
+  time: number;
+  state: string;
+  rows: number;
+  drift_share: number | null;
+  drifted: string[];
+  version: number | null;
+}
+
+export interface IDeployment {
+  deployment_id: string;
+  reference: string;
+  model: string;
+  version: number | null;
+  status: string;
+  url: string | null;
+  requests: number | null;
+  p50_ms: number | null;
+  drift: ICheck | null;
+  curl: string;
+  message: string | null;
+}
+
+export interface IAlert {
+  alert_id: number;
+  model: string;
+  kind: string;
+  subject: string;
+  message: string;
+}
+
+export interface IMonitoringItem {
+  model: string;
+  monitored: boolean;
+  deployed: boolean;
+  last_check: ICheck | null;
+  alerts: IAlert[];
+}
+
+export interface IPolicy {
+  model: string;
+  enabled: boolean;
+  on: string;
+  schedule: string | null;
+  next_run: number | null;
+  gate: string;
+  promote: string | null;
+  pending: number;
+  last_job: string | null;
+}
+
+export interface IGateLine {
+  check: string;
+  status: 'PASS' | 'FAIL' | 'SKIP';
+  detail: string;
+}
+
+export interface IJob {
+  job_id: string;
+  model: string;
+  kind: string;
+  status: string;
+  step: string | null;
+  trigger: string;
+  created: number;
+  started: number | null;
+  ended: number | null;
+  champion: string | null;
+  challenger: string | null;
+  passed: boolean | null;
+  promoted: boolean;
+  error: string | null;
+  gate: { passed: boolean; lines: IGateLine[] } | null;
+}
+
+export interface ISummary {
+  models: IPage<IModelItem>;
+  deployments: IDeployment[];
+  monitoring: IMonitoringItem[];
+  policies: IPolicy[];
+  jobs: IPage<IJob>;
+  elapsed_ms?: number;
+}
+
+export type Level = 'ok' | 'warn' | 'error' | 'info' | 'muted';
+
+export interface IBadge {
+  text: string;
+  level: Level;
+}
+
+/** The status badge of a deployment. */
+export function statusBadge(status: string): IBadge {
+  const levels: Record<string, Level> = {
+    running: 'ok',
+    starting: 'info',
+    unhealthy: 'warn',
+    dead: 'error',
+    failed: 'error',
+    stopped: 'muted'
+  };
+  return { text: status, level: levels[status] ?? 'muted' };
+}
+
+/** The drift badge of a deployment, from its model's last monitor check. */
+export function driftBadge(check: ICheck | null): IBadge {
+  if (!check) {
+    return { text: 'not checked', level: 'muted' };
+  }
+  if (check.state === 'not enough data') {
+    return { text: 'too few rows', level: 'muted' };
+  }
+  const drifted = check.drifted ?? [];
+  if (drifted.length) {
+    const shown = drifted.slice(0, 2).join(', ');
+    const more = drifted.length > 2 ? ` +${drifted.length - 2}` : '';
+    return { text: `drift: ${shown}${more}`, level: 'warn' };
+  }
+  return check.state === 'alert'
+    ? { text: 'alert', level: 'warn' }
+    : { text: 'no drift', level: 'ok' };
+}
+
+/** A job's outcome in one word. */
+export function jobBadge(job: IJob): IBadge {
+  if (job.status === 'failed') {
+    return { text: 'failed', level: 'error' };
+  }
+  if (job.status === 'queued' || job.status === 'running') {
+    return { text: job.step && job.status === 'running' ? job.step : job.status, level: 'info' };
+  }
+  if (job.promoted) {
+    return { text: 'promoted', level: 'ok' };
+  }
+  if (job.passed === false) {
+    return { text: 'gate failed', level: 'warn' };
+  }
+  return { text: 'not promoted', level: 'muted' };
+}
+
+/** "12 s ago", "5 min ago", "3 h ago", "2 d ago". */
+export function relativeTime(epochSeconds: number | null, now: number = Date.now() / 1000): string {
+  if (epochSeconds === null || epochSeconds === undefined) {
+    return '—';
+  }
+  const delta = Math.max(0, now - epochSeconds);
+  if (delta < 60) {
+    return `${Math.round(delta)} s ago`;
+  }
+  if (delta < 3600) {
+    return `${Math.round(delta / 60)} min ago`;
+  }
+  if (delta < 86400) {
+    return `${Math.round(delta / 3600)} h ago`;
+  }
+  return `${Math.round(delta / 86400)} d ago`;
+}
+
+/** A metric for a table cell: 4 significant digits. */
+export function formatNumber(value: number | null | undefined): string {
+  if (value === null || value === undefined || Number.isNaN(value)) {
+    return '—';
+  }
+  return Number.isInteger(value) ? String(value) : value.toPrecision(4).replace(/\.?0+$/, '');
+}
+
+export type Section = 'models' | 'deployments' | 'monitoring' | 'retraining';
+
+/** What an empty section says, so the user knows the one line that fills it. */
+export function emptyText(section: Section): string {
+  switch (section) {
+    case 'models':
+      return 'No models yet: add `%%track --register NAME` to a training cell.';
+    case 'deployments':
+      return 'Nothing deployed: click Deploy on a model, or run mlops.deploy("NAME@production").';
+    case 'monitoring':
+      return 'No monitors: deploy a model, then mlops.set_monitor("NAME@production").';
+    case 'retraining':
+      return 'No retraining yet: click Retrain on a model, or mlops.retrain_policy("NAME", on=["drift"]).';
+  }
+}
+
+/** The reference to deploy for a model: its production alias if set, else its latest. */
+export function deployReference(model: IModelItem): string {
+  return 'production' in (model.aliases ?? {}) ? `${model.name}@production` : `${model.name}@latest`;
+}
+
+/** A message when the sidebar and the server extension differ (null when they agree). */
+export function versionMessage(frontend: string, server: string | null): string | null {
+  if (server === null) {
+    return (
+      'The jupyter_mlops server extension is not answering: install the package in the ' +
+      'environment that runs JupyterLab (pip install jupyter_mlops), check ' +
+      '`jupyter server extension list`, then restart JupyterLab.'
+    );
+  }
+  if (server !== frontend) {
+    return (
+      `The MLOps sidebar (${frontend}) and the server extension (${server}) are different ` +
+      'versions: restart JupyterLab (and reload this page) after upgrading jupyter_mlops.'
+    );
+  }
+  return null;
+}
+
+/** Escape text for HTML. */
+export function esc(text: unknown): string {
+  return String(text ?? '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}

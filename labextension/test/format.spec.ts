@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+
+import {
+  deployReference,
+  driftBadge,
+  emptyText,
+  esc,
+  formatNumber,
+  IJob,
+  jobBadge,
+  relativeTime,
+  statusBadge,
+  versionMessage
+} from '../src/format';
+
+const job = (over: Partial<IJob>): IJob => ({
+  job_id: 'abcdef0123',
+  model: 'churn',
+  kind: 'retrain',
+  status: 'finished',
+  step: 'done',
+  trigger: 'manual',
+  created: 0,
+  started: 0,
+  ended: 1,
+  champion: 'churn@1',
+  challenger: 'churn@2',
+  passed: true,
+  promoted: true,
+  error: null,
+  gate: null,
+  ...over
+});
+
+describe('badges', () => {
+  it('maps deployment statuses to levels', () => {
+    expect(statusBadge('running')).toEqual({ text: 'running', level: 'ok' });
+    expect(statusBadge('dead').level).toBe('error');
+    expect(statusBadge('unhealthy').level).toBe('warn');
+    expect(statusBadge('something new').level).toBe('muted');
+  });
+
+  it('names the drifted features, at most two and a count', () => {
+    expect(driftBadge(null).text).toBe('not checked');
+    const check = { time: 0, state: 'alert', rows: 500, drift_share: 0.5, drifted: ['a', 'b', 'c'], version: 1 };
+    expect(driftBadge(check)).toEqual({ text: 'drift: a, b +1', level: 'warn' });
+    expect(driftBadge({ ...check, drifted: [], state: 'ok' })).toEqual({ text: 'no drift', level: 'ok' });
+    expect(driftBadge({ ...check, drifted: [], state: 'not enough data' }).level).toBe('muted');
+  });
+
+  it('says what a job ended with', () => {
+    expect(jobBadge(job({})).text).toBe('promoted');
+    expect(jobBadge(job({ promoted: false, passed: false })).text).toBe('gate failed');
+    expect(jobBadge(job({ status: 'failed', promoted: false })).level).toBe('error');
+    expect(jobBadge(job({ status: 'running', step: 'gate' })).text).toBe('gate');
+    expect(jobBadge(job({ status: 'queued', step: 'queued' })).text).toBe('queued');
+  });
+});
+
+describe('text', () => {
+  it('writes relative times', () => {
+    expect(relativeTime(null)).toBe('—');
+    expect(relativeTime(100, 112)).toBe('12 s ago');
+    expect(relativeTime(0, 300)).toBe('5 min ago');
+    expect(relativeTime(0, 3 * 3600)).toBe('3 h ago');
+    expect(relativeTime(0, 2 * 86400)).toBe('2 d ago');
+  });
+
+  it('formats numbers with four significant digits', () => {
+    expect(formatNumber(0.912345)).toBe('0.9123');
+    expect(formatNumber(12)).toBe('12');
+    expect(formatNumber(null)).toBe('—');
+    expect(formatNumber(NaN)).toBe('—');
+  });
+
+  it('tells an empty section the one line that fills it', () => {
+    expect(emptyText('models')).toContain('%%track --register NAME');
+    expect(emptyText('deployments')).toContain('mlops.deploy');
+    expect(emptyText('monitoring')).toContain('set_monitor');
+    expect(emptyText('retraining')).toContain('retrain_policy');
+  });
+
+  it('deploys production when the alias exists, else latest', () => {
+    const model = { name: 'churn', latest_version: 3, versions: 3, aliases: { production: 2 }, description: null, updated: null, metrics: {} };
+    expect(deployReference(model)).toBe('churn@production');
+    expect(deployReference({ ...model, aliases: {} })).toBe('churn@latest');
+  });
+
+  it('escapes HTML', () => {
+    expect(esc('<b a="1">&\'')).toBe('&lt;b a=&quot;1&quot;&gt;&amp;&#39;');
+  });
+
+  it('checks the versions of the sidebar and the server extension', () => {
+    expect(versionMessage('0.1.0', '0.1.0')).toBeNull();
+    expect(versionMessage('0.1.0', '0.2.0')).toContain('different versions');
+    expect(versionMessage('0.1.0', null)).toContain('server extension is not answering');
+  });
+});
