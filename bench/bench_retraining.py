@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from _common import emit_part, finish, log, median, ms, now, parser, row, run_part
+from _shell import new_shell
 
 SCRIPT = "bench_retraining.py"
 FEATURES = ["tenure", "charges", "calls", "age"]
@@ -214,11 +215,11 @@ def _policies(run_id: str, reps: int) -> dict[str, float]:
 
 
 def part_ours(quick: bool) -> None:
-    from IPython.testing.globalipapp import start_ipython
-
     import jupyter_mlops as mlops
 
-    ip = start_ipython()
+    # A plain InteractiveShell, as the other benches use: IPython.testing.globalipapp (what
+    # the tests use) imports pytest, which the bench venv does not have.
+    ip = new_shell()
     _cell(ip, "%load_ext jupyter_mlops")
     t = now()
     mlops.snapshot(churn_data(0, TRAIN_ROWS, 1.0), "churn_train")

@@ -307,8 +307,6 @@ class JobsHandler(MlopsHandler):
 
     @tornado.web.authenticated
     async def post(self) -> None:
-        from ..retraining.service import retrain
-
         body = self.body()
         model = body.pop("model", None)
         if not isinstance(model, str):
@@ -317,8 +315,25 @@ class JobsHandler(MlopsHandler):
         unknown = set(body) - allowed
         if unknown:
             raise ValidationError(f"Unknown fields {sorted(unknown)}; use {sorted(allowed)}.")
-        job = await self.run(retrain, model, wait=False, store=self.store, **body)
+        job = await self.run(_retrain_now, self.store, model, body)
         self.reply(payloads.job_payload(job), 201)
+
+
+def _retrain_now(store: Any, model: str, options: dict[str, Any]) -> Any:
+    """A job now: with the options given, else with the model's policy (its data, gate,
+    holdout), else as ``retrain(model)`` would."""
+    from ..retraining.jobs import submit_job, trigger
+    from ..retraining.policy import get_policy
+    from ..retraining.service import retrain
+
+    if not options:
+        try:
+            policy = get_policy(model, store)
+        except NotFoundError:
+            policy = None
+        if policy is not None:
+            return submit_job(policy.model, policy.spec, trigger("manual", "sidebar"), store=store)
+    return retrain(model, wait=False, store=store, **options)
 
 
 class JobHandler(MlopsHandler):

@@ -124,7 +124,7 @@ export class MlopsSidebar extends Widget {
       .map(([k, v]) => `${esc(k)} ${esc(formatNumber(v))}`)
       .join(' · ');
     return (
-      `<div class="jp-mlops-row" data-model="${esc(x.name)}">` +
+      `<div class="jp-mlops-row" data-model-row="${esc(x.name)}">` +
       `<div class="jp-mlops-line"><b>${esc(x.name)}</b><span class="jp-mlops-muted">v${x.latest_version ?? '—'} · ${x.versions} version${x.versions === 1 ? '' : 's'}</span></div>` +
       `<div class="jp-mlops-line">${aliases}<span class="jp-mlops-muted">${metrics}</span></div>` +
       '<div class="jp-mlops-actions">' +
@@ -140,7 +140,7 @@ export class MlopsSidebar extends Widget {
     const busy = this.model.busy;
     const ref = `${d.model}@${d.version ?? '?'}`;
     return (
-      `<div class="jp-mlops-row" data-deployment="${esc(d.deployment_id)}">` +
+      `<div class="jp-mlops-row" data-deployment-row="${esc(d.deployment_id)}">` +
       `<div class="jp-mlops-line"><b>${esc(ref)}</b>${badge(statusBadge(d.status))}${badge(driftBadge(d.drift))}</div>` +
       `<div class="jp-mlops-line jp-mlops-muted">${esc(d.reference)} · <span class="jp-mlops-url">${esc(d.url ?? '')}</span></div>` +
       `<div class="jp-mlops-line jp-mlops-muted">${formatNumber(d.requests)} requests · p50 ${d.p50_ms === null ? '—' : esc(formatNumber(d.p50_ms)) + ' ms'}</div>` +
@@ -161,7 +161,7 @@ export class MlopsSidebar extends Widget {
       .map(a => `<li>${esc(a.kind)}: ${esc(a.message)}</li>`)
       .join('');
     return (
-      `<div class="jp-mlops-row" data-monitor="${esc(x.model)}">` +
+      `<div class="jp-mlops-row" data-monitor-row="${esc(x.model)}">` +
       `<div class="jp-mlops-line"><b>${esc(x.model)}</b>${badge(driftBadge(check))}${x.alerts.length ? badge({ text: `${x.alerts.length} alert${x.alerts.length === 1 ? '' : 's'}`, level: 'error' }) : ''}</div>` +
       `<div class="jp-mlops-line jp-mlops-muted">last check ${esc(relativeTime(check?.time ?? null))}${check ? ` · ${formatNumber(check.rows)} rows` : ''}</div>` +
       (alerts ? `<ul class="jp-mlops-alerts">${alerts}</ul>` : '') +
@@ -173,7 +173,7 @@ export class MlopsSidebar extends Widget {
 
   private policyRow(p: IPolicy): string {
     return (
-      `<div class="jp-mlops-row" data-policy="${esc(p.model)}">` +
+      `<div class="jp-mlops-row" data-policy-row="${esc(p.model)}">` +
       `<div class="jp-mlops-line"><b>${esc(p.model)}</b> policy ${badge({ text: p.enabled ? 'enabled' : 'paused', level: p.enabled ? 'ok' : 'muted' })}</div>` +
       `<div class="jp-mlops-line jp-mlops-muted">on ${esc(p.on)}${p.schedule ? ` · ${esc(p.schedule)}` : ''}${p.gate ? ` · gate ${esc(p.gate)}` : ''}</div>` +
       '<div class="jp-mlops-actions">' +
@@ -188,7 +188,7 @@ export class MlopsSidebar extends Widget {
       .map(l => `<li class="jp-mlops-gate-${l.status.toLowerCase()}">${esc(l.status)} ${esc(l.check)}${l.detail ? ` <span class="jp-mlops-muted">(${esc(l.detail)})</span>` : ''}</li>`)
       .join('');
     return (
-      `<div class="jp-mlops-row jp-mlops-job" data-job="${esc(j.job_id)}">` +
+      `<div class="jp-mlops-row jp-mlops-job" data-job-row="${esc(j.job_id)}">` +
       `<div class="jp-mlops-line"><b>${esc(j.model)}</b> ${esc(j.kind)} ${badge(jobBadge(j))}<span class="jp-mlops-muted">${esc(relativeTime(j.created))}</span></div>` +
       `<div class="jp-mlops-line jp-mlops-muted">${esc(j.trigger)}${j.champion || j.challenger ? ` · ${esc(j.champion ?? 'no champion')} → ${esc(j.challenger ?? '…')}` : ''}</div>` +
       (j.error ? `<div class="jp-mlops-line jp-mlops-error-text">${esc(j.error)}</div>` : '') +

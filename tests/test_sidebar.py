@@ -1,0 +1,106 @@
+"""The MLOps sidebar in a real JupyterLab, driven through Playwright in Debian's chromium:
+open it, see the model a CI run registered, deploy it, see it ready and answer a request,
+stop it, retrain with a click and see the job finish. Screenshots go to tests/artifacts/
+(the README's image is one of them)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import jupyter_mlops as mlops
+
+from .conftest import cli
+from .lab_helpers import CHROMIUM, LAUNCH_ARGS, TOKEN, running_lab
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "tests" / "artifacts"
+EXAMPLE = REPO / "examples" / "ci_train.ipynb"
+
+
+@pytest.fixture
+def project(store_dir, tmp_path):
+    """A store with ``cancer@1`` in production (registered by a CI run of the example
+    notebook, which also saved the holdout) and a retraining policy that runs it again."""
+    out = cli(store_dir, "ci", "run", str(EXAMPLE), "--register", "cancer",
+              "--promote", "production", "--holdout", "cancer_holdout@latest")  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    mlops.retrain_policy(
+        "cancer",
+        on="schedule",
+        schedule="0 3 * * *",
+        notebook=str(EXAMPLE),
+        parameters={"C": 0.5},
+        gate=["accuracy >= champion - 0.02"],
+        holdout="cancer_holdout@latest",
+    )
+    root = tmp_path / "lab"
+    root.mkdir()
+    with running_lab(root, store_dir, tmp_path / "lab.log") as url:
+        yield url
+    for d in mlops.deployments().itertuples():
+        mlops.undeploy(d.deployment_id)
+
+
+def test_sidebar_deploys_stops_and_retrains(project):
+    from playwright.sync_api import sync_playwright
+    from sklearn.datasets import load_breast_cancer
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{project}/lab?token={TOKEN}")
+        tab = page.locator('.lm-TabBar-tab[data-id="jupyter-mlops-sidebar"]')
+        tab.wait_for(timeout=90_000)
+        sidebar = page.locator("#jupyter-mlops-sidebar")
+        started = time.monotonic()
+        tab.click()
+        model = sidebar.locator('[data-model-row="cancer"]')
+        model.wait_for(timeout=30_000)
+        first_paint = time.monotonic() - started
+        assert "production → v1" in model.inner_text()
+        assert sidebar.locator('[data-section="deployments"] .jp-mlops-empty').is_visible()
+        try:
+            # Deploy from the sidebar; the deployment becomes ready and answers.
+            model.locator('button[data-action="deploy"]').click()
+            row = sidebar.locator("[data-deployment-row]")
+            row.locator(".jp-mlops-badge", has_text="running").wait_for(timeout=60_000)
+            url = row.locator(".jp-mlops-url").inner_text().strip()
+            x = load_breast_cancer(as_frame=True).data.iloc[:3]
+            answer = requests.post(
+                f"{url}/invocations",
+                json={"dataframe_split": x.to_dict(orient="split")},
+                timeout=30,
+            )
+            assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
+            page.screenshot(path=str(ARTIFACTS / "sidebar_deployed.png"))
+            # Stop asks first.
+            row.locator('button[data-action="stop"]').click()
+            page.locator(".jp-Dialog").get_by_role("button", name="Stop").click()
+            sidebar.locator('[data-section="deployments"] .jp-mlops-empty').wait_for(timeout=60_000)
+            assert mlops.deployments().empty
+            # Retrain now: the policy's notebook runs, the gate passes, the alias moves.
+            sidebar.locator('[data-policy-row="cancer"] button[data-action="retrain"]').click()
+            job = sidebar.locator("[data-job-row]", has_text="manual: sidebar").first
+            job.locator(".jp-mlops-badge", has_text="promoted").wait_for(timeout=240_000)
+            assert "cancer@1 → cancer@2" in job.inner_text()
+            assert "PASS accuracy >= champion - 0.02" in job.inner_text()
+            assert mlops.get_model_version("cancer@production").version == 2
+            # The command palette lists the sidebar's actions.
+            page.keyboard.press("Control+Shift+C")
+            page.locator(".lm-CommandPalette-input").fill("MLOps")
+            palette = page.locator(".lm-CommandPalette-content").inner_text()
+            for label in ("Deploy a Model", "Retrain a Model Now", "Promote a Model Version"):
+                assert label in palette
+            page.keyboard.press("Escape")
+        finally:
+            sidebar.screenshot(path=str(ARTIFACTS / "sidebar.png"))
+            page.screenshot(path=str(ARTIFACTS / "sidebar_lab.png"))
+            browser.close()
+    print(f"sidebar first paint {first_paint * 1000:.0f} ms")
