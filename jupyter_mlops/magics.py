@@ -353,7 +353,10 @@ def _warm_up() -> None:
         from .tracking import capture, environment, record, session, writer  # noqa: F401
 
         environment._module_to_dists()
-        import skops.io  # noqa: F401
+        from .importgate import serialized_imports
+
+        with serialized_imports():  # the user's cell may import scikit-learn meanwhile
+            import skops.io  # noqa: F401
 
         environment.imported_packages()  # caches the versions of what is loaded so far
         _warm_launcher()

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from tornado.httpclient import HTTPClientError
@@ -197,3 +198,29 @@ async def test_the_background_loop_runs_due_policies_with_a_controlled_clock(
     summary = await get(jp_fetch, "summary")
     assert summary["models"]["total"] == 1 and summary["jobs"]["total"] == 1
     assert summary["policies"][0]["model"] == "churn"
+
+
+def test_the_openapi_document_lists_every_route_and_method():
+    import yaml
+    from tornado.web import RequestHandler
+
+    import jupyter_mlops.server as server_package
+
+    doc = yaml.safe_load((Path(server_package.__file__).parent / "openapi.yaml").read_text())
+    assert doc["info"]["version"] == mlops.__version__
+    documented = {
+        (re.sub(r"\{[^}]+\}", "{}", path), method.upper())
+        for path, item in doc["paths"].items()
+        for method in item
+    }
+    served = set()
+    for pattern, handler in ROUTES:
+        path = "/" + re.sub(r"\([^)]*\)", "{}", pattern)
+        if "(enable|disable)" in pattern:
+            paths = [path.rsplit("/", 1)[0] + "/enable", path.rsplit("/", 1)[0] + "/disable"]
+        else:
+            paths = [path]
+        for method in ("get", "post", "delete"):
+            if getattr(handler, method) is not getattr(RequestHandler, method):
+                served |= {(p, method.upper()) for p in paths}
+    assert documented == served

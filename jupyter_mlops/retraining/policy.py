@@ -334,6 +334,23 @@ def _fired(
     return fired, state
 
 
+def _cooling(policy: RetrainingPolicy, now: float) -> bool:
+    return policy.last_job_time is not None and now - policy.last_job_time < policy.cooldown
+
+
+def _worth_writing(store: Store, name: str, now: float) -> bool:
+    """Whether a policy has a new trigger, or waiting triggers whose cooldown is over
+    (read only; the write transaction decides again, so concurrent callers agree)."""
+    p = schema.retraining_policies
+    with store.read() as conn:
+        row = conn.execute(sa.select(p).where(p.c.model_name == name)).first()
+        if row is None or not row.enabled:
+            return False
+        policy = _from_row(row)
+        fired, _ = _fired(conn, policy, now)
+    return bool(fired) or (bool(policy.pending) and not _cooling(policy, now))
+
+
 def run_due_policies(
     *, now: float | None = None, store: Store | None = None, start: bool = True
 ) -> list[RetrainingJob]:
@@ -350,6 +367,8 @@ def run_due_policies(
         names = list(conn.execute(sa.select(p.c.model_name).where(p.c.enabled.is_(True))).scalars())
     started: list[RetrainingJob] = []
     for name in names:
+        if not _worth_writing(store, name, now):
+            continue  # most rounds: nothing fired, nothing waiting; no write lock taken
 
         def work(
             conn: sa.Connection, name: str = name
@@ -360,9 +379,7 @@ def run_due_policies(
             policy = _from_row(row)
             fired, state = _fired(conn, policy, now)
             pending = policy.pending + fired
-            cooling = (
-                policy.last_job_time is not None and now - policy.last_job_time < policy.cooldown
-            )
+            cooling = _cooling(policy, now)
             values: dict[str, Any] = {
                 "state": json.dumps(state),
                 "pending": json.dumps(pending if cooling else []),
