@@ -472,3 +472,24 @@ def test_scheduler_once_runs_a_round(ip, store_dir):
 
     row = wait_for(finished, 120)
     assert row["status"] == "finished" and row["promoted"], row["error"]
+
+
+def test_a_promotion_made_while_the_job_ran_is_never_overridden(ip):
+    champion = train_champion(ip)
+    new_world()
+    mlops.register(champion.run_id, "churn")  # churn@2, which a person promotes meanwhile
+
+    def person_promotes_meanwhile(ctx):  # runs inside the job, between its gate and promote
+        mlops.set_alias("churn", "production", 2, reason="by hand")
+        return True
+
+    job = mlops.retrain(
+        "churn",
+        gate=["accuracy >= champion", person_promotes_meanwhile],
+        holdout="churn_holdout@latest",
+        timeout=120,
+    )
+    assert job.status == "failed" and not job.promoted, job
+    assert "churn@production moved to version 2 (expected 1)" in job.error
+    assert job.challenger == "churn@3"
+    assert mlops.get_model_version("churn@production").version == 2

@@ -383,10 +383,13 @@ def set_alias(
     version: int | str,
     *,
     reason: str | None = None,
+    expected: int | object | None = ...,
     store: Store | None = None,
 ) -> ModelVersion:
     """Point ``name@alias`` at ``version`` (a number or a reference); an audit event records
-    the move, who made it and ``reason``."""
+    the move, who made it and ``reason``. With ``expected`` (a version number, or None for
+    an alias not set yet), the move happens only if the alias still points there: a
+    retraining job never overrides a promotion made while it ran."""
     store = store or current_store()
     check_model_name(name)
     check_alias(alias)
@@ -409,6 +412,22 @@ def set_alias(
             sa.select(al.c.version_id).where(al.c.model_id == model_id, al.c.alias == alias)
         ).scalar()
         old = None
+        if expected is not ...:
+            now_at = (
+                conn.execute(
+                    sa.select(schema.model_versions.c.version).where(
+                        schema.model_versions.c.version_id == current
+                    )
+                ).scalar()
+                if current is not None
+                else None
+            )
+            if now_at != expected:
+                raise ConflictError(
+                    f"{name}@{alias} moved to "
+                    f"{'version ' + str(now_at) if now_at is not None else 'nothing'} "
+                    f"(expected {expected}); it was left as it is."
+                )
         if current is not None:
             if current == row.version_id:
                 return

@@ -214,7 +214,14 @@ def execute_job(job: RetrainingJob, store: Store) -> RetrainingJob:
                 record_step(job.job_id, "register", mv.ref, store, challenger=mv.ref)
             if mv is not None and target_alias:
                 reason = f"{job.kind} job {job.job_id[:8]} ({job.trigger}): gate passed"
-                set_alias(model, target_alias, mv.version, reason=reason, store=store)
+                # Only if the alias is where the job found it (a person may have moved it).
+                before = _champion(model, target_alias, store)
+                if target_alias == alias:
+                    before = champion
+                expected = before.version if before is not None else None
+                set_alias(
+                    model, target_alias, mv.version, reason=reason, expected=expected, store=store
+                )
                 record_step(job.job_id, "promote", f"{model}@{target_alias} → {mv.ref}", store)
                 promoted = True
         detail = (
