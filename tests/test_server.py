@@ -80,6 +80,15 @@ def test_the_server_extension_is_enabled_on_install():
     assert "jupyter_mlops enabled" in text and re.search(r"jupyter_mlops \S+ OK", text)
 
 
+def test_the_sidebar_is_installed_and_enabled():
+    out = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+    assert re.search(r"jupyter-mlops v\S+ enabled OK \(python, jupyter_mlops\)", text), text
+
+
 async def test_every_route_refuses_requests_without_credentials(jp_fetch, registered):
     samples = {r"([^/@]+)": "churn", r"(\d+)": "1", r"([\w.-]+)": "d-0", r"([0-9a-f]+)": "abcdef",
                r"(enable|disable)": "enable"}  # fmt: skip
@@ -224,3 +233,28 @@ def test_the_openapi_document_lists_every_route_and_method():
             if getattr(handler, method) is not getattr(RequestHandler, method):
                 served |= {(p, method.upper()) for p in paths}
     assert documented == served
+
+
+@pytest.fixture
+def project_root(jp_server_config, jp_root_dir, monkeypatch):
+    """The server's root folder holds the project's store; no MLOPS_HOME (as in a plain
+    `jupyter lab` started in a project)."""
+    monkeypatch.delenv("MLOPS_HOME", raising=False)
+    monkeypatch.delenv("MLOPS_DB_URL", raising=False)
+    monkeypatch.delenv("MLOPS_ARTIFACTS_URL", raising=False)
+    store = mlops.open_store(jp_root_dir / ".mlops")
+    with mlops.track("in the project", capture=False):
+        mlops.log_metric("accuracy", 0.9)
+    return store
+
+
+async def test_the_server_uses_the_store_of_its_root_folder(project_root, jp_fetch, jp_root_dir):
+    version = await get(jp_fetch, "version")
+    assert str(jp_root_dir / ".mlops") in version["store"]
+    runs = await get(jp_fetch, "runs")
+    assert [r["name"] for r in runs] == ["in the project"]
+    # A run tracked afterwards (as from a notebook) shows without a restart.
+    with mlops.track("later", capture=False):
+        mlops.log_metric("accuracy", 0.95)
+    runs = await get(jp_fetch, "runs")
+    assert [r["name"] for r in runs] == ["later", "in the project"]
