@@ -74,7 +74,7 @@ bench:
 	test -x .bench-venv/bin/python || $(PYTHON) -m venv .bench-venv
 	@if [ ! .bench-venv/.installed -nt pyproject.toml ] || ! .bench-venv/bin/python -c 'import dvc' 2>/dev/null; then \
 	  .bench-venv/bin/python -m pip --disable-pip-version-check -q install -U pip 2>&1 | grep -v "is ignored"; \
-	  .bench-venv/bin/python -m pip --disable-pip-version-check -q install 'mlflow>=3,<4' 'dvc>=3.60,<4' -e . 2>&1 | grep -v "is ignored"; \
+	  .bench-venv/bin/python -m pip --disable-pip-version-check -q install 'mlflow>=3,<4' 'dvc>=3.60,<4' 'playwright>=1.45' -e . 2>&1 | grep -v "is ignored"; \
 	  .bench-venv/bin/python -c 'import mlflow, dvc, jupyter_mlops, sklearn, IPython' && touch .bench-venv/.installed; \
 	fi
 	@# Evidently (bench_monitoring.py's anchor) needs pandas < 3: a venv of its own, without this package.

@@ -73,7 +73,9 @@ def running_lab(root: Path, store: Path, log_path: Path, *args: str) -> Iterator
             "--ServerApp.ip=127.0.0.1",
             f"--IdentityProvider.token={TOKEN}",
             f"--ServerApp.root_dir={root}",
-            f"--LabApp.workspaces_dir={log_path.parent / 'workspaces'}",  # no layout carried over
+            # No layout or settings (theme) carried over from, or left to, other runs.
+            f"--LabApp.workspaces_dir={log_path.parent / 'workspaces'}",
+            f"--LabApp.user_settings_dir={log_path.parent / 'user-settings'}",
             *args,
         ],
         env=env,

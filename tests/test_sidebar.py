@@ -5,6 +5,7 @@ stop it, retrain with a click and see the job finish. Screenshots go to tests/ar
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def project(store_dir, tmp_path):
     )
     root = tmp_path / "lab"
     root.mkdir()
-    with running_lab(root, store_dir, tmp_path / "lab.log") as url:
+    # The background loop every 2 s: health, traffic (p50), monitors, policies.
+    with running_lab(root, store_dir, tmp_path / "lab.log", "--JupyterMlops.interval=2") as url:
         yield url
     for d in mlops.deployments().itertuples():
         mlops.undeploy(d.deployment_id)
@@ -79,7 +81,23 @@ def test_sidebar_deploys_stops_and_retrains(project):
                 timeout=30,
             )
             assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
+            # The request shows in the sidebar once the log is written (each second).
+            row.locator(".jp-mlops-line", has_text="1 request ·").wait_for(timeout=30_000)
+            # The loop aggregates the last hour's traffic: the p50 latency appears.
+            row.locator(".jp-mlops-line", has_text=re.compile(r"p50 [\d.]+ ms")).wait_for(
+                timeout=30_000
+            )
             page.screenshot(path=str(ARTIFACTS / "sidebar_deployed.png"))
+            # Monitor opens a new notebook that shows the monitoring panel.
+            row.locator('button[data-action="monitor"]').click()
+            panel = page.locator(".jp-NotebookPanel:visible")
+            panel.locator(".jp-OutputArea-output", has_text="cancer").first.wait_for(
+                timeout=120_000
+            )
+            assert (
+                'mlops.monitor("cancer@production")' in panel.locator(".jp-Cell").first.inner_text()
+            )
+            page.screenshot(path=str(ARTIFACTS / "sidebar_monitor_notebook.png"))
             # Stop asks first.
             row.locator('button[data-action="stop"]').click()
             page.locator(".jp-Dialog").get_by_role("button", name="Stop").click()
@@ -99,6 +117,21 @@ def test_sidebar_deploys_stops_and_retrains(project):
             for label in ("Deploy a Model", "Retrain a Model Now", "Promote a Model Version"):
                 assert label in palette
             page.keyboard.press("Escape")
+            # Restored with the layout: after a reload the sidebar is open again.
+            page.reload()
+            sidebar.locator('[data-model-row="cancer"]').wait_for(timeout=60_000)
+            # JupyterLab's dark theme: the sidebar follows its CSS variables.
+            page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+            page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+            page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+            page.wait_for_selector(
+                "body[data-jp-theme-light='false']", state="attached", timeout=30_000
+            )
+            page.wait_for_timeout(1500)
+            sidebar.screenshot(path=str(ARTIFACTS / "sidebar_dark.png"))
+            background = sidebar.evaluate("e => getComputedStyle(e).backgroundColor")
+            red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
+            assert red + green + blue < 3 * 90, background  # dark, from the theme's variables
         finally:
             sidebar.screenshot(path=str(ARTIFACTS / "sidebar.png"))
             page.screenshot(path=str(ARTIFACTS / "sidebar_lab.png"))

@@ -21,34 +21,39 @@ __all__ = ["AutomationLoop"]
 log = logging.getLogger("jupyter_mlops.server")
 
 
-def _traffic(store: Store, models: list[str], now: float) -> dict[str, dict[str, Any]]:
-    """{deployment id: {requests, p50_ms}} over the last hour of each model's log."""
+def _traffic(store: Store, deployment_ids: list[str], now: float) -> dict[str, dict[str, Any]]:
+    """{deployment id: {requests_1h, p50_ms}} from the inference log segments each
+    deployment wrote in the last hour."""
     import numpy as np
+    import sqlalchemy as sa
 
-    from ..serving.inference_log import online_table
+    from ..serving.segments import read_table
+    from ..store import schema
 
+    seg = schema.inference_segments
+    since = now - 3600
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(seg.c.deployment_id, seg.c.object_hash).where(
+                seg.c.deployment_id.in_(deployment_ids), seg.c.time_max >= since
+            )
+        ).all()
+    latencies: dict[str, list[Any]] = {}
+    requests: dict[str, set[str]] = {}
+    for deployment_id, object_hash in rows:
+        table = read_table(store.objects.get(object_hash), ["request_id", "time", "latency_ms"])
+        times = table.column("time").to_numpy()
+        keep = times >= since
+        latencies.setdefault(deployment_id, []).append(table.column("latency_ms").to_numpy()[keep])
+        ids = np.asarray(table.column("request_id").to_pylist(), dtype=object)[keep]
+        requests.setdefault(deployment_id, set()).update(i.split(":", 1)[0] for i in ids)
     out: dict[str, dict[str, Any]] = {}
-    for model in models:
-        table = online_table(
-            model,
-            since=now - 3600,
-            columns=["deployment_id", "latency_ms", "request_id"],
-            store=store,
-        )
-        if not table.num_rows or "latency_ms" not in table.column_names:
-            continue
-        latency = table.column("latency_ms").to_numpy(zero_copy_only=False)
-        requests = table.column("request_id").to_numpy(zero_copy_only=False)
-        ids = (
-            table.column("deployment_id").to_numpy(zero_copy_only=False)
-            if "deployment_id" in table.column_names
-            else np.array([model] * table.num_rows, dtype=object)
-        )
-        for dep in set(ids.tolist()):
-            mask = ids == dep
-            out[str(dep)] = {
-                "requests_1h": len(set(requests[mask].tolist())),
-                "p50_ms": round(float(np.median(latency[mask])), 3),
+    for deployment_id, parts in latencies.items():
+        values = np.concatenate(parts) if parts else np.array([])
+        if len(values):
+            out[deployment_id] = {
+                "requests_1h": len(requests[deployment_id]),
+                "p50_ms": round(float(np.median(values)), 3),
             }
     return out
 
@@ -78,7 +83,7 @@ class AutomationLoop:
             try:
                 frame = deployments(store=self.store)
                 self.health = dict(zip(frame.deployment_id, frame.status, strict=True))
-                self.traffic = _traffic(self.store, sorted(set(frame.model)), now)
+                self.traffic = _traffic(self.store, list(frame.deployment_id), now)
             except Exception as exc:
                 summary["errors"].append(f"deployments: {type(exc).__name__}: {exc}")
             report = run_round(now=now, store=self.store)

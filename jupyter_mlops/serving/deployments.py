@@ -213,17 +213,24 @@ def _from_row(row: Any, store: Store, *, check: bool = True) -> Deployment:
 
 
 def _request_counts(store: Store, ids: list[str]) -> dict[str, int]:
+    """Requests logged per deployment: online ones (counted in the log's segments) and
+    batch entries."""
     if not ids:
         return {}
-    log = schema.inference_log
+    log, seg = schema.inference_log, schema.inference_segments
+    counts: dict[str, int] = {}
     with store.read() as conn:
-        return dict(
-            conn.execute(
-                sa.select(log.c.deployment_id, sa.func.count())
-                .where(log.c.deployment_id.in_(ids))
-                .group_by(log.c.deployment_id)
-            ).all()
-        )
+        for query in (
+            sa.select(seg.c.deployment_id, sa.func.sum(seg.c.requests))
+            .where(seg.c.deployment_id.in_(ids))
+            .group_by(seg.c.deployment_id),
+            sa.select(log.c.deployment_id, sa.func.count())
+            .where(log.c.deployment_id.in_(ids))
+            .group_by(log.c.deployment_id),
+        ):
+            for deployment_id, count in conn.execute(query):
+                counts[deployment_id] = counts.get(deployment_id, 0) + int(count or 0)
+    return counts
 
 
 def get_deployment(deployment_id: str, *, store: Store | None = None) -> Deployment:

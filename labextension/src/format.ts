@@ -226,6 +226,14 @@ export function versionMessage(frontend: string, server: string | null): string 
   return null;
 }
 
+/** "1 request", "3 requests", "— requests" (count unknown). */
+export function plural(count: number | null | undefined, word: string): string {
+  if (count === null || count === undefined) {
+    return `— ${word}s`;
+  }
+  return `${formatNumber(count)} ${word}${count === 1 ? '' : 's'}`;
+}
+
 /** Escape text for HTML. */
 export function esc(text: unknown): string {
   return String(text ?? '')

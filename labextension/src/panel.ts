@@ -28,6 +28,7 @@ import {
   esc,
   formatNumber,
   jobBadge,
+  plural,
   relativeTime,
   statusBadge
 } from './format';
@@ -99,7 +100,7 @@ export class MlopsSidebar extends Widget {
         this.section('monitoring', 'Monitoring', s.monitoring.map(x => this.monitoringRow(x))) +
         this.section(
           'retraining',
-          `Retraining (${s.jobs.total} jobs)`,
+          `Retraining (${plural(s.jobs.total, 'job')})`,
           [...s.policies.map(x => this.policyRow(x)), ...s.jobs.items.map(x => this.jobRow(x))]
         )
       : '';
@@ -125,7 +126,7 @@ export class MlopsSidebar extends Widget {
       .join(' · ');
     return (
       `<div class="jp-mlops-row" data-model-row="${esc(x.name)}">` +
-      `<div class="jp-mlops-line"><b>${esc(x.name)}</b><span class="jp-mlops-muted">v${x.latest_version ?? '—'} · ${x.versions} version${x.versions === 1 ? '' : 's'}</span></div>` +
+      `<div class="jp-mlops-line"><b>${esc(x.name)}</b><span class="jp-mlops-muted">v${x.latest_version ?? '—'} · ${plural(x.versions, 'version')}</span></div>` +
       `<div class="jp-mlops-line">${aliases}<span class="jp-mlops-muted">${metrics}</span></div>` +
       '<div class="jp-mlops-actions">' +
       button('promote', { model: x.name, latest: x.latest_version ?? 0 }, 'Promote…', 'Move an alias to a version, with a reason', busy.has(`promote:${x.name}`)) +
@@ -143,7 +144,7 @@ export class MlopsSidebar extends Widget {
       `<div class="jp-mlops-row" data-deployment-row="${esc(d.deployment_id)}">` +
       `<div class="jp-mlops-line"><b>${esc(ref)}</b>${badge(statusBadge(d.status))}${badge(driftBadge(d.drift))}</div>` +
       `<div class="jp-mlops-line jp-mlops-muted">${esc(d.reference)} · <span class="jp-mlops-url">${esc(d.url ?? '')}</span></div>` +
-      `<div class="jp-mlops-line jp-mlops-muted">${formatNumber(d.requests)} requests · p50 ${d.p50_ms === null ? '—' : esc(formatNumber(d.p50_ms)) + ' ms'}</div>` +
+      `<div class="jp-mlops-line jp-mlops-muted">${esc(plural(d.requests, 'request'))} · p50 ${d.p50_ms === null ? '—' : esc(formatNumber(d.p50_ms)) + ' ms'}</div>` +
       (d.message && d.status !== 'running' ? `<div class="jp-mlops-line jp-mlops-muted">${esc(d.message)}</div>` : '') +
       '<div class="jp-mlops-actions">' +
       button('stop', { id: d.deployment_id, ref }, 'Stop', 'Stop serving', busy.has(`stop:${d.deployment_id}`)) +

@@ -8,6 +8,7 @@ import {
   formatNumber,
   IJob,
   jobBadge,
+  plural,
   relativeTime,
   statusBadge,
   versionMessage
@@ -84,6 +85,12 @@ describe('text', () => {
     const model = { name: 'churn', latest_version: 3, versions: 3, aliases: { production: 2 }, description: null, updated: null, metrics: {} };
     expect(deployReference(model)).toBe('churn@production');
     expect(deployReference({ ...model, aliases: {} })).toBe('churn@latest');
+  });
+
+  it('writes counts with the right plural', () => {
+    expect(plural(1, 'request')).toBe('1 request');
+    expect(plural(3, 'job')).toBe('3 jobs');
+    expect(plural(null, 'request')).toBe('— requests');
   });
 
   it('escapes HTML', () => {
