@@ -493,3 +493,23 @@ def test_a_promotion_made_while_the_job_ran_is_never_overridden(ip):
     assert "churn@production moved to version 2 (expected 1)" in job.error
     assert job.challenger == "churn@3"
     assert mlops.get_model_version("churn@production").version == 2
+
+
+def test_jobs_are_forked_by_the_stores_warm_launcher_when_it_runs(ip, store_dir):
+    from jupyter_mlops.serving.launcher import ensure_launcher, socket_path, stop_launcher
+    from jupyter_mlops.store.process import store_env
+
+    from .serving_helpers import processes_mentioning
+
+    train_champion(ip)
+    new_world()
+    ensure_launcher(store_dir, store_env(current_store()))
+    try:
+        wait_for(lambda: socket_path(store_dir).exists(), 60)
+        job = mlops.retrain("churn", gate="accuracy >= champion", holdout="churn_holdout@v1")
+        assert job.status == "finished" and job.promoted, job.error
+        log = (store_dir / "serving" / "launcher.log").read_text()
+        assert "launched retraining runner of churn" in log
+    finally:
+        stop_launcher(store_dir)
+    wait_for(lambda: processes_mentioning(str(store_dir)) == [], 30)

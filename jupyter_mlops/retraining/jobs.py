@@ -10,6 +10,7 @@ submitter sees no running job and starts a runner.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
@@ -436,14 +437,22 @@ def finish_job(
 
 
 def start_runner(model: str, store: Store) -> Any:
-    """A detached process that runs the model's waiting jobs one after the other."""
+    """A detached process that runs the model's waiting jobs one after the other: forked
+    by the store's warm launcher when it runs (imports done), else a new interpreter."""
     folder = store.home / "retraining"
     folder.mkdir(parents=True, exist_ok=True)
     env = store_env(store)
     env.pop("MLOPS_JOB", None)
-    command = [sys.executable, "-m", "jupyter_mlops.retraining", "--model", model]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
-    return spawn_detached(command, str(folder / f"{safe}.log"), env)
+    log = str(folder / f"{safe}.log")
+    if os.environ.get("MLOPS_LAUNCHER", "1") != "0":
+        from ..serving.launcher import launch_runner
+
+        pid = launch_runner(store.home, model, env, log)
+        if pid is not None:
+            return pid
+    command = [sys.executable, "-m", "jupyter_mlops.retraining", "--model", model]
+    return spawn_detached(command, log, env)
 
 
 def kick_runners(store: Store) -> list[str]:

@@ -1,5 +1,6 @@
-"""A warm launcher for deployments: one process per store that has already imported the
-serving stack (pandas, scikit-learn, skops, uvicorn) and forks a deployment on request.
+"""A warm launcher for deployments and retraining jobs: one process per store that has
+already imported the serving stack (pandas, scikit-learn, skops, uvicorn) and forks a
+deployment, or the runner of a model's retraining jobs, on request.
 
 A fresh Python process needs 2–3 s just to import scikit-learn and skops; a fork of the
 launcher starts serving in a fraction of a second. The launcher is single-threaded, so
@@ -28,6 +29,7 @@ from ..store.process import spawn_detached, store_env
 __all__ = [
     "ensure_launcher",
     "launch",
+    "launch_runner",
     "launcher_usable",
     "socket_path",
     "spawn_detached",
@@ -57,6 +59,9 @@ _PRELOAD = (
     "jupyter_mlops.serving.follow",
     "jupyter_mlops.registry.service",
     "jupyter_mlops.tracking.modelio",
+    "sklearn.metrics",
+    "jupyter_mlops.retraining.runner",
+    "jupyter_mlops.tracking.replay",
 )
 
 
@@ -117,6 +122,22 @@ def launch(
     return int(reply["launched"])
 
 
+def launch_runner(home: Path, model: str, env: dict[str, str], log_path: str) -> int | None:
+    """Ask the launcher to fork the runner of ``model``'s retraining jobs (no 2–3 s of
+    imports); its pid, or None when no launcher (of this package version) answers."""
+    path = socket_path(home)
+    if not _usable(path) or not path.exists():
+        return None
+    request = {"job_model": model, "env": env, "log": log_path, "version": STAMP}
+    try:
+        reply = _ask(path, request, 5.0)
+    except (OSError, ValueError):
+        return None
+    if reply.get("version") != STAMP or not reply.get("launched"):
+        return None
+    return int(reply["launched"])
+
+
 def stop_launcher(home: Path) -> int | None:
     """Stop the store's launcher (deployments it started keep running); its pid or None."""
     path = socket_path(home)
@@ -159,13 +180,15 @@ def ensure_launcher(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes] 
 
 
 def _child(request: dict[str, Any]) -> None:
-    """In the forked child: become a deployment process and never return."""
+    """In the forked child: become a deployment process (or a job runner) and never
+    return."""
     code = 1
+    job_model = request.get("job_model")
     try:
         os.setsid()
         try:  # show up as the deployment in ps/top (the command line stays the launcher's)
             with open("/proc/self/comm", "w") as comm:
-                comm.write(request["deployment"][:15])
+                comm.write((request.get("deployment") or "mlops-retrain")[:15])
         except OSError:
             pass
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -180,9 +203,14 @@ def _child(request: dict[str, Any]) -> None:
         from ..store import reset_current_store
 
         reset_current_store()
-        from .__main__ import main
+        if job_model is not None:
+            from ..retraining.__main__ import main as run_jobs
 
-        code = main(["--deployment", request["deployment"], "--port", str(request["port"])])
+            code = run_jobs(["--model", job_model])
+        else:
+            from .__main__ import main
+
+            code = main(["--deployment", request["deployment"], "--port", str(request["port"])])
     except BaseException as exc:  # report, then leave without running the launcher's code
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     finally:
@@ -255,7 +283,8 @@ def serve_forever(home: Path) -> None:
                 if request.get("stop"):
                     conn.sendall(json.dumps(reply).encode() + b"\n")
                     break
-                if "deployment" in request and request.get("version") == STAMP:
+                wanted = "deployment" in request or "job_model" in request
+                if wanted and request.get("version") == STAMP:
                     pid = os.fork()
                     if pid == 0:
                         server.close()
@@ -264,6 +293,10 @@ def serve_forever(home: Path) -> None:
                         _child(request)
                     children.add(pid)
                     reply["launched"] = pid
+                    what = (
+                        request.get("deployment") or f"retraining runner of {request['job_model']}"
+                    )
+                    print(f"launched {what} (pid {pid})", flush=True)
                 try:
                     conn.sendall(json.dumps(reply).encode() + b"\n")
                 except OSError:
