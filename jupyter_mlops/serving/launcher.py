@@ -60,8 +60,10 @@ _PRELOAD = (
     "jupyter_mlops.registry.service",
     "jupyter_mlops.tracking.modelio",
     "sklearn.metrics",
+    "sklearn.model_selection",
     "jupyter_mlops.retraining.runner",
     "jupyter_mlops.tracking.replay",
+    "jupyter_mlops.tracking.session",
 )
 
 
@@ -239,6 +241,12 @@ def serve_forever(home: Path) -> None:
             importlib.import_module(module)
         except ImportError:
             pass
+    try:  # what a replayed run records about its environment, computed once here
+        from ..tracking import environment
+
+        environment._module_to_dists()
+    except Exception:
+        pass
     import fcntl
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
