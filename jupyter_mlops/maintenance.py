@@ -55,8 +55,8 @@ class DoctorReport:
 
 
 def referenced_objects(store: Store, problems: list[str] | None = None) -> dict[str, str]:
-    """{object hash: what refers to it} for every artifact, manifest, data chunk and
-    inference log segment."""
+    """{object hash: what refers to it} for every artifact, manifest, data chunk,
+    inference log segment and pickled gate function."""
     from .data.chunks import chunk_hashes
 
     refs: dict[str, str] = {}
@@ -75,6 +75,19 @@ def referenced_objects(store: Store, problems: list[str] | None = None) -> dict[
             )
         ):
             refs[digest] = f"{model} inference log segment {segment}"
+        # Gate functions pickled for retraining policies and jobs.
+        for model, config in conn.execute(
+            sa.select(schema.retraining_policies.c.model_name, schema.retraining_policies.c.config)
+        ):
+            digest = json.loads(config).get("spec", {}).get("gate_callables")
+            if digest:
+                refs[digest] = f"{model} retraining policy gate functions"
+        for job_id, spec in conn.execute(
+            sa.select(schema.retraining_jobs.c.job_id, schema.retraining_jobs.c.spec)
+        ):
+            digest = json.loads(spec or "{}").get("gate_callables")
+            if digest:
+                refs.setdefault(digest, f"retraining job {job_id[:8]} gate functions")
         versions = conn.execute(
             sa.select(
                 schema.datasets.c.name,

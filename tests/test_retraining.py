@@ -189,7 +189,8 @@ def test_retrain_replays_the_champion_on_new_data_gates_and_promotes(ip):
         "excluded": 0,
     }
     assert [s["step"] for s in job.steps] == [
-        "queued", "champion", "training", "training", "register", "gate", "promote", "done",
+        "queued", "champion", "training", "training", "register", "gate", "promoting",
+        "promote", "done",
     ]  # fmt: skip
     assert job.gate.scores["challenger"]["accuracy"] > job.gate.scores["champion"]["accuracy"] + 0.2
     events = mlops.model_events("churn")
@@ -216,16 +217,23 @@ def test_failing_gate_registers_the_challenger_but_moves_nothing(ip):
     assert job.status == "finished" and job.passed is False and not job.promoted
     assert job.challenger == "churn@2"
     assert mlops.get_model_version("churn@production").version == 1
+    # The rejected challenger leaves @latest and the listings (still loadable by number).
+    assert mlops.get_model_version("churn@latest").version == 1
+    assert mlops.get_model_version("churn@2").archived
+    assert "churn@2 archived" in job.steps[-1]["detail"]
     assert job.gate.failures[0].line.startswith("FAIL accuracy >= 0.999 (accuracy = ")
     # retrain() without data= follows each input's dataset to @latest.
     assert "df=churn_train@latest" in job.steps[2]["detail"]
 
 
-def test_retrain_without_holdout_registers_but_does_not_promote(ip):
+def test_retrain_without_gate_or_holdout_registers_but_does_not_promote(ip):
     train_champion(ip)
     job = mlops.retrain("churn", timeout=120)
-    assert job.status == "finished" and not job.promoted
-    assert "nothing to compare on" in job.gate.failures[-1].detail
+    assert job.status == "finished" and not job.promoted and job.passed is None
+    assert job.gate.lines[-1].line == (
+        "SKIP compare with the champion (no gate and no holdout given: registered, not promoted)"
+    )
+    assert job.challenger == "churn@2" and not mlops.get_model_version("churn@2").archived
     assert mlops.get_model_version("churn@production").version == 1
 
 
@@ -240,6 +248,8 @@ def test_bad_input_is_refused_before_a_job_exists(ip):
         mlops.retrain("nochurn")
     with pytest.raises(ValidationError, match="parameters= goes with notebook="):
         mlops.retrain("churn", parameters={"C": 1})
+    with pytest.raises(ValidationError, match="needs a holdout"):
+        mlops.retrain("churn", gate="accuracy >= champion")
     assert mlops.retraining_jobs().empty
     assert _model_state() == before
 

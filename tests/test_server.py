@@ -3,11 +3,13 @@ every route, the unauthenticated walk, the error statuses, the background loop."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -207,6 +209,101 @@ async def test_the_background_loop_runs_due_policies_with_a_controlled_clock(
     summary = await get(jp_fetch, "summary")
     assert summary["models"]["total"] == 1 and summary["jobs"]["total"] == 1
     assert summary["policies"][0]["model"] == "churn"
+
+
+@pytest.mark.parametrize(
+    ("parts", "body", "field", "expected"),
+    [
+        (("retraining", "policies"), {"model": "churn", "on": 5}, "on", "a string or a list"),
+        (("retraining", "policies"), {"model": "churn", "gate": 5}, "gate", "a string or a list"),
+        (("retraining", "policies"), {"model": "churn", "parameters": 5}, "parameters", "an object"),
+        (("retraining", "policies"), {"model": "churn", "data": {"df": 1}}, "data", "an object of strings"),
+        (("retraining", "policies"), {"model": "churn", "enabled": "yes"}, "enabled", "a boolean"),
+        (("retraining", "policies"), {"model": "churn", "cooldown": True}, "cooldown", "a string or a number"),
+        (("retraining", "policies"), {"model": "churn", "watch": "churn_train"}, "watch", "a list of strings"),
+        (("retraining", "jobs"), {"model": "churn", "gate": {"accuracy": 1}}, "gate", "a string or a list"),
+        (("retraining", "jobs"), {"model": "churn", "holdout": 3}, "holdout", "a string"),
+        (("models", "churn", "aliases"), {"alias": "production", "version": True}, "version", "an integer"),
+        (("models", "churn", "aliases"), {"alias": "production", "version": 2, "reason": 1}, "reason", "a string"),
+        (("models", "churn", "versions", "1", "archive"), {"reason": ["old"]}, "reason", "a string"),
+        (("deployments",), {"reference": "churn@production", "port": "8080"}, "port", "an integer"),
+        (("deployments",), {"reference": "churn@production", "workers": 1.5}, "workers", "an integer"),
+    ],
+)  # fmt: skip
+async def test_fields_of_the_wrong_type_are_refused_before_any_change(
+    jp_fetch, registered, parts, body, field, expected
+):
+    code, answer = await error(jp_fetch, "POST", *parts, body=body)
+    assert code == 400 and answer["error"] == "ValidationError", answer
+    assert answer["message"].startswith(f"{field} must be {expected}"), answer["message"]
+    assert mlops.retraining_policies().empty
+    assert (await get(jp_fetch, "retraining", "jobs"))["total"] == 0
+    assert mlops.get_model_version("churn@production").version == 1
+    assert [v.archived for v in map(mlops.get_model_version, ("churn@1", "churn@2"))] == [False] * 2
+    assert (await get(jp_fetch, "deployments")) == []
+
+
+async def test_retrain_now_without_a_policy_says_how_to_set_one(jp_fetch, registered):
+    code, body = await error(jp_fetch, "POST", "retraining", "jobs", body={"model": "churn"})
+    assert code == 400 and body["error"] == "ValidationError"
+    assert body["message"] == (
+        'churn has no retraining policy: set one with mlops.retrain_policy("churn", '
+        'holdout="name@vN", gate=[...]); the sidebar\'s Retrain uses it.'
+    )
+    assert (await get(jp_fetch, "retraining", "jobs"))["total"] == 0
+
+
+async def test_retrain_now_with_a_policy_submits_its_spec(jp_fetch, registered, monkeypatch):
+    import jupyter_mlops.retraining.jobs as jobs
+    from jupyter_mlops.retraining.policy import get_policy
+
+    mlops.snapshot(churn_data(5, 200), "churn_holdout")
+    mlops.retrain_policy("churn", on="drift", holdout="churn_holdout@v1")
+    submitted = []
+
+    def fake_submit(model, spec, fired, store=None):
+        submitted.append((model, spec, fired))
+        return types.SimpleNamespace(job=model)
+
+    monkeypatch.setattr(jobs, "submit_job", fake_submit)
+    monkeypatch.setattr(
+        "jupyter_mlops.server.payloads.job_payload",
+        lambda job: {"job_id": "0123456789", "model": job.job, "merged": False},
+    )
+    code, body = await send(jp_fetch, "POST", "retraining", "jobs", body={"model": "churn"})
+    assert code == 201 and body["model"] == "churn"
+    [(model, spec, _)] = submitted
+    assert model == "churn" and spec == get_policy("churn").spec
+
+
+async def test_a_locked_store_answers_503(jp_fetch, registered, monkeypatch):
+    from jupyter_mlops.errors import StoreLockedError
+    from jupyter_mlops.server import payloads
+
+    def locked(*args, **kwargs):
+        raise StoreLockedError("The store stayed locked; try again.")
+
+    monkeypatch.setattr(payloads, "summary_payload", locked)
+    code, body = await error(jp_fetch, "GET", "summary")
+    assert code == 503 and body == {
+        "error": "StoreLockedError",
+        "message": "The store stayed locked; try again.",
+        "status": 503,
+    }
+
+
+def test_job_payload_says_whether_the_request_was_merged():
+    from jupyter_mlops.retraining.jobs import RetrainingJob
+    from jupyter_mlops.server.payloads import job_payload
+
+    assert "merged" in {f.name for f in dataclasses.fields(RetrainingJob)}
+    job = types.SimpleNamespace(
+        to_row=lambda: {"job_id": "abc"}, created=1.0, started=None, ended=None,
+        triggers=[], steps=[], gate=None, holdout=None, merged=True,
+    )  # fmt: skip
+    assert job_payload(job)["merged"] is True
+    job.merged = False
+    assert job_payload(job)["merged"] is False
 
 
 def test_the_openapi_document_lists_every_route_and_method():

@@ -87,6 +87,12 @@ def ci_run(
         raise ValidationError(
             "--promote moves an alias of a registered model: add --register NAME."
         )
+    elif any("champion" in g for g in gates or []):
+        raise ValidationError("A gate that compares with the champion needs --register NAME.")
+    if promote is not None and not gates and holdout is None:
+        raise ValidationError(
+            "--promote needs a gate to pass: add --gate 'accuracy>=champion' and --holdout DATA."
+        )
     spec = build_spec(
         model,
         notebook=notebook,

@@ -49,12 +49,17 @@ def github_workflow(
 ) -> str:
     """The workflow's YAML text."""
     gates = gates if gates is not None else ["accuracy >= champion"]
+    if holdout is None and register:
+        holdout = f"{register}_holdout@latest"  # the notebook snapshots its test split there
     command = ci_command(notebook, gates=gates, register=register, promote=promote, holdout=holdout)
     dry = "${{ github.event_name == 'pull_request' && '--dry-run' || '' }}"
+    holdout_name = (holdout or "").split("@")[0]
     return f"""# Written by `jupyter-mlops ci init --github`: train, gate, register and promote a model.
 # Pull requests are gated only (--dry-run); a push to {branch} registers and promotes.
 # Point MLOPS_DB_URL / MLOPS_ARTIFACTS_URL (repository secrets) at the team's store so the
 # gate compares with the real champion; without them the store lives in the workspace.
+# The gate scores both models on {holdout}: the notebook saves its test split
+# there, e.g. mlops.snapshot(pd.concat([X_test, y_test], axis=1), "{holdout_name}").
 name: mlops
 
 on:
@@ -81,7 +86,8 @@ jobs:
           if [ -f requirements.txt ]; then pip install -r requirements.txt; fi
           pip install jupyter_mlops
       - name: Train, gate, register, promote
-        run: {command} {dry}
+        run: |
+          {command} {dry}
       - name: Summary
         if: always()
         run: cat mlops-report/summary.md >> "$GITHUB_STEP_SUMMARY" || true

@@ -141,7 +141,8 @@ def resolve_holdout(
     frame = version.load()
     if not isinstance(frame, pd.DataFrame):
         raise ValidationError(f"Holdout {version.ref} is a {version.kind}, not a table.")
-    features = candidates[0].features
+    # Every candidate's inputs (each is scored on its own columns, in its own order).
+    features = list(dict.fromkeys(c for cand in candidates for c in cand.features))
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise ValidationError(
@@ -150,11 +151,12 @@ def resolve_holdout(
     label = _target(frame, features, target, candidates[0].signature)
     frame = frame.dropna(subset=[label])
     seen = np.zeros(len(frame), dtype=bool)
-    keys = _row_keys(frame, features)
-    for candidate in candidates:
+    for candidate in candidates:  # rows a candidate saw, by the values of its own inputs
+        own = candidate.features or features
+        keys = _row_keys(frame, own)
         for _, train in candidate.training:
-            if isinstance(train, pd.DataFrame) and all(c in train.columns for c in features):
-                seen |= np.isin(keys, _row_keys(train, features))
+            if isinstance(train, pd.DataFrame) and all(c in train.columns for c in own):
+                seen |= np.isin(keys, _row_keys(train, own))
     kept = frame[~seen]
     if kept.empty:
         raise ValidationError(

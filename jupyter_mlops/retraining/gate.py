@@ -244,6 +244,7 @@ class GateResult:
     holdout: dict[str, Any] | None
     challenger: str
     champion: str | None
+    compared: bool = True  # False: no check compared the models (nothing to promote on)
 
     @property
     def passed(self) -> bool:
@@ -261,6 +262,7 @@ class GateResult:
             "holdout": self.holdout,
             "challenger": self.challenger,
             "champion": self.champion,
+            "compared": self.compared,
         }
 
     @classmethod
@@ -271,6 +273,7 @@ class GateResult:
             holdout=data.get("holdout"),
             challenger=data.get("challenger", ""),
             champion=data.get("champion"),
+            compared=data.get("compared", True),
         )
 
     def __str__(self) -> str:
@@ -341,12 +344,16 @@ def _missing_line(challenger: Candidate) -> GateLine:
 
 
 def _scores(
-    model: Any, metrics: Sequence[str], holdout: Holdout, who: str
+    candidate: Candidate, metrics: Sequence[str], holdout: Holdout
 ) -> tuple[dict[str, float], str | None]:
+    """Each metric of ``candidate`` on the holdout, its own columns in its own order."""
     out: dict[str, float] = {}
+    who = candidate.label
+    features = candidate.features
+    x = holdout.x[features] if features and hasattr(holdout.x, "columns") else holdout.x
     for metric in metrics:
         try:
-            out[metric] = score(metric, model, holdout.x, holdout.y)
+            out[metric] = score(metric, candidate.model, x, holdout.y)
         except Exception as exc:
             return out, f"{who} cannot be scored on {metric}: {type(exc).__name__}: {exc}"
     return out, None
@@ -407,13 +414,11 @@ def evaluate_gate(
             )
         )
     elif metrics and holdout is not None:
-        scores["challenger"], problem = _scores(
-            challenger.model, metrics, holdout, challenger.label
-        )
+        scores["challenger"], problem = _scores(challenger, metrics, holdout)
         if problem:
             lines.append(GateLine("score the challenger", "FAIL", problem))
         if champion is not None:
-            scores["champion"], problem = _scores(champion.model, metrics, holdout, champion.label)
+            scores["champion"], problem = _scores(champion, metrics, holdout)
             if problem:
                 lines.append(GateLine("score the champion", "FAIL", problem))
         for item in metric_items:

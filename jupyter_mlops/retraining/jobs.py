@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import NotFoundError
+from ..errors import ConflictError, NotFoundError
 from ..store import Store, current_store, schema
 from ..store.process import is_alive, spawn_detached, store_env, this_process
 from .gate import GateResult
@@ -31,6 +31,7 @@ __all__ = [
     "finish_job",
     "get_job",
     "kick_runners",
+    "queue_job",
     "reap_jobs",
     "record_step",
     "retraining_jobs",
@@ -42,15 +43,24 @@ __all__ = [
 
 # The steps a job goes through, in order (the progress bar counts them).
 STEPS = ("queued", "champion", "training", "register", "gate", "promote", "done")
+# (a job also records "promoting" just before it moves the alias)
 COLUMNS = (
     "job_id", "model", "kind", "status", "step", "trigger", "triggers", "created", "started",
     "ended", "champion", "challenger", "run_id", "parent_run_id", "holdout", "gate",
     "passed", "promoted", "error",
 )  # fmt: skip
 DIED = (
-    "The job's process ended before the job finished (killed or crashed); "
-    "the champion and its deployments were not changed."
+    "The job's process ended before the job finished (killed or crashed; its output is in "
+    ".mlops/retraining/<model>.log); "
 )
+
+
+def _died(step: str | None) -> str:
+    if step == "promoting":
+        return DIED + "it died while moving the alias: mlops.model_events() shows whether it moved."
+    if step in ("promote", "done"):
+        return DIED + "the alias had already moved."
+    return DIED + "the alias was not moved."
 
 
 def trigger(kind: str, detail: str = "", **extra: Any) -> dict[str, Any]:
@@ -118,12 +128,17 @@ class RetrainingJob:
 
             bar = tqdm(total=len(STEPS) - 1, desc=f"{self.model}: {self.step or 'queued'}")
         shown = None
+        checked = time.monotonic()
         try:
             while True:
                 job = job.refresh()
+                if not job.done and time.monotonic() - checked > 2.0:
+                    checked = time.monotonic()
+                    job = self._watch(job)
                 if bar is not None and (job.step, job.status) != shown:
                     shown = (job.step, job.status)
-                    index = STEPS.index(job.step) if job.step in STEPS else 0
+                    step = "promote" if job.step == "promoting" else job.step
+                    index = STEPS.index(step) if step in STEPS else 0
                     bar.n = len(STEPS) - 1 if job.done else index
                     bar.set_description(f"{job.model}: {job.step or job.status}", refresh=False)
                     bar.refresh()
@@ -140,6 +155,16 @@ class RetrainingJob:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _watch(self, job: RetrainingJob) -> RetrainingJob:
+        """While waiting: a runner that died is noticed (its job marked failed), and a job
+        left waiting without a runner gets one."""
+        store = self._store or current_store()
+        if reap_jobs(store):
+            return job.refresh()
+        if job.status == "queued" and time.time() - job.created > 10.0:
+            kick_runners(store)
+        return job
 
     def to_row(self) -> dict[str, Any]:
         """The job as one row of ``retraining_jobs()``."""
@@ -223,37 +248,107 @@ def get_job(job_id: str, store: Store | None = None) -> RetrainingJob:
     raise NotFoundError(f"No retraining job {job_id!r}; mlops.retraining_jobs() lists them.")
 
 
+def _dead(rows: list[Any]) -> list[Any]:
+    return [r for r in rows if is_alive(r.host, r.pid, r.proc_start) is False]
+
+
+def _running_rows(conn: sa.Connection) -> list[Any]:
+    jobs = schema.retraining_jobs
+    return conn.execute(
+        sa.select(jobs.c.job_id, jobs.c.host, jobs.c.pid, jobs.c.proc_start, jobs.c.step).where(
+            jobs.c.status == "running"
+        )
+    ).all()
+
+
 def _reap(conn: sa.Connection) -> list[str]:
     jobs = schema.retraining_jobs
-    rows = conn.execute(
-        sa.select(
-            jobs.c.job_id, jobs.c.model_name, jobs.c.host, jobs.c.pid, jobs.c.proc_start
-        ).where(jobs.c.status == "running")
-    ).all()
-    dead = [r for r in rows if is_alive(r.host, r.pid, r.proc_start) is False]
+    dead = _dead(_running_rows(conn))
     now = time.time()
     for r in dead:
         conn.execute(
             jobs.update()
             .where(jobs.c.job_id == r.job_id, jobs.c.status == "running")
-            .values(status="failed", ended=now, error=DIED)
+            .values(status="failed", ended=now, error=_died(r.step))
         )
     return [r.job_id for r in dead]
 
 
 def reap_jobs(store: Store | None = None) -> list[str]:
-    """Mark failed every running job whose process on this host is gone; their ids."""
+    """Mark failed every running job whose process on this host is gone; their ids. Only
+    takes the write lock when it found one."""
     store = store or current_store()
     if not store.exists:
         return []
-    jobs = schema.retraining_jobs
     with store.read() as conn:
-        running = conn.execute(
-            sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "running")
-        ).scalar()
-    if not running:
-        return []
+        if not _dead(_running_rows(conn)):
+            return []
     return store.write_retrying(_reap)
+
+
+def _same_spec(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def key(spec: dict[str, Any]) -> str:
+        return json.dumps(spec, sort_keys=True, default=str)
+
+    return key(a) == key(b)
+
+
+def queue_job(
+    conn: sa.Connection,
+    model: str,
+    spec: dict[str, Any],
+    fired: list[dict[str, Any]],
+    kind: str = "retrain",
+) -> tuple[str, bool, bool]:
+    """In the caller's write transaction: add a waiting job for ``model``, or merge
+    ``fired`` into the one already waiting with the same spec. (job id, merged, whether a
+    job of the model runs). A waiting job with other options is a conflict: its options
+    would be lost in a merge."""
+    jobs = schema.retraining_jobs
+    _reap(conn)
+    waiting = conn.execute(
+        sa.select(jobs.c.job_id, jobs.c.triggers, jobs.c.spec)
+        .where(jobs.c.model_name == model, jobs.c.status == "queued", jobs.c.kind == kind)
+        .order_by(jobs.c.created)
+        .limit(1)
+    ).first()
+    running = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(jobs)
+        .where(jobs.c.model_name == model, jobs.c.status == "running", jobs.c.kind == "retrain")
+    ).scalar()
+    if waiting is not None:
+        if not _same_spec(_loads(waiting.spec, {}), spec):
+            raise ConflictError(
+                f"A retraining job of {model} with other options is already waiting "
+                f"(job {waiting.job_id[:8]}); it runs after the current one. Try again once "
+                "it has started, or give the same options to merge into it."
+            )
+        merged = [*_loads(waiting.triggers, []), *fired]
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.job_id == waiting.job_id)
+            .values(triggers=json.dumps(merged, default=str))
+        )
+        return waiting.job_id, True, bool(running)
+    job_id = uuid.uuid4().hex
+    now = time.time()
+    detail = "; ".join(_trigger_text(t) for t in fired)
+    conn.execute(
+        jobs.insert().values(
+            job_id=job_id,
+            model_name=model,
+            kind=kind,
+            status="queued",
+            triggers=json.dumps(fired, default=str),
+            spec=json.dumps(spec, default=str),
+            step="queued",
+            steps=json.dumps([{"time": now, "step": "queued", "detail": detail}]),
+            created=now,
+            promoted=False,
+        )
+    )
+    return job_id, False, bool(running)
 
 
 def submit_job(
@@ -265,59 +360,14 @@ def submit_job(
     store: Store | None = None,
     start: bool = True,
 ) -> RetrainingJob:
-    """Queue a job for ``model``; if one is already waiting, add ``fired`` to its triggers
-    instead (the returned job has ``merged=True``). Starts a runner when none runs."""
+    """Queue a job for ``model``; if one with the same options is already waiting, add
+    ``fired`` to its triggers instead (the returned job has ``merged=True``). Starts a
+    runner when none runs."""
     store = store or current_store()
-    jobs = schema.retraining_jobs
-    new_id = uuid.uuid4().hex
-    fired = list(fired) if isinstance(fired, list) else [fired]
-
-    def work(conn: sa.Connection) -> tuple[str, bool, bool]:
-        _reap(conn)
-        waiting = conn.execute(
-            sa.select(jobs.c.job_id, jobs.c.triggers)
-            .where(jobs.c.model_name == model, jobs.c.status == "queued", jobs.c.kind == kind)
-            .order_by(jobs.c.created)
-            .limit(1)
-        ).first()
-        running = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(jobs)
-            .where(jobs.c.model_name == model, jobs.c.status == "running")
-        ).scalar()
-        if waiting is not None:
-            merged = [*_loads(waiting.triggers, []), *fired]
-            conn.execute(
-                jobs.update()
-                .where(jobs.c.job_id == waiting.job_id)
-                .values(triggers=json.dumps(merged, default=str))
-            )
-            return waiting.job_id, True, bool(running)
-        conn.execute(
-            jobs.insert().values(
-                job_id=new_id,
-                model_name=model,
-                kind=kind,
-                status="queued",
-                triggers=json.dumps(fired, default=str),
-                spec=json.dumps(spec, default=str),
-                step="queued",
-                steps=json.dumps(
-                    [
-                        {
-                            "time": time.time(),
-                            "step": "queued",
-                            "detail": "; ".join(_trigger_text(t) for t in fired),
-                        }
-                    ]
-                ),
-                created=time.time(),
-                promoted=False,
-            )
-        )
-        return new_id, False, bool(running)
-
-    job_id, merged, running = store.write_retrying(work)
+    triggers = list(fired) if isinstance(fired, list) else [fired]
+    job_id, merged, running = store.write_retrying(
+        lambda conn: queue_job(conn, model, spec, triggers, kind)
+    )
     if start and not running:
         start_runner(model, store)
     job = get_job(job_id, store)
@@ -364,32 +414,46 @@ def claim_next(model: str, store: Store) -> RetrainingJob | None:
 
     def work(conn: sa.Connection) -> str | None:
         _reap(conn)
+        retrain = (jobs.c.model_name == model, jobs.c.kind == "retrain")
         running = conn.execute(
-            sa.select(jobs.c.job_id)
-            .where(jobs.c.model_name == model, jobs.c.status == "running")
-            .limit(1)
+            sa.select(jobs.c.job_id).where(*retrain, jobs.c.status == "running").limit(1)
         ).first()
         if running is not None:
             return None
         waiting = conn.execute(
             sa.select(jobs.c.job_id)
-            .where(jobs.c.model_name == model, jobs.c.status == "queued")
+            .where(*retrain, jobs.c.status == "queued")
             .order_by(jobs.c.created)
             .limit(1)
         ).first()
         if waiting is None:
             return None
-        conn.execute(
+        claimed = conn.execute(  # conditional: two claimers never both win (any database)
             jobs.update()
-            .where(jobs.c.job_id == waiting.job_id)
+            .where(jobs.c.job_id == waiting.job_id, jobs.c.status == "queued")
             .values(
                 status="running", started=time.time(), host=host, pid=pid, proc_start=proc_start
             )
         )
-        return waiting.job_id
+        return waiting.job_id if claimed.rowcount == 1 else None
 
     job_id = store.write_retrying(work)
     return get_job(job_id, store) if job_id else None
+
+
+def _append_step(
+    conn: sa.Connection, job_id: str, step: str, detail: str, values: dict[str, Any]
+) -> None:
+    jobs = schema.retraining_jobs
+    steps = _loads(
+        conn.execute(sa.select(jobs.c.steps).where(jobs.c.job_id == job_id)).scalar(), []
+    )
+    steps.append({"time": time.time(), "step": step, "detail": detail})
+    conn.execute(
+        jobs.update()
+        .where(jobs.c.job_id == job_id)
+        .values(step=step, steps=json.dumps(steps, default=str), **_encode(values))
+    )
 
 
 def record_step(
@@ -397,20 +461,7 @@ def record_step(
 ) -> None:
     """Append a step to the job's audit list (and set any result columns given)."""
     store = store or current_store()
-    jobs = schema.retraining_jobs
-
-    def work(conn: sa.Connection) -> None:
-        steps = _loads(
-            conn.execute(sa.select(jobs.c.steps).where(jobs.c.job_id == job_id)).scalar(), []
-        )
-        steps.append({"time": time.time(), "step": step, "detail": detail})
-        conn.execute(
-            jobs.update()
-            .where(jobs.c.job_id == job_id)
-            .values(step=step, steps=json.dumps(steps, default=str), **_encode(values))
-        )
-
-    store.write_retrying(work)
+    store.write_retrying(lambda conn: _append_step(conn, job_id, step, detail, values))
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:
@@ -425,15 +476,12 @@ def _encode(values: dict[str, Any]) -> dict[str, Any]:
 def finish_job(
     job_id: str, status: str, detail: str, store: Store | None = None, **values: Any
 ) -> None:
-    """Close the job as ``finished`` or ``failed`` with a last audit step."""
-    record_step(job_id, "done" if status == "finished" else "failed", detail, store, **values)
+    """Close the job as ``finished`` or ``failed`` with a last audit step, in one
+    transaction (the status never disagrees with the steps)."""
     store = store or current_store()
-    jobs = schema.retraining_jobs
-    store.write_retrying(
-        lambda conn: conn.execute(
-            jobs.update().where(jobs.c.job_id == job_id).values(status=status, ended=time.time())
-        )
-    )
+    values = {**values, "status": status, "ended": time.time()}
+    step = "done" if status == "finished" else "failed"
+    store.write_retrying(lambda conn: _append_step(conn, job_id, step, detail, values))
 
 
 def start_runner(model: str, store: Store) -> Any:
@@ -455,9 +503,9 @@ def start_runner(model: str, store: Store) -> Any:
     return spawn_detached(command, log, env)
 
 
-def kick_runners(store: Store) -> list[str]:
+def kick_runners(store: Store, skip: set[str] | None = None) -> list[str]:
     """Start a runner for every model with waiting jobs and none running (a runner that
-    died before claiming its job leaves one waiting)."""
+    died before claiming its job leaves one waiting); ``skip``: runners just started."""
     jobs = schema.retraining_jobs
     reap_jobs(store)
     with store.read() as conn:
@@ -469,9 +517,13 @@ def kick_runners(store: Store) -> list[str]:
             ).scalars()
         )
         running = set(
-            conn.execute(sa.select(jobs.c.model_name).where(jobs.c.status == "running")).scalars()
+            conn.execute(
+                sa.select(jobs.c.model_name).where(
+                    jobs.c.status == "running", jobs.c.kind == "retrain"
+                )
+            ).scalars()
         )
-    started = sorted(queued - running)
+    started = sorted(queued - running - (skip or set()))
     for model in started:
         start_runner(model, store)
     return started

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,15 @@ from ..durations import parse_duration
 from ..errors import NotFoundError, ValidationError
 from ..registry.references import parse_model_ref
 from ..store import Store, current_store, schema
-from .jobs import RetrainingJob, kick_runners, reap_jobs, submit_job, trigger
+from .jobs import (
+    RetrainingJob,
+    get_job,
+    kick_runners,
+    queue_job,
+    reap_jobs,
+    start_runner,
+    trigger,
+)
 from .service import GateSpec, build_spec
 
 __all__ = [
@@ -34,6 +43,8 @@ __all__ = [
     "run_due_policies",
     "set_policy_enabled",
 ]
+
+log = logging.getLogger("jupyter_mlops.retraining")
 
 TRIGGERS = {
     "drift": ("feature_drift", "dataset_drift", "prediction_drift"),
@@ -167,7 +178,7 @@ def _watch(spec: dict[str, Any], model: str, store: Store) -> list[str]:
 def retrain_policy(
     model: str,
     *,
-    on: list[str] | str = ("drift",),
+    on: list[str] | str | None = None,
     schedule: str | None = None,
     data: Mapping[str, Any] | None = None,
     notebook: str | None = None,
@@ -186,6 +197,8 @@ def retrain_policy(
     as ``mlops.retrain`` would with the same arguments. Replaces the model's policy."""
     store = store or current_store()
     name = parse_model_ref(model).name
+    if on is None:  # a schedule alone, or drift alerts
+        on = ["schedule"] if schedule else ["drift"]
     kinds = [on] if isinstance(on, str) else list(on)
     if schedule and "schedule" not in kinds:
         kinds.append("schedule")
@@ -366,14 +379,15 @@ def run_due_policies(
     with store.read() as conn:
         names = list(conn.execute(sa.select(p.c.model_name).where(p.c.enabled.is_(True))).scalars())
     started: list[RetrainingJob] = []
+    just_started: set[str] = set()
     for name in names:
         if not _worth_writing(store, name, now):
             continue  # most rounds: nothing fired, nothing waiting; no write lock taken
 
-        def work(
-            conn: sa.Connection, name: str = name
-        ) -> tuple[RetrainingPolicy, list[dict[str, Any]]] | None:
-            row = conn.execute(sa.select(p).where(p.c.model_name == name)).first()
+        def work(conn: sa.Connection, name: str = name) -> tuple[str, bool, bool] | None:
+            # One transaction: what the policy saw moves forward only with the job queued
+            # (the row locked on a database server; SQLite's write lock covers it).
+            row = conn.execute(sa.select(p).where(p.c.model_name == name).with_for_update()).first()
             if row is None or not row.enabled:
                 return None
             policy = _from_row(row)
@@ -384,22 +398,28 @@ def run_due_policies(
                 "state": json.dumps(state),
                 "pending": json.dumps(pending if cooling else []),
             }
+            queued = None
             if pending and not cooling:
+                queued = queue_job(conn, policy.model, policy.spec, pending)
                 values["last_job_time"] = now
+                values["last_job"] = queued[0]
             conn.execute(p.update().where(p.c.model_name == name).values(**values))
-            return (policy, pending) if pending and not cooling else None
+            return queued
 
-        due = store.write_retrying(work)
-        if due is None:
+        try:
+            queued = store.write_retrying(work)
+        except Exception as exc:  # one policy's trouble must not stop the others
+            log.warning("jupyter_mlops: retraining policy of %s: %s", name, exc)
             continue
-        policy, pending = due
-        job = submit_job(policy.model, policy.spec, pending, store=store, start=start)
-        store.write_retrying(
-            lambda conn, job=job, name=name: conn.execute(
-                p.update().where(p.c.model_name == name).values(last_job=job.job_id)
-            )
-        )
+        if queued is None:
+            continue
+        job_id, merged, running = queued
+        if start and not running:
+            start_runner(name, store)
+            just_started.add(name)
+        job = get_job(job_id, store)
+        job.merged = merged
         started.append(job)
     if start:
-        kick_runners(store)
+        kick_runners(store, skip=just_started)
     return started

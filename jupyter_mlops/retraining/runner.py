@@ -32,23 +32,50 @@ def default_gate(signature: dict[str, Any]) -> list[str]:
     return ["accuracy >= champion" if outputs[0].get("classes") else "r2 >= champion"]
 
 
-def _load_callables(spec: dict[str, Any], store: Store) -> list[Any]:
+def _owner() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def load_callables(spec: dict[str, Any], store: Store) -> list[Any]:
+    """The gate's functions, unpickled: only by the user and machine that saved them
+    (pickled code runs on load), unless ``MLOPS_TRUST_GATE_FUNCTIONS=1``."""
     digest = spec.get("gate_callables")
     if not digest:
         return []
+    saved_by = spec.get("gate_callables_by")
+    if saved_by != _owner() and os.environ.get("MLOPS_TRUST_GATE_FUNCTIONS") != "1":
+        raise MlopsError(
+            f"The gate functions of this job were saved by {saved_by}; pickled code runs "
+            f"only for its author here ({_owner()}). Set MLOPS_TRUST_GATE_FUNCTIONS=1 to "
+            "run them anyway, or use gate expressions."
+        )
     import cloudpickle
 
     return list(cloudpickle.loads(store.objects.get(digest)))
 
 
 def judge(
-    spec: dict[str, Any], challenger: Candidate, champion_mv: Any, store: Store, model: str
+    spec: dict[str, Any],
+    challenger: Candidate,
+    champion_mv: Any,
+    store: Store,
+    model: str,
+    functions: list[Any] | None = None,
 ) -> GateResult:
-    """Evaluate the job's gate; a holdout that cannot be used is a FAIL line, not a crash."""
+    """Evaluate the job's gate; a holdout that cannot be used is a FAIL line, not a crash.
+    With no check at all (no gate, no holdout), nothing is compared: a SKIP line, and
+    ``compared`` is False so the job does not promote."""
     texts = list(spec.get("gate") or [])
     if not texts and spec.get("holdout"):
         texts = default_gate(challenger.signature)
-    items = parse_gate(texts) + parse_gate(_load_callables(spec, store))
+    items = parse_gate(texts) + parse_gate(functions or [])
     champion = candidate_from_version(champion_mv, store) if champion_mv is not None else None
     holdout, problem = None, None
     if spec.get("holdout"):
@@ -66,11 +93,12 @@ def judge(
     if problem is not None:
         result.lines.append(problem)
     if not items:
+        result.compared = False
         result.lines.append(
             GateLine(
                 "compare with the champion",
-                "FAIL",
-                "nothing to compare on: give holdout='name@vN' (and gate=[...]) to promote",
+                "SKIP",
+                "no gate and no holdout given: registered, not promoted",
             )
         )
     return result
@@ -164,17 +192,19 @@ def _train(job: RetrainingJob, source: Any, store: Store) -> tuple[Run, dict[str
 
 def execute_job(job: RetrainingJob, store: Store) -> RetrainingJob:
     """Run every step of ``job`` (already claimed by this process)."""
-    from ..registry.service import register, set_alias
+    from ..registry.service import archive, register, set_alias
 
     spec, model = job.spec, job.model
     # The champion is the version behind the alias the job would move (production unless
     # told), or behind ``champion`` (a CI run promoting to staging may compare with production).
     alias = spec.get("champion") or spec.get("promote") or "production"
     target_alias = spec.get("promote") or None
-    os.environ[JOB_ENV] = job.job_id
-    _event(model, "retraining_started", f"job {job.job_id[:8]}: {job.trigger}", store)
+    promoted = False
     try:
+        os.environ[JOB_ENV] = job.job_id
+        _event(model, "retraining_started", f"job {job.job_id[:8]}: {job.trigger}", store)
         parse_gate(spec.get("gate"))  # validated at submit too; a stored spec may be old
+        functions = load_callables(spec, store)  # before training: a refusal costs nothing
         champion = _champion(model, alias, store)
         source = champion or _champion(model, "latest", store)
         record_step(
@@ -189,52 +219,55 @@ def execute_job(job: RetrainingJob, store: Store) -> RetrainingJob:
         record_step(
             job.job_id, "training", f"run {run.run_id[:8]} finished", store, run_id=run.run_id
         )
-        register_first = job.kind == "retrain"
         mv = None
-        if register_first:
+        if job.kind == "retrain":  # a retraining job registers its challenger first
             mv = register(run, model, model=artifact["name"], store=store)
             record_step(job.job_id, "register", mv.ref, store, challenger=mv.ref)
             challenger = candidate_from_version(mv, store)
         else:
             challenger = candidate_from_run(run, artifact, store)
-        result = judge(spec, challenger, champion, store, model)
+        result = judge(spec, challenger, champion, store, model, functions)
+        verdict = "passed" if result.passed else f"failed: {result.failures[0].line}"
         record_step(
             job.job_id,
             "gate",
-            "passed" if result.passed else f"failed: {result.failures[0].line}",
+            verdict if result.compared else "nothing compared",
             store,
             gate=result,
-            passed=result.passed,
+            passed=result.passed if result.compared else None,
             holdout=result.holdout,
         )
-        promoted = False
-        if result.passed:
-            if mv is None and spec.get("register", True):
-                mv = register(run, model, model=artifact["name"], store=store)
-                record_step(job.job_id, "register", mv.ref, store, challenger=mv.ref)
-            if mv is not None and target_alias:
-                reason = f"{job.kind} job {job.job_id[:8]} ({job.trigger}): gate passed"
-                # Only if the alias is where the job found it (a person may have moved it).
-                before = _champion(model, target_alias, store)
-                if target_alias == alias:
-                    before = champion
-                expected = before.version if before is not None else None
-                set_alias(
-                    model, target_alias, mv.version, reason=reason, expected=expected, store=store
-                )
-                record_step(job.job_id, "promote", f"{model}@{target_alias} → {mv.ref}", store)
-                promoted = True
-        detail = (
-            f"{mv.ref if mv else 'challenger'} promoted to {target_alias}"
-            if promoted
-            else ("gate passed, not promoted" if result.passed else "gate failed, not promoted")
-        )
+        if not result.passed and mv is not None:
+            # A rejected challenger leaves @latest and the listings (loadable by number).
+            archive(mv.ref, reason=f"gate failed in retraining job {job.job_id[:8]}", store=store)
+        if result.passed and spec.get("register", True) and mv is None:
+            mv = register(run, model, model=artifact["name"], store=store)
+            record_step(job.job_id, "register", mv.ref, store, challenger=mv.ref)
+        if result.passed and result.compared and mv is not None and target_alias:
+            reason = f"{job.kind} job {job.job_id[:8]} ({job.trigger}): gate passed"
+            # Only if the alias is where the job found it (a person may have moved it).
+            before = champion if target_alias == alias else _champion(model, target_alias, store)
+            expected = before.version if before is not None else None
+            record_step(job.job_id, "promoting", f"{model}@{target_alias} → {mv.ref}", store)
+            set_alias(
+                model, target_alias, mv.version, reason=reason, expected=expected, store=store
+            )
+            promoted = True
+            record_step(job.job_id, "promote", f"{model}@{target_alias} → {mv.ref}", store)
+        if promoted:
+            detail = f"{mv.ref} promoted to {target_alias}"
+        elif not result.passed:
+            detail = "gate failed, not promoted" + (f"; {mv.ref} archived" if mv else "")
+        elif not result.compared:
+            detail = f"{mv.ref if mv else 'the challenger'} not compared, not promoted"
+        else:
+            detail = "gate passed" + (f", {mv.ref} registered" if mv else "") + ", not promoted"
         finish_job(job.job_id, "finished", detail, store, promoted=promoted)
         _event(model, "retraining_finished", f"job {job.job_id[:8]}: {detail}", store)
     except BaseException as exc:
-        message = str(exc) if isinstance(exc, MlopsError) else _describe(exc)
+        message = str(exc) if isinstance(exc, MlopsError) else _describe(exc, promoted)
         try:
-            finish_job(job.job_id, "failed", message, store, error=message)
+            finish_job(job.job_id, "failed", message, store, error=message, promoted=promoted)
             _event(model, "retraining_failed", f"job {job.job_id[:8]}: {message}", store)
         except Exception:
             pass  # the reaper marks it failed once this process is gone
@@ -245,8 +278,10 @@ def execute_job(job: RetrainingJob, store: Store) -> RetrainingJob:
     return job.refresh()
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, promoted: bool = False) -> str:
     if isinstance(exc, KeyboardInterrupt | SystemExit):
+        if promoted:
+            return "The job was interrupted after its alias moved."
         return "The job was interrupted; the champion was not changed."
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {Path(last[0].filename).name}:{last[0].lineno})" if last else ""

@@ -85,7 +85,14 @@ def build_spec(
     if champion is not None:
         check_alias(champion)
     items = [gate] if isinstance(gate, str) or callable(gate) else list(gate or [])
-    parse_gate(items)
+    parsed = parse_gate(items)
+    scores_models = any(getattr(item, "metrics", None) for item in parsed)
+    if scores_models and holdout is None:
+        raise ValidationError(
+            "The gate scores the models, so it needs a holdout: pass holdout='name@vN' (a "
+            "stored data version with the model's inputs and its label, that no model was "
+            "fitted on)."
+        )
     texts = [g for g in items if isinstance(g, str)]
     functions = [g for g in items if callable(g)]
     spec: dict[str, Any] = {
@@ -99,7 +106,10 @@ def build_spec(
     if functions:
         import cloudpickle
 
+        from .runner import _owner
+
         spec["gate_callables"] = store.objects.put(cloudpickle.dumps(functions))
+        spec["gate_callables_by"] = _owner()  # pickled code runs only for its author
     if notebook is not None:
         path = os.path.abspath(os.fspath(notebook))
         if not os.path.isfile(path):
@@ -137,7 +147,10 @@ def retrain(
     passes. Returns the job, finished when ``wait`` (with a progress bar; ``timeout``
     seconds at most, after which the job goes on in the background)."""
     store = store or current_store()
-    name = parse_model_ref(model).name
+    ref = parse_model_ref(model)
+    name = ref.name
+    if ref.alias is not None and promote == "production":
+        promote = ref.alias  # retrain("churn@staging"): the staging champion, moved if it passes
     spec = build_spec(
         name,
         data=data,

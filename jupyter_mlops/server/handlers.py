@@ -3,8 +3,9 @@ one service call in the executor and write JSON.
 
 Every handler is ``@tornado.web.authenticated`` (JupyterLab's token or cookie; XSRF is
 checked on writes by ``APIHandler``). Errors map to statuses in one place (``_STATUS``):
-validation 400, unknown 404, conflict 409, our other failures 500; the body is always
-JSON ``{"error", "message", "status"}``.
+validation 400, unknown 404, conflict 409, a store locked past its busy timeout 503, our
+other failures 500; the body is always JSON ``{"error", "message", "status"}``. Request
+fields are type-checked (``checked``) before any service sees them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .._version import __version__
-from ..errors import ConflictError, MlopsError, NotFoundError, ValidationError
+from ..errors import (
+    ConflictError,
+    MlopsError,
+    NotFoundError,
+    StoreLockedError,
+    ValidationError,
+)
 from . import payloads
 
 __all__ = ["API_PREFIX", "ROUTES", "setup_handlers"]
@@ -31,6 +38,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (ValidationError, 400),
     (NotFoundError, 404),
     (ConflictError, 409),
+    (StoreLockedError, 503),
     (MlopsError, 500),
 ]
 
@@ -100,17 +108,94 @@ class MlopsHandler(APIHandler):
                 self.finish(
                     json.dumps({"error": type(e).__name__, "message": str(e), "status": status})
                 )
-                if status == 500:
+                if status >= 500:
                     self.log.warning("jupyter_mlops: %s", e)
                 return
         super()._handle_request_exception(e)
 
 
-def _alias_body(body: dict[str, Any]) -> tuple[str, Any, str | None]:
-    alias, version = body.get("alias"), body.get("version")
-    if not isinstance(alias, str) or version is None:
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _is_str_dict(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+
+
+# field: (check, expected type as the message names it, null allowed: the service default)
+_FIELDS: dict[str, tuple[Callable[[Any], bool], str, bool]] = {
+    "on": (lambda v: _is_str(v) or _is_str_list(v), "a string or a list of strings", False),
+    "schedule": (_is_str, "a string", True),
+    "data": (_is_str_dict, "an object of strings", True),
+    "notebook": (_is_str, "a string", True),
+    "parameters": (lambda v: isinstance(v, dict), "an object", True),
+    "gate": (lambda v: _is_str(v) or _is_str_list(v), "a string or a list of strings", True),
+    "holdout": (_is_str, "a string", True),
+    "target": (_is_str, "a string", True),
+    "promote": (_is_str, "a string", True),
+    "cooldown": (lambda v: _is_str(v) or _is_number(v), "a string or a number", False),
+    "watch": (_is_str_list, "a list of strings", True),
+    "enabled": (lambda v: isinstance(v, bool), "a boolean", False),
+    "reason": (_is_str, "a string", True),
+    "alias": (_is_str, "a string", False),
+    "version": (_is_int, "an integer", False),
+    "reference": (_is_str, "a string", False),
+    "port": (_is_int, "an integer", True),
+    "workers": (_is_int, "an integer", False),
+}
+
+
+def checked(body: dict[str, Any], fields: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The given ``fields`` of ``body`` (those present), each type-checked: a wrong type
+    raises ValidationError (400) naming the field and the type expected."""
+    out = {}
+    for name in fields:
+        if name not in body:
+            continue
+        value = body[name]
+        check, expected, nullable = _FIELDS[name]
+        if value is None and nullable:
+            out[name] = value
+            continue
+        if not check(value):
+            raise ValidationError(
+                f"{name} must be {expected}, got {json.dumps(value)} ({_json_type(value)})."
+            )
+        out[name] = value
+    return out
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _alias_body(body: dict[str, Any]) -> tuple[str, int, str | None]:
+    if not isinstance(body.get("alias"), str) or body.get("version") is None:
         raise ValidationError('Send {"alias": "production", "version": 3, "reason": "…"}.')
-    return alias, version, body.get("reason")
+    fields = checked(body, ("alias", "version", "reason"))
+    return fields["alias"], fields["version"], fields.get("reason")
 
 
 class VersionHandler(MlopsHandler):
@@ -163,7 +248,7 @@ class ArchiveHandler(MlopsHandler):
     async def post(self, name: str, version: str) -> None:
         from ..registry.service import archive
 
-        reason = self.body().get("reason")
+        reason = checked(self.body(), ("reason",)).get("reason")
         mv = await self.run(archive, f"{name}@{version}", reason=reason, store=self.store)
         self.reply({"ref": mv.ref, "archived": mv.archived})
 
@@ -195,7 +280,7 @@ class DeploymentsHandler(MlopsHandler):
         reference = body.get("reference")
         if not isinstance(reference, str) or not reference:
             raise ValidationError('Send {"reference": "churn@production"}.')
-        options = {k: body[k] for k in ("port", "workers") if k in body}
+        options = checked(body, ("port", "workers"))
         d = await self.run(deploy, reference, store=self.store, **options)
         self.reply(_deployment_dict(d), 201)
 
@@ -281,7 +366,8 @@ class PoliciesHandler(MlopsHandler):
             raise ValidationError(
                 f"Unknown policy fields {sorted(unknown)}; use {sorted(allowed)}."
             )
-        policy = await self.run(retrain_policy, model, store=self.store, **body)
+        options = checked(body, sorted(allowed))
+        policy = await self.run(retrain_policy, model, store=self.store, **options)
         self.reply(policy.to_row(), 201)
 
 
@@ -315,13 +401,14 @@ class JobsHandler(MlopsHandler):
         unknown = set(body) - allowed
         if unknown:
             raise ValidationError(f"Unknown fields {sorted(unknown)}; use {sorted(allowed)}.")
-        job = await self.run(_retrain_now, self.store, model, body)
+        options = checked(body, sorted(allowed))
+        job = await self.run(_retrain_now, self.store, model, options)
         self.reply(payloads.job_payload(job), 201)
 
 
 def _retrain_now(store: Any, model: str, options: dict[str, Any]) -> Any:
     """A job now: with the options given, else with the model's policy (its data, gate,
-    holdout), else as ``retrain(model)`` would."""
+    holdout); with neither, a ValidationError that says how to set a policy."""
     from ..retraining.jobs import submit_job, trigger
     from ..retraining.policy import get_policy
     from ..retraining.service import retrain
@@ -331,8 +418,13 @@ def _retrain_now(store: Any, model: str, options: dict[str, Any]) -> Any:
             policy = get_policy(model, store)
         except NotFoundError:
             policy = None
-        if policy is not None:
-            return submit_job(policy.model, policy.spec, trigger("manual", "sidebar"), store=store)
+        if policy is None:
+            name = model.split("@", 1)[0]
+            raise ValidationError(
+                f"{name} has no retraining policy: set one with mlops.retrain_policy("
+                f'"{name}", holdout="name@vN", gate=[...]); the sidebar\'s Retrain uses it.'
+            )
+        return submit_job(policy.model, policy.spec, trigger("manual", "sidebar"), store=store)
     return retrain(model, wait=False, store=store, **options)
 
 

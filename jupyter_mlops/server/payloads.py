@@ -219,13 +219,15 @@ def policies_payload(store: Store) -> list[dict[str, Any]]:
 
 
 def job_payload(job: Any) -> dict[str, Any]:
-    """One job with its steps and gate lines."""
+    """One job with its steps and gate lines; ``merged`` when this request joined a job
+    already waiting instead of starting one."""
     row = clean(job.to_row())
     row["created"], row["started"], row["ended"] = job.created, job.started, job.ended
     row["triggers"] = clean(job.triggers)
     row["steps"] = clean(job.steps)
     row["gate"] = clean(job.gate.to_dict()) if job.gate is not None else None
     row["holdout"] = clean(job.holdout)
+    row["merged"] = bool(getattr(job, "merged", False))
     return row
 
 

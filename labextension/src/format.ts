@@ -94,6 +94,8 @@ export interface IJob {
   promoted: boolean;
   error: string | null;
   gate: { passed: boolean; lines: IGateLine[] } | null;
+  /** True when this request joined a job already waiting instead of starting one. */
+  merged?: boolean;
 }
 
 export interface ISummary {

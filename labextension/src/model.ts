@@ -102,6 +102,11 @@ export class SidebarModel {
     return this._inFlight;
   }
 
+  /**
+   * Run an action, then refresh. A refresh already in flight may have started before the
+   * action and bring back stale data, so wait for it to end and then fetch afresh (or join
+   * a refresh that started after the action, which is fresh).
+   */
   private async act<T>(key: string, call: () => Promise<T>): Promise<T> {
     this.busy.add(key);
     this._changed.emit();
@@ -109,6 +114,10 @@ export class SidebarModel {
       return await call();
     } finally {
       this.busy.delete(key);
+      const stale = this._inFlight;
+      if (stale) {
+        await stale.catch(() => undefined);
+      }
       await this.refresh();
     }
   }

@@ -117,6 +117,7 @@ export class MlopsSidebar extends Widget {
 
   private modelRow(x: IModelItem): string {
     const busy = this.model.busy;
+    const hasPolicy = (this.model.summary?.policies ?? []).some(p => p.model === x.name);
     const aliases = Object.entries(x.aliases ?? {})
       .map(([alias, v]) => `<span class="jp-mlops-chip">${esc(alias)} → v${v}</span>`)
       .join('');
@@ -131,7 +132,9 @@ export class MlopsSidebar extends Widget {
       '<div class="jp-mlops-actions">' +
       button('promote', { model: x.name, latest: x.latest_version ?? 0 }, 'Promote…', 'Move an alias to a version, with a reason', busy.has(`promote:${x.name}`)) +
       button('deploy', { ref: deployReference(x) }, 'Deploy', `Serve ${deployReference(x)}`, busy.has(`deploy:${x.name}`)) +
-      button('retrain', { model: x.name }, 'Retrain', 'Retrain now with its policy or the default gate', busy.has(`retrain:${x.name}`)) +
+      (hasPolicy
+        ? button('retrain', { model: x.name }, 'Retrain', 'Retrain now with its policy', busy.has(`retrain:${x.name}`))
+        : '') +
       button('archive', { model: x.name, latest: x.latest_version ?? 0 }, 'Archive…', 'Archive a version', busy.has(`archive:${x.name}`)) +
       '</div></div>'
     );
@@ -186,7 +189,7 @@ export class MlopsSidebar extends Widget {
 
   private jobRow(j: IJob): string {
     const lines = (j.gate?.lines ?? [])
-      .map(l => `<li class="jp-mlops-gate-${l.status.toLowerCase()}">${esc(l.status)} ${esc(l.check)}${l.detail ? ` <span class="jp-mlops-muted">(${esc(l.detail)})</span>` : ''}</li>`)
+      .map(l => `<li class="jp-mlops-gate-${esc(l.status.toLowerCase())}">${esc(l.status)} ${esc(l.check)}${l.detail ? ` <span class="jp-mlops-muted">(${esc(l.detail)})</span>` : ''}</li>`)
       .join('');
     return (
       `<div class="jp-mlops-row jp-mlops-job" data-job-row="${esc(j.job_id)}">` +
@@ -221,7 +224,12 @@ export class MlopsSidebar extends Widget {
           break;
         case 'retrain': {
           const job = await this.model.retrainNow(d.model!);
-          Notification.info(`Retraining ${d.model}: job ${job.job_id.slice(0, 8)}`, { autoClose: 4000 });
+          Notification.info(
+            job.merged
+              ? `Retraining ${d.model}: merged into the waiting job ${job.job_id.slice(0, 8)}`
+              : `Retraining ${d.model}: job ${job.job_id.slice(0, 8)}`,
+            { autoClose: 4000 }
+          );
           break;
         }
         case 'stop':

@@ -126,4 +126,31 @@ describe('SidebarModel', () => {
     expect(server.calls.filter(c => c === 'GET summary')).toHaveLength(8);
     expect(model.busy.size).toBe(0);
   });
+
+  it('refreshes afresh after an action even when a refresh was already on its way', async () => {
+    const server = new FakeServer();
+    const model = new SidebarModel(server, '0.1.0');
+    await model.refresh(); // version checked
+    // A refresh starts before the action and answers with the data of before it.
+    let answer!: (s: ISummary) => void;
+    const stale = { ...SUMMARY, policies: [] };
+    const fresh = { ...SUMMARY, jobs: { ...SUMMARY.jobs, total: 1 } };
+    server.get = async <T>(path: string): Promise<T> => {
+      server.calls.push(`GET ${path}`);
+      return new Promise<T>(resolve => {
+        answer = s => resolve(s as T);
+      });
+    };
+    const before = model.refresh();
+    const holdStale = answer;
+    const acting = model.retrainNow('churn');
+    await settle();
+    holdStale(stale); // the early refresh ends after the action: its data is stale
+    await before;
+    await settle();
+    expect(server.calls.filter(c => c === 'GET summary')).toHaveLength(3);
+    answer(fresh);
+    await acting;
+    expect(model.summary).toEqual(fresh);
+  });
 });
