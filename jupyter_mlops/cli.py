@@ -71,7 +71,14 @@ def _parameters(pairs: list[str]) -> dict[str, object]:
 
 
 def _cmd_ci_run(args: argparse.Namespace) -> int:
+    import signal
+
     from .ci.run import ci_run
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # a cancelled CI run ends its job as failed, not "running"
+
+    signal.signal(signal.SIGTERM, stop)
 
     result = ci_run(
         args.notebook,
@@ -297,7 +304,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", metavar="FILE", help="Write a JUnit XML report.")
     p.add_argument("--summary", metavar="FILE", help="Write a Markdown summary.")
     p.add_argument("--output", metavar="FILE", help="Keep the executed notebook here too.")
-    p.add_argument("--timeout", type=float, default=None, help="Seconds per cell.")
+    p.add_argument(
+        "--timeout", type=float, default=None, help="Seconds each cell may run (not the whole run)."
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="Gate only: register and promote nothing."
     )
@@ -341,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlopsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

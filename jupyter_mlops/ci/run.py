@@ -33,7 +33,8 @@ class CiResult:
 
     @property
     def passed(self) -> bool:
-        return self.job.status == "finished" and bool(self.job.passed)
+        """Finished and no check failed (a run with no gate at all passes: nothing compared)."""
+        return self.job.status == "finished" and self.job.passed is not False
 
     @property
     def exit_code(self) -> int:
