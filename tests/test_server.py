@@ -355,3 +355,15 @@ async def test_the_server_uses_the_store_of_its_root_folder(project_root, jp_fet
         mlops.log_metric("accuracy", 0.95)
     runs = await get(jp_fetch, "runs")
     assert [r["name"] for r in runs] == ["later", "in the project"]
+
+
+async def test_the_summary_pages_models_and_jobs_as_asked(jp_fetch, registered):
+    for i in range(3):
+        mlops.register(mlops.get_model_version("churn@1").run_id, f"extra{i}")
+    first = await get(jp_fetch, "summary", models=2, jobs=5)
+    assert first["models"]["total"] == 4 and len(first["models"]["items"]) == 2
+    more = await get(jp_fetch, "summary", models=4)
+    assert [m["name"] for m in more["models"]["items"]] == ["churn", "extra0", "extra1", "extra2"]
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch(API, "summary", params={"models": "-1"})
+    assert info.value.code == 400

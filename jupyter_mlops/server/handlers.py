@@ -207,7 +207,16 @@ class VersionHandler(MlopsHandler):
 class SummaryHandler(MlopsHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.reply(await self.run(payloads.summary_payload, self.store, self.automation.traffic))
+        models, jobs = self.int_arg("models", 50), self.int_arg("jobs", 30)
+        self.reply(
+            await self.run(
+                payloads.summary_payload,
+                self.store,
+                self.automation.traffic,
+                models=models,
+                jobs=jobs,
+            )
+        )
 
 
 class ModelsHandler(MlopsHandler):

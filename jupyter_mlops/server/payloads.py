@@ -298,16 +298,21 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
 
 
 def summary_payload(
-    store: Store, traffic: dict[str, dict[str, Any]] | None = None
+    store: Store,
+    traffic: dict[str, dict[str, Any]] | None = None,
+    *,
+    models: int = 50,
+    jobs: int = 30,
 ) -> dict[str, Any]:
-    """Everything the sidebar shows first, in one response."""
+    """Everything the sidebar shows, in one response: the first ``models`` models and
+    ``jobs`` jobs (the sidebar asks for more when the user does)."""
     started = time.perf_counter()
     out = {
-        "models": models_payload(store),
+        "models": models_payload(store, limit=models),
         "deployments": deployments_payload(store, traffic),
         "monitoring": monitoring_payload(store),
         "policies": policies_payload(store),
-        "jobs": jobs_payload(store, limit=30),
+        "jobs": jobs_payload(store, limit=jobs),
     }
     out["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return out

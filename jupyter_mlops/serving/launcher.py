@@ -100,44 +100,32 @@ def launcher_usable(home: Path) -> bool:
     return _usable(socket_path(home))
 
 
-def launch(
-    home: Path, deployment_id: str, port: int, env: dict[str, str], log_path: str
-) -> int | None:
-    """Ask the launcher to fork deployment ``deployment_id``; its pid, or None when no
-    launcher (of this package version) answers."""
+def _fork(home: Path, request: dict[str, Any]) -> int | None:
+    """Send a fork request; the child's pid, or None when no launcher (of this package
+    version) answers."""
     path = socket_path(home)
     if not _usable(path) or not path.exists():
         return None
-    request = {
-        "deployment": deployment_id,
-        "port": port,
-        "env": env,
-        "log": log_path,
-        "version": STAMP,
-    }
     try:
-        reply = _ask(path, request, 5.0)
+        reply = _ask(path, {**request, "version": STAMP}, 5.0)
     except (OSError, ValueError):
         return None
     if reply.get("version") != STAMP or not reply.get("launched"):
         return None
     return int(reply["launched"])
+
+
+def launch(
+    home: Path, deployment_id: str, port: int, env: dict[str, str], log_path: str
+) -> int | None:
+    """Ask the launcher to fork deployment ``deployment_id``; its pid, or None."""
+    return _fork(home, {"deployment": deployment_id, "port": port, "env": env, "log": log_path})
 
 
 def launch_runner(home: Path, model: str, env: dict[str, str], log_path: str) -> int | None:
     """Ask the launcher to fork the runner of ``model``'s retraining jobs (no 2–3 s of
-    imports); its pid, or None when no launcher (of this package version) answers."""
-    path = socket_path(home)
-    if not _usable(path) or not path.exists():
-        return None
-    request = {"job_model": model, "env": env, "log": log_path, "version": STAMP}
-    try:
-        reply = _ask(path, request, 5.0)
-    except (OSError, ValueError):
-        return None
-    if reply.get("version") != STAMP or not reply.get("launched"):
-        return None
-    return int(reply["launched"])
+    imports); its pid, or None."""
+    return _fork(home, {"job_model": model, "env": env, "log": log_path})
 
 
 def stop_launcher(home: Path) -> int | None:

@@ -33,6 +33,15 @@ export class SidebarModel {
   versionWarning: string | null = null;
   store: string | null = null;
   refreshedAt: number | null = null;
+  /** How many models and jobs the summary brings (the first pages; "Show more" grows them). */
+  readonly limits = { models: 50, jobs: 30 };
+
+  /** Show the next page of models or jobs (kept across refreshes). */
+  showMore(section: 'models' | 'jobs'): Promise<void> {
+    this.limits[section] = Math.min(this.limits[section] + (section === 'models' ? 50 : 30), 1000);
+    return this.refresh();
+  }
+
   /** Actions in flight, by key (e.g. "stop:d-12"), so buttons show they work. */
   readonly busy = new Set<string>();
 
@@ -89,7 +98,8 @@ export class SidebarModel {
         await this.checkVersion();
       }
       try {
-        this.summary = await this.client.get<ISummary>('summary');
+        const { models, jobs } = this.limits;
+        this.summary = await this.client.get<ISummary>(`summary?models=${models}&jobs=${jobs}`);
         this.error = null;
         this.refreshedAt = Date.now() / 1000;
       } catch (error: any) {

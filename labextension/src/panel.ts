@@ -95,20 +95,35 @@ export class MlopsSidebar extends Widget {
       button('refresh', {}, 'Refresh', 'Refresh now') +
       '</div>';
     const body = s
-      ? this.section('models', `Models (${s.models.total})`, s.models.items.map(x => this.modelRow(x))) +
+      ? this.section('models', `Models (${s.models.total})`, [
+          ...s.models.items.map(x => this.modelRow(x)),
+          this.more('models', s.models.total - s.models.items.length)
+        ]) +
         this.section('deployments', `Deployments (${s.deployments.length})`, s.deployments.map(x => this.deploymentRow(x))) +
         this.section('monitoring', 'Monitoring', s.monitoring.map(x => this.monitoringRow(x))) +
         this.section(
           'retraining',
           `Retraining (${plural(s.jobs.total, 'job')})`,
-          [...s.policies.map(x => this.policyRow(x)), ...s.jobs.items.map(x => this.jobRow(x))]
+          [
+            ...s.policies.map(x => this.policyRow(x)),
+            ...s.jobs.items.map(x => this.jobRow(x)),
+            this.more('jobs', s.jobs.total - s.jobs.items.length)
+          ]
         )
       : '';
     this.node.innerHTML = header + banner + body;
     this.node.scrollTop = scroll;
   }
 
-  private section(name: Section, title: string, rows: string[]): string {
+  /** A "Show more" row when the page holds fewer items than there are. */
+  private more(section: 'models' | 'jobs', hidden: number): string {
+    return hidden > 0
+      ? `<div class="jp-mlops-row jp-mlops-more">${button('more', { section }, `Show more (${hidden} not shown)`, 'Load the next page')}</div>`
+      : '';
+  }
+
+  private section(name: Section, title: string, items: string[]): string {
+    const rows = items.filter(Boolean);
     const content = rows.length
       ? rows.join('')
       : `<div class="jp-mlops-empty">${esc(emptyText(name))}</div>`;
@@ -211,6 +226,9 @@ export class MlopsSidebar extends Widget {
       switch (d.action) {
         case 'refresh':
           await this.model.refresh();
+          break;
+        case 'more':
+          await this.model.showMore(d.section === 'jobs' ? 'jobs' : 'models');
           break;
         case 'deploy':
           await this.model.deploy(d.ref!);

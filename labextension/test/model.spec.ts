@@ -55,16 +55,16 @@ describe('SidebarModel', () => {
     expect(server.calls).toEqual([]);
     model.setVisible(true);
     await settle();
-    expect(server.calls).toEqual(['GET version', 'GET summary']);
+    expect(server.calls).toEqual(['GET version', 'GET summary?models=50&jobs=30']);
     expect(model.summary).toEqual(SUMMARY);
     vi.advanceTimersByTime(5000);
     await settle();
-    expect(server.calls.filter(c => c === 'GET summary')).toHaveLength(2);
+    expect(server.calls.filter(c => c.startsWith('GET summary'))).toHaveLength(2);
     model.setVisible(false);
     expect(model.polling).toBe(false);
     vi.advanceTimersByTime(60000);
     await settle();
-    expect(server.calls.filter(c => c === 'GET summary')).toHaveLength(2);
+    expect(server.calls.filter(c => c.startsWith('GET summary'))).toHaveLength(2);
     model.dispose();
   });
 
@@ -123,7 +123,7 @@ describe('SidebarModel', () => {
       'POST retraining/jobs {"model":"churn"}',
       'POST retraining/policies/churn/disable {}'
     ]);
-    expect(server.calls.filter(c => c === 'GET summary')).toHaveLength(8);
+    expect(server.calls.filter(c => c.startsWith('GET summary'))).toHaveLength(8);
     expect(model.busy.size).toBe(0);
   });
 
@@ -148,9 +148,20 @@ describe('SidebarModel', () => {
     holdStale(stale); // the early refresh ends after the action: its data is stale
     await before;
     await settle();
-    expect(server.calls.filter(c => c === 'GET summary')).toHaveLength(3);
+    expect(server.calls.filter(c => c.startsWith('GET summary'))).toHaveLength(3);
     answer(fresh);
     await acting;
     expect(model.summary).toEqual(fresh);
+  });
+
+  it('shows more models and jobs on request, and keeps them across refreshes', async () => {
+    const server = new FakeServer();
+    const model = new SidebarModel(server, '0.1.0');
+    await model.showMore('models');
+    await model.showMore('jobs');
+    await model.refresh();
+    expect(server.calls.filter(c => c.startsWith('GET summary')).slice(-1)).toEqual([
+      'GET summary?models=100&jobs=60'
+    ]);
   });
 });
