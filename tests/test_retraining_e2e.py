@@ -62,7 +62,8 @@ def test_drift_alert_retrains_gates_promotes_and_the_deployment_follows(ip, stor
         assert mlops.get_model_version("churn@production").version == 2
         rows = traffic.iloc[:5]
         wait_for(lambda: _version(port, rows) == "2", 30)
-        assert deployment.refresh().version == 2
+        # The switch is recorded in the store just after the new model answers.
+        wait_for(lambda: deployment.refresh().version == 2, 15)
         # The alert was seen once: the next round starts nothing.
         assert mlops.run_due_policies() == []
 
