@@ -523,3 +523,20 @@ def test_jobs_are_forked_by_the_stores_warm_launcher_when_it_runs(ip, store_dir)
     finally:
         stop_launcher(store_dir)
     wait_for(lambda: processes_mentioning(str(store_dir)) == [], 30)
+
+
+def test_a_runner_uses_the_interpreter_the_job_asked_for(store_dir, tmp_path):
+    from jupyter_mlops.retraining.jobs import _python_for, queue_job
+
+    store = current_store()
+    other = tmp_path / "python"
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    store.write_retrying(
+        lambda conn: queue_job(conn, "m", {"python": str(other)}, [trigger("manual")])
+    )
+    assert _python_for("m", store) == str(other)  # e.g. the kernel's environment
+    store.write_retrying(
+        lambda conn: queue_job(conn, "n", {"python": "/no/such/python"}, [trigger("manual")])
+    )
+    assert _python_for("n", store) == sys.executable  # not on this machine: this one

@@ -499,8 +499,23 @@ def start_runner(model: str, store: Store) -> Any:
         pid = launch_runner(store.home, model, env, log)
         if pid is not None:
             return pid
-    command = [sys.executable, "-m", "jupyter_mlops.retraining", "--model", model]
+    command = [_python_for(model, store), "-m", "jupyter_mlops.retraining", "--model", model]
     return spawn_detached(command, log, env)
+
+
+def _python_for(model: str, store: Store) -> str:
+    """The interpreter the model's waiting job asked for (the environment its kernel or
+    policy was set up in), when it exists here; else this one."""
+    jobs = schema.retraining_jobs
+    with store.read() as conn:
+        spec = conn.execute(
+            sa.select(jobs.c.spec)
+            .where(jobs.c.model_name == model, jobs.c.status == "queued")
+            .order_by(jobs.c.created)
+            .limit(1)
+        ).scalar()
+    python = _loads(spec, {}).get("python")
+    return python if python and os.access(python, os.X_OK) else sys.executable
 
 
 def kick_runners(store: Store, skip: set[str] | None = None) -> list[str]:

@@ -5,6 +5,7 @@ kernel and never blocks it."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -96,6 +97,9 @@ def build_spec(
     texts = [g for g in items if isinstance(g, str)]
     functions = [g for g in items if callable(g)]
     spec: dict[str, Any] = {
+        # The interpreter of whoever asked (a kernel's environment), which a runner started
+        # later by the server extension's loop or the scheduler uses too.
+        "python": sys.executable,
         "gate": texts,
         "promote": alias if promote is not None else False,
         "champion": champion,

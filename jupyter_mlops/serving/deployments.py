@@ -267,7 +267,14 @@ def deployments(model: str | None = None, *, all: bool = False, store: Store | N
     import pandas as pd
 
     store = store or current_store()
-    found = [_from_row(r, store) for r in _rows(store, model, all)]
+    rows = _rows(store, model, all)
+    if len(rows) > 1:  # health probes at once: one slow deployment does not add up
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(8, len(rows))) as pool:
+            found = list(pool.map(lambda r: _from_row(r, store), rows))
+    else:
+        found = [_from_row(r, store) for r in rows]
     counts = _request_counts(store, [d.deployment_id for d in found])
     columns = [
         "deployment_id",
