@@ -13,9 +13,12 @@ import pytest
 import requests
 
 import jupyter_mlops as mlops
+from jupyter_mlops.serving.launcher import stop_launcher
 
 from .conftest import cli
 from .lab_helpers import CHROMIUM, LAUNCH_ARGS, TOKEN, running_lab
+from .retraining_helpers import wait_for
+from .serving_helpers import processes_mentioning
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -43,10 +46,14 @@ def project(store_dir, tmp_path):
     root = tmp_path / "lab"
     root.mkdir()
     # The background loop every 2 s: health, traffic (p50), monitors, policies.
-    with running_lab(root, store_dir, tmp_path / "lab.log", "--JupyterMlops.interval=2") as url:
-        yield url
-    for d in mlops.deployments().itertuples():
-        mlops.undeploy(d.deployment_id)
+    try:
+        with running_lab(root, store_dir, tmp_path / "lab.log", "--JupyterMlops.interval=2") as url:
+            yield url
+    finally:
+        for d in mlops.deployments().itertuples():
+            mlops.undeploy(d.deployment_id)
+        stop_launcher(store_dir)  # the sidebar's Deploy started the store's launcher
+    wait_for(lambda: processes_mentioning(str(store_dir)) == [], 30)
 
 
 def test_sidebar_deploys_stops_and_retrains(project):
