@@ -392,12 +392,17 @@ def test_policy_validation_is_clear(ip):
 
 
 def test_policy_triggers_with_a_controlled_clock(ip):
+    import datetime as dt
+
     train_champion(ip)
     t0 = time.time()
+    # Daily at the minute 30 minutes from now (UTC), so the scheduled time falls inside
+    # the 6 h cooldown of the first job whatever the time of day the test runs.
+    at = dt.datetime.fromtimestamp(t0 + 1800, dt.UTC)
     policy = mlops.retrain_policy(
         "churn",
         on=["drift", "new_data", "schedule"],
-        schedule="0 3 * * *",
+        schedule=f"{at.minute} {at.hour} * * *",
         data={"df": "churn_train@latest"},
         gate=["accuracy >= champion"],
         holdout=churn_data(9, 200, -1.0),
@@ -419,12 +424,12 @@ def test_policy_triggers_with_a_controlled_clock(ip):
     mlops.snapshot(churn_data(3, 600, -1.0), "churn_train")
     assert run_due_policies(now=t0 + 60, store=store, start=False) == []
     assert [p["detail"] for p in get_policy("churn").pending] == ["churn_train@v3"]
-    # ...and the 03:00 schedule fires within the cooldown too, held with it.
-    next_3am = get_policy("churn").next_run()
-    assert run_due_policies(now=max(next_3am, t0 + 120), store=store, start=False) == []
+    # ...and the schedule fires within the cooldown too, held with it.
+    scheduled = get_policy("churn").next_run()
+    assert run_due_policies(now=max(scheduled, t0 + 120), store=store, start=False) == []
     # After the cooldown, the pending triggers start one job, merged into the waiting one
     # (the first job never ran here: no runner was started).
-    later = max(next_3am, t0) + 6 * 3600 + 1
+    later = max(scheduled, t0) + 6 * 3600 + 1
     jobs = run_due_policies(now=later, store=store, start=False)
     assert len(jobs) == 1 and jobs[0].merged
     kinds = [t["kind"] for t in get_job(jobs[0].job_id).triggers]
