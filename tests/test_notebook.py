@@ -42,6 +42,23 @@ def run_example(name: str, tmp_path: Path, store_dir: Path) -> tuple[Path, list]
     return notebook, outputs
 
 
+def run_serving_example(name: str, tmp_path: Path, store_dir: Path) -> list:
+    """``run_example`` for a notebook that deploys: every deployment and the store's
+    launcher are stopped afterwards, and nothing is left running."""
+    from jupyter_mlops.serving.launcher import stop_launcher
+
+    from .serving_helpers import processes_mentioning
+
+    try:
+        _, outputs = run_example(name, tmp_path, store_dir)
+    finally:
+        for d in mlops.deployments().itertuples():
+            mlops.undeploy(d.deployment_id)
+        stop_launcher(store_dir)
+    assert processes_mentioning(str(store_dir)) == []
+    return outputs
+
+
 def test_quickstart_runs_and_records(tmp_path, store_dir):
     notebook, outputs = run_example("quickstart.ipynb", tmp_path, store_dir)
     texts = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
@@ -102,17 +119,7 @@ def test_registry_notebook(tmp_path, store_dir):
 
 
 def test_deployment_notebook(tmp_path, store_dir):
-    from jupyter_mlops.serving.launcher import stop_launcher
-
-    from .serving_helpers import processes_mentioning
-
-    try:
-        _, outputs = run_example("deployment.ipynb", tmp_path, store_dir)
-    finally:
-        for d in mlops.deployments().itertuples():
-            mlops.undeploy(d.deployment_id)
-        stop_launcher(store_dir)
-    assert processes_mentioning(str(store_dir)) == []
+    outputs = run_serving_example("deployment.ipynb", tmp_path, store_dir)
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "invocations: {'predictions': [" in text and "OIP v2: 1 [" in text
     assert "now served by version 2" in text
@@ -128,17 +135,7 @@ def test_deployment_notebook(tmp_path, store_dir):
 
 
 def test_monitoring_notebook(tmp_path, store_dir):
-    from jupyter_mlops.serving.launcher import stop_launcher
-
-    from .serving_helpers import processes_mentioning
-
-    try:
-        _, outputs = run_example("monitoring.ipynb", tmp_path, store_dir)
-    finally:
-        for d in mlops.deployments().itertuples():
-            mlops.undeploy(d.deployment_id)
-        stop_launcher(store_dir)
-    assert processes_mentioning(str(store_dir)) == []
+    outputs = run_serving_example("monitoring.ipynb", tmp_path, store_dir)
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "400 predictions served" in text
     assert "alert ['radius'" in text or ("alert [" in text and "radius" in text)
@@ -153,17 +150,7 @@ def test_monitoring_notebook(tmp_path, store_dir):
 
 
 def test_retraining_notebook(tmp_path, store_dir):
-    from jupyter_mlops.serving.launcher import stop_launcher
-
-    from .serving_helpers import processes_mentioning
-
-    try:
-        _, outputs = run_example("retraining.ipynb", tmp_path, store_dir)
-    finally:
-        for d in mlops.deployments().itertuples():
-            mlops.undeploy(d.deployment_id)
-        stop_launcher(store_dir)
-    assert processes_mentioning(str(store_dir)) == []
+    outputs = run_serving_example("retraining.ipynb", tmp_path, store_dir)
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Gate passed:" in text and "PASS accuracy >= champion (accuracy = " in text
     assert "the deployment now serves version 2" in text
