@@ -8,6 +8,7 @@ Each class carries a ``code`` that the REST layer maps to an HTTP status::
     │   ├── StoreVersionError       code "store_version" (409)
     │   ├── StoreLockedError        code "locked"     (503)
     │   └── CorruptObjectError      code "corrupt"    (500)
+    ├── UntrustedModelError         code "untrusted"  (403)
     ├── NotFoundError               code "not_found"  (404)
     ├── ValidationError             code "invalid"    (400)
     │   └── QueryError              code "query"      (400)
@@ -25,6 +26,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "StoreVersionError",
+    "UntrustedModelError",
     "ValidationError",
 ]
 
@@ -57,6 +59,12 @@ class CorruptObjectError(StoreError):
     """An object's bytes no longer match the hash it is stored under."""
 
     code = "corrupt"
+
+
+class UntrustedModelError(MlopsError):
+    """A model file holds types (or is a pickle) that load only with ``trusted=``."""
+
+    code = "untrusted"
 
 
 class NotFoundError(MlopsError):

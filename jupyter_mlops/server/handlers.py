@@ -26,6 +26,7 @@ from ..errors import (
     MlopsError,
     NotFoundError,
     StoreLockedError,
+    UntrustedModelError,
     ValidationError,
 )
 from . import payloads
@@ -36,6 +37,7 @@ API_PREFIX = "jupyter-mlops/api"
 
 _STATUS: list[tuple[type[Exception], int]] = [
     (ValidationError, 400),
+    (UntrustedModelError, 403),
     (NotFoundError, 404),
     (ConflictError, 409),
     (StoreLockedError, 503),

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..errors import MlopsError, ValidationError
+from ..errors import MlopsError, UntrustedModelError, ValidationError
 from .model import EXPORT_MANIFEST, load_failure
 
 __all__ = [
@@ -215,9 +215,7 @@ def _load(mv: Any, data: bytes, trusted: bool) -> tuple[Any, bool]:
     try:
         try:
             model = load_model_bytes(data, mv.format, trusted=False)
-        except MlopsError as exc:
-            if type(exc) is not MlopsError:
-                raise
+        except UntrustedModelError as exc:
             if not trusted:
                 raise ValidationError(
                     f"{exc} To export model {mv.ref} anyway, pass trusted=True (--trusted on "
