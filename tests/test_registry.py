@@ -255,3 +255,30 @@ def test_registry_view_moves_aliases_and_archives_with_confirmation(ip):
     static = view._repr_html_()
     assert "Model registry" in static and "production→2" in static
     assert "No registered model 'nope'" in str(run_cell(ip, "%mlops registry nope").error_in_exec)
+
+
+def test_the_model_card_escapes_html_and_markdown_in_every_value(store_dir):
+    """A card exported to a README or another viewer renders names and values as text."""
+    import mistune
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    evil = "<img src=x onerror=alert(1)>"
+    link = "[click](javascript:alert(1))"
+    frame = pd.DataFrame({evil: [0.0, 1.0, 2.0, 3.0], "a|b": [1.0, 0.0, 1.0, 0.0]})
+    with mlops.track("html") as run:
+        model = LogisticRegression().fit(frame, [0, 1, 0, 1])
+        mlops.log_param(evil, link)
+        mlops.log_param("note", "**bold** `code` | cell")
+        mlops.log_metric(f"acc{evil}", 0.5)
+    mv = mlops.register(run.run_id, "cards", description=f"{evil} {link}")
+    assert model.n_features_in_ == 2
+    card = str(mv.card())
+    assert "<img" not in card
+    rendered = mistune.html(card)
+    assert "<img" not in rendered and "<a " not in rendered and "<strong>" not in rendered
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rendered  # shown as text
+    # every table row keeps its two cells, whatever the values hold
+    params = card.split("## Parameters")[1].split("##")[0]
+    rows = [line for line in params.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows and all(line.count(" | ") == 1 for line in rows[1:])

@@ -4,6 +4,8 @@ with the parts only a person can write left as prompts."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -13,10 +15,32 @@ if TYPE_CHECKING:
 __all__ = ["model_card"]
 
 
-def _fmt(value: object) -> str:
+# Characters that make emphasis, code, links, images, headings, tables or strikethrough.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
+
+
+def _md(value: object) -> str:
+    """``value`` as inert Markdown text: HTML escaped, Markdown punctuation backslashed and
+    line breaks folded, so a name or value from the store can never add markup, a link or
+    a table cell to a card exported to a README or another viewer."""
     if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value).replace("|", "\\|")
+        value = f"{value:.6g}"
+    text = " ".join(str(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
+
+
+def _code(value: object) -> str:
+    """``value`` as a Markdown code span (its content is never markup); the fence is longer
+    than any run of backticks inside it."""
+    text = " ".join(str(value).split())
+    fence = "`" * (max((len(r) for r in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}" if "`" in text else f"{fence}{text}{fence}"
+
+
+def _code_block(lines: list[str]) -> list[str]:
+    body = [" ".join(str(line).split()) for line in lines]
+    fence = "`" * max(3, max((len(r) for b in body for r in re.findall("`+", b)), default=0) + 1)
+    return [fence, *body, fence]
 
 
 def model_card(mv: ModelVersion) -> str:
@@ -24,16 +48,17 @@ def model_card(mv: ModelVersion) -> str:
     created = datetime.fromtimestamp(mv.created, UTC).strftime("%Y-%m-%d %H:%M UTC")
     flavor = (mv.flavor or "model").rsplit(".", 1)[-1]
     lines = [
-        f"# {mv.name} — version {mv.version}",
+        f"# {_md(mv.name)} — version {mv.version}",
         "",
-        f"*{flavor}* registered {created} by {mv.created_by or 'unknown'}"
-        + (f" · aliases: {', '.join(f'`{a}`' for a in mv.aliases)}" if mv.aliases else "")
+        f"*{_md(flavor)}* registered {created} by {_md(mv.created_by or 'unknown')}"
+        + (f" · aliases: {', '.join(_code(a) for a in mv.aliases)}" if mv.aliases else "")
         + (" · **archived**" if mv.archived else ""),
         "",
         "## Purpose",
         "",
-        mv.description
-        or "_Describe what this model predicts and for whom (mlops.set_description)._",
+        _md(mv.description)
+        if mv.description
+        else "_Describe what this model predicts and for whom (mlops.set_description)._",
         "",
         "## Training data",
         "",
@@ -43,46 +68,47 @@ def model_card(mv: ModelVersion) -> str:
         for item in mv.data:
             shape = "×".join(str(s) for s in item.get("shape", []))
             lines.append(
-                f"| {item['name']} | {item.get('ref') or '—'} | {shape} | `{item['content_hash'][:12]}` |"
+                f"| {_md(item['name'])} | {_md(item.get('ref') or '—')} | {_md(shape)} "
+                f"| {_code(str(item['content_hash'])[:12])} |"
             )
     else:
         lines.append("_No data inputs were recorded for the training run._")
     lines += ["", "## Metrics", ""]
     if mv.metrics:
         lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(mv.metrics.items())]
+        lines += [f"| {_md(k)} | {_md(v)} |" for k, v in sorted(mv.metrics.items())]
     else:
         lines.append("_No metrics recorded._")
     lines += ["", "## Parameters", ""]
     if mv.params:
         lines += ["| param | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(mv.params.items())]
+        lines += [f"| {_md(k)} | {_md(v)} |" for k, v in sorted(mv.params.items())]
     else:
         lines.append("_No params recorded._")
     lines += ["", "## Signature", ""]
     inputs = mv.signature.get("inputs", [])
     if inputs:
         lines += ["| input column | dtype |", "|---|---|"]
-        lines += [f"| {c['name']} | {c.get('dtype', '?')} |" for c in inputs]
+        lines += [f"| {_md(c['name'])} | {_md(c.get('dtype', '?'))} |" for c in inputs]
     outputs = mv.signature.get("outputs", [])
     if outputs:
         out = outputs[0]
         classes = out.get("classes")
         lines += [
             "",
-            f"Output: `{out.get('name', 'prediction')}` ({out.get('dtype', 'unknown')})"
-            + (f", classes {classes}" if classes else ""),
+            f"Output: {_code(out.get('name', 'prediction'))} ({_md(out.get('dtype', 'unknown'))})"
+            + (f", classes {_md(classes)}" if classes else ""),
         ]
     lines += [
         "",
         "## Lineage",
         "",
-        f"- training run: `{mv.run_id}`",
-        f"- artifact: `{mv.artifact}` ({mv.format}, object `{mv.object_hash[:12]}`)",
+        f"- training run: {_code(mv.run_id)}",
+        f"- artifact: {_code(mv.artifact)} ({_md(mv.format)}, object {_code(mv.object_hash[:12])})",
     ]
-    lines += [f"- data: {d.get('ref') or '#' + d['content_hash'][:12]}" for d in mv.data]
+    lines += [f"- data: {_md(d.get('ref') or '#' + str(d['content_hash'])[:12])}" for d in mv.data]
     if mv.requirements:
-        lines += ["", "## Requirements", "", "```", *mv.requirements, "```"]
+        lines += ["", "## Requirements", "", *_code_block(mv.requirements)]
     lines += [
         "",
         "## Intended use and limitations",

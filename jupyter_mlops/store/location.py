@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..redact import redact
+
 __all__ = ["STORE_DIRNAME", "StoreLocation", "resolve_location"]
 
 STORE_DIRNAME = ".mlops"
@@ -37,21 +39,11 @@ class StoreLocation:
         """One line for humans: where the data goes and why this store was chosen."""
         if self.embedded and self.artifacts_url == str(self.home / OBJECTS_DIRNAME):
             return f"{self.home} ({self.reason})"
-        return f"db {_redact(self.db_url)}, artifacts {self.artifacts_url} ({self.reason})"
+        return f"db {redact(self.db_url)}, artifacts {redact(self.artifacts_url)} ({self.reason})"
 
 
 def _sqlite_url(home: Path) -> str:
     return f"sqlite:///{home / DB_FILENAME}"
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a database URL before printing it."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
 
 
 def _find_upwards(start: Path) -> Path | None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import CorruptObjectError, NotFoundError, StoreError
+from ..redact import redact
 
 __all__ = ["ObjectStore", "hash_bytes"]
 
@@ -83,7 +84,7 @@ class ObjectStore:
                 self.fs.pipe_file(path, bytes(data))
         except OSError as exc:
             raise StoreError(
-                f"Cannot write to the object store at {self.url}: {exc}. "
+                f"Cannot write to the object store at {redact(self.url)}: {redact(exc)}. "
                 "Check that the folder is writable and the disk has space."
             ) from exc
         return digest, True
@@ -113,14 +114,14 @@ class ObjectStore:
             data = self.fs.cat_file(path)
         except FileNotFoundError:
             raise NotFoundError(
-                f"Object {digest[:12]}… is missing from {self.url}. "
+                f"Object {digest[:12]}… is missing from {redact(self.url)}. "
                 "Run `jupyter-mlops doctor` to list damaged runs."
             ) from None
         if verify:
             actual = hash_bytes(data)
             if actual != digest:
                 raise CorruptObjectError(
-                    f"Object {digest[:12]}… in {self.url} is corrupt: its bytes hash to "
+                    f"Object {digest[:12]}… in {redact(self.url)} is corrupt: its bytes hash to "
                     f"{actual[:12]}…. Run `jupyter-mlops doctor` to find every damaged object."
                 )
         return data

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictError, StoreError, StoreLockedError
+from ..redact import redact
 from .location import StoreLocation, resolve_location
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class Store:
 
 
 def _store_error(exc: Exception, where: str) -> StoreError:
-    text = str(getattr(exc, "orig", exc)).lower()
+    text = redact(getattr(exc, "orig", exc)).lower()
     if "locked" in text or "busy" in text:
         return StoreLockedError(
             f"The store at {where} stayed locked for more than {_busy_timeout_s():.0f} s "
