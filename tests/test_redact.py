@@ -13,7 +13,6 @@ from jupyter_mlops.errors import NotFoundError
 from jupyter_mlops.redact import redact
 from jupyter_mlops.store import reset_current_store
 
-
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 SECRET = "Sup3rS3cretValue"
