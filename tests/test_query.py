@@ -131,3 +131,29 @@ def test_time_filters(six_runs):
     assert mlops.runs(filter="start_time < '2000-01-01'").empty
     with pytest.raises(QueryError, match="not a date"):
         mlops.runs(filter="start_time > 'yesterday'")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "metrics.acc " + "+1" * 2000 + " > 0",  # the report's case: RecursionError before
+        "(" * 100_000 + "metrics.acc > 0" + ")" * 100_000,
+        "not " * 5000 + "metrics.acc > 0",
+        "metrics.acc > " + "-" * 5000 + "1",
+    ],
+)
+def test_deep_filters_are_refused_with_the_limit(six_runs, text):
+    with pytest.raises(QueryError, match=f"more than {q.MAX_DEPTH} levels"):
+        mlops.runs(filter=text)
+    assert len(mlops.runs()) == 6  # nothing changed
+
+
+def test_long_flat_filters_work_up_to_the_limit(six_runs):
+    wide = " or ".join(f"metrics.acc = {i / 100}" for i in range(q.MAX_CONDITIONS))
+    assert len(mlops.runs(filter=wide)) == 5  # every run with a metric (e has none)
+    with pytest.raises(QueryError, match="in \\(...\\)"):
+        mlops.runs(filter=wide + " or metrics.acc = 7")
+    values = ", ".join(str(i / 100) for i in range(3000))
+    assert len(mlops.runs(filter=f"metrics.acc in ({values})")) == 5
+    sums = "metrics.acc " + "+ 0" * 90 + " > 0.9"
+    assert names(mlops.runs(filter=sums, order_by="name")) == ["c", "d"]

@@ -148,6 +148,33 @@ class Not(Node):
 BOOLEAN = (Compare, InList, IsNull, Like, And, Or, Not)
 VALUE = (Field, Literal, BinOp)
 
+# Deeper filters are refused: SQL compilation and evaluation recurse once per level, and
+# SQLite nests each condition of an and/or chain one level deeper (it stops at 1000).
+MAX_DEPTH = 100
+MAX_CONDITIONS = 500
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, BinOp | Compare):
+        return (node.left, node.right)
+    if isinstance(node, InList | IsNull | Like):
+        return (node.operand,)
+    if isinstance(node, And | Or):
+        return node.items
+    if isinstance(node, Not):
+        return (node.item,)
+    return ()
+
+
+def tree_depth(node: Node) -> int:
+    """Levels in a syntax tree, counted without recursion (a filter can be very deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in _children(item))
+    return deepest
+
 
 def _tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
@@ -182,6 +209,13 @@ class _Parser:
         self.tokens = _tokenize(text)
         self.i = 0
         self.fields = fields
+        self.level = 0
+
+    def _nest(self) -> None:
+        """Enter one more level of parentheses, ``not`` or unary minus (bounded)."""
+        self.level += 1
+        if self.level > MAX_DEPTH:
+            raise self.error(_too_deep())
 
     @property
     def tok(self) -> Token:
@@ -228,7 +262,10 @@ class _Parser:
     def not_expr(self) -> Node:
         tok = self.take("not")
         if tok is not None:
-            return Not(tok.pos, self._boolean(self.not_expr()))
+            self._nest()
+            node = Not(tok.pos, self._boolean(self.not_expr()))
+            self.level -= 1
+            return node
         return self._boolean(self.predicate())
 
     def _boolean(self, node: Node) -> Node:
@@ -295,7 +332,9 @@ class _Parser:
     def unary(self) -> Node:
         tok = self.tok
         if self.take("-"):
+            self._nest()
             inner = self.unary()
+            self.level -= 1
             if isinstance(inner, Literal) and isinstance(inner.value, int | float):
                 return Literal(tok.pos, -inner.value)
             return BinOp(tok.pos, "-", Literal(tok.pos, 0), self._value(inner))
@@ -314,8 +353,10 @@ class _Parser:
             return Literal(tok.pos, None)
         if tok.kind == "(":
             self.i += 1
+            self._nest()
             inner = self.or_expr()
             self.expect(")", "')'")
+            self.level -= 1
             return inner
         if tok.kind == "ident":
             return self.field()
@@ -357,7 +398,32 @@ def parse(text: str, fields: str = "runs") -> Node:
     """
     if not isinstance(text, str):
         raise QueryError(f"A filter must be a string, got {type(text).__name__}")
-    return _Parser(text, fields).parse()
+    node = _Parser(text, fields).parse()
+    if tree_depth(node) > MAX_DEPTH:
+        raise QueryError(_too_deep())
+    conditions = _count(node, BOOLEAN) - _count(node, And | Or | Not)
+    if conditions > MAX_CONDITIONS:
+        raise QueryError(
+            f"The filter has {conditions} conditions, more than the {MAX_CONDITIONS} allowed; "
+            "compare against a list with `in (...)` instead (params.solver in ('lbfgs', 'saga'))"
+        )
+    return node
+
+
+def _count(node: Node, kinds: Any) -> int:
+    total, stack = 0, [node]
+    while stack:
+        item = stack.pop()
+        total += isinstance(item, kinds)
+        stack.extend(_children(item))
+    return total
+
+
+def _too_deep() -> str:
+    return (
+        f"The filter is nested more than {MAX_DEPTH} levels deep (operators, parentheses and "
+        "'not' each add one); split it into simpler conditions joined with 'and'/'or'"
+    )
 
 
 def parse_order(spec: str | list[str] | tuple[str, ...]) -> list[tuple[Field, bool]]:
