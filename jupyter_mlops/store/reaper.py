@@ -1,6 +1,8 @@
 """Close runs whose process died outright (SIGKILL, power loss): they become ``killed``.
 
-Called whenever a process opens a store, so a run is never left ``running`` forever.
+Called whenever a process opens a store, so a run is never left ``running`` forever. A run
+whose cell completed but whose process could not write it (a full disk) and then ended is
+closed with the outcome that process kept (``unsaved``), not as killed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sqlalchemy as sa
 
 from . import schema
 from .process import is_alive
+from .unsaved import forget, recall
 
 if TYPE_CHECKING:
     from .store import Store
@@ -32,15 +35,37 @@ def reap_dead_runs(store: Store) -> list[str]:
     if not dead:
         return []
     now = time.time()
+    kept = {r.run_id: recall(r.run_id) for r in dead}
     with store.write() as conn:
         for r in dead:
+            outcome = kept[r.run_id]
+            values: dict[str, object] = {
+                "status": "killed",
+                "end_time": now,
+                "error": "The process running this cell died (killed or crashed) before it finished.",
+            }
+            if outcome and outcome.get("status") in ("finished", "failed", "interrupted"):
+                values = {
+                    "status": outcome["status"],
+                    "end_time": float(outcome.get("end_time") or now),
+                    "duration_s": outcome.get("duration_s"),
+                    "error": "\n".join(
+                        filter(
+                            None,
+                            [
+                                outcome.get("error"),
+                                f"[jupyter_mlops] The cell {outcome['status']}, but its process "
+                                "could not save what it captured (params, metrics, models): "
+                                f"{outcome.get('why')}",
+                            ],
+                        )
+                    ),
+                }
             conn.execute(
                 runs.update()
                 .where(runs.c.run_id == r.run_id, runs.c.status == "running")
-                .values(
-                    status="killed",
-                    end_time=now,
-                    error="The process running this cell died (killed or crashed) before it finished.",
-                )
+                .values(**values)
             )
+    for run_id in kept:
+        forget(run_id)
     return [r.run_id for r in dead]

@@ -19,7 +19,7 @@ from .capture import CaptureOptions, CellCapture
 from .codeslice import HistoryCell, code_slice
 from .defaults import JOB_ENV
 from .environment import EnvironmentProbe
-from .writer import RunWriter
+from .writer import RunWriter, save_unsaved
 
 __all__ = ["TrackedExecution", "format_error"]
 
@@ -78,6 +78,7 @@ class TrackedExecution:
         except Exception as exc:
             warn(f"jupyter_mlops: could not inspect the cell's inputs: {exc}")
         self._probe = EnvironmentProbe()
+        save_unsaved()  # runs that ended while the store could not be written
         try:
             writer = RunWriter.start(
                 self.store,
@@ -202,21 +203,22 @@ class TrackedExecution:
             },
         ]
         environment = self._probe.result(self.notebook) if self._probe else None
+        finish = {
+            "error": format_error(error) if error is not None else None,
+            "stdout": (stdout or "")[-_MAX_STREAM:] or None,
+            "stderr": (stderr or "")[-_MAX_STREAM:] or None,
+            "code_slice": sliced,
+            "environment": environment,
+        }
         try:
-            writer.finish(
-                status,
-                error=format_error(error) if error is not None else None,
-                stdout=(stdout or "")[-_MAX_STREAM:] or None,
-                stderr=(stderr or "")[-_MAX_STREAM:] or None,
-                code_slice=sliced,
-                environment=environment,
-            )
+            writer.finish(status, **finish)
         except Exception as exc:
-            warn(f"jupyter_mlops: the cell ran, but its run could not be saved: {_why(exc)}")
-            try:
-                writer.close_only("failed", f"The run could not be saved: {_why(exc)}")
-            except Exception:
-                pass  # the reaper closes it when this process ends
+            writer.finish_later(_why(exc), status, **finish)
+            warn(
+                f"jupyter_mlops: the cell ran, but its run could not be saved: {_why(exc)}. "
+                "It is kept in memory and saved with its outcome once the store can be "
+                "written again (at the next tracked cell, or when this process exits)."
+            )
             return None
         if problems:
             warn("jupyter_mlops: parts of the run were not captured: " + "; ".join(problems))

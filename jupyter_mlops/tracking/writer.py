@@ -7,6 +7,7 @@ flushes for long runs. Model and artifact bytes go to the object store at once.
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import json
 import math
@@ -17,12 +18,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import ValidationError
+from ..errors import MlopsError, ValidationError
 from ..store import Store, schema
 from ..store.process import this_process
+from ..store.unsaved import forget, remember
 from .values import decode_param, encode_param, to_float
 
-__all__ = ["ChildRun", "RunWriter", "attach_artifact", "get_or_create_experiment"]
+__all__ = ["ChildRun", "RunWriter", "attach_artifact", "get_or_create_experiment", "save_unsaved"]
 
 _FLUSH_EVERY_S = 2.0
 _MAX_KEY = 250
@@ -80,6 +82,25 @@ class _Artifact:
     size: int
     format: str
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+_UNSAVED: dict[str, tuple[RunWriter, str, dict[str, Any]]] = {}
+_AT_EXIT = False
+
+
+def save_unsaved() -> list[str]:
+    """Save the runs that ended while the store could not be written; returns the ids saved
+    (runs that still cannot be written stay pending)."""
+    saved = []
+    for run_id, (writer, status, finish) in list(_UNSAVED.items()):
+        try:
+            writer.finish(status, **finish)
+        except Exception:
+            continue
+        del _UNSAVED[run_id]
+        forget(run_id)
+        saved.append(run_id)
+    return saved
 
 
 class RunWriter:
@@ -254,8 +275,14 @@ class RunWriter:
 
     # -- flushing ------------------------------------------------------------------------
     def _maybe_flush(self) -> None:
+        """A periodic flush shows a long run's progress; when the store cannot be written,
+        the values stay buffered for ``finish`` instead of stopping the capture."""
         if time.monotonic() - self._last_flush > _FLUSH_EVERY_S:
-            self.flush()
+            try:
+                self.flush()
+            except MlopsError:
+                pass
+            self._last_flush = time.monotonic()
 
     def _write_buffers(self, conn: sa.Connection) -> None:
         rid = self.run_id
@@ -328,11 +355,13 @@ class RunWriter:
         stderr: str | None = None,
         code_slice: list[dict[str, Any]] | None = None,
         environment: dict[str, Any] | None = None,
+        end_time: float | None = None,
     ) -> None:
-        """Write everything buffered and close the run with ``status``, in one transaction."""
+        """Write everything buffered and close the run with ``status``, in one transaction
+        (``end_time`` when it ended earlier than now: a run saved late keeps its duration)."""
         if status not in TERMINAL:
             raise ValidationError(f"Unknown run status {status!r}; use one of {TERMINAL}.")
-        end = time.time()
+        end = time.time() if end_time is None else end_time
         values: dict[str, Any] = {
             "status": status,
             "end_time": end,
@@ -373,17 +402,28 @@ class RunWriter:
         self._clear_buffers()
         self.status = status
 
-    def close_only(self, status: str, error: str | None = None) -> None:
-        """Last resort when ``finish`` failed: close the run row so it is not left running."""
+    def finish_later(self, why: str, status: str, **finish: Any) -> None:
+        """``finish`` failed (the store cannot be written): keep the run in memory and save it
+        with its true outcome when the store can be written again (``save_unsaved``: the next
+        tracked run, or this process's exit). The outcome is also kept beside the store, so
+        the reaper records it truthfully if this process ends first."""
         end = time.time()
-        self.store.write_retrying(
-            lambda conn: conn.execute(
-                schema.runs.update()
-                .where(schema.runs.c.run_id == self.run_id, schema.runs.c.status == "running")
-                .values(status=status, end_time=end, duration_s=end - self.start_time, error=error)
-            )
+        finish = {**finish, "end_time": end}
+        _UNSAVED[self.run_id] = (self, status, finish)
+        remember(
+            self.run_id,
+            {
+                "status": status,
+                "end_time": end,
+                "duration_s": end - self.start_time,
+                "error": finish.get("error"),
+                "why": why,
+            },
         )
-        self.status = status
+        global _AT_EXIT
+        if not _AT_EXIT:
+            atexit.register(save_unsaved)
+            _AT_EXIT = True
 
     def _write_artifacts(self, conn: sa.Connection) -> None:
         rid = self.run_id
