@@ -7,12 +7,32 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .service import ModelVersion
+__all__ = ["CardSource", "model_card"]
 
-__all__ = ["model_card"]
+
+class CardSource(Protocol):
+    """What a card is made from: the plain fields of a registered version (a registry
+    ``ModelVersion`` has them), so this module needs nothing from the registry service."""
+
+    name: str
+    version: int
+    run_id: str
+    artifact: str
+    object_hash: str
+    format: str
+    flavor: str | None
+    signature: dict[str, Any]
+    requirements: list[str]
+    data: list[dict[str, Any]]
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    description: str | None
+    archived: bool
+    aliases: list[str]
+    created: float
+    created_by: str | None
 
 
 # Characters that make emphasis, code, links, images, headings, tables or strikethrough.
@@ -43,7 +63,7 @@ def _code_block(lines: list[str]) -> list[str]:
     return [fence, *body, fence]
 
 
-def model_card(mv: ModelVersion) -> str:
+def model_card(mv: CardSource) -> str:
     """Markdown for ``mv``; renders in the notebook and exports as a file."""
     created = datetime.fromtimestamp(mv.created, UTC).strftime("%Y-%m-%d %H:%M UTC")
     flavor = (mv.flavor or "model").rsplit(".", 1)[-1]

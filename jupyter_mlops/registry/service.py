@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from ..errors import ConflictError, MlopsError, NotFoundError, ValidationError
 from ..store import Store, current_store, schema
 from ..tracking.record import Run, get_run
+from .card import model_card
 from .references import ModelRef, check_alias, check_model_name, parse_model_ref
 
 __all__ = [
@@ -95,8 +96,6 @@ class ModelVersion:
 
     def card(self) -> ModelCard:
         """The model card as Markdown (a ``str``; it renders when displayed in a notebook)."""
-        from .card import model_card
-
         return ModelCard(model_card(self))
 
     def _repr_html_(self) -> str:

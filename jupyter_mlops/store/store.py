@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConflictError, StoreError, StoreLockedError
 from ..redact import redact
 from .location import StoreLocation, resolve_location
+from .reaper import close_dead_runs, dead_runs
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -132,9 +133,11 @@ class Store:
                     migrate(conn, self.describe())
             self._ready = True
             try:
-                from .reaper import reap_dead_runs
-
-                reap_dead_runs(self)
+                with read.connect() as conn:
+                    dead = dead_runs(conn)
+                if dead:
+                    with write.begin() as conn:
+                        close_dead_runs(conn, dead)
             except (StoreError, sa.exc.SQLAlchemyError):
                 pass
 
