@@ -185,3 +185,26 @@ def test_large_requests_pass_the_checks_and_predict(churn):
         status, _, out = c.post("/v2/models/churn/infer", table)
         assert status == 200 and out["outputs"][0]["data"] == predictions(model, rows)
         c.close()
+
+
+def test_only_utf8_json_is_read(churn):
+    """Bodies are read as UTF-8: another charset is a 415 on both protocols, and so is an
+    unknown Content-Type parameter on /invocations (as MLflow's scoring server answers)."""
+    x, (model,) = churn
+    rows = x.iloc[:2]
+    records = {"dataframe_records": rows.to_dict(orient="records")}
+    with serve() as srv:
+        c = Client(srv.port)
+        latin = {"Content-Type": "application/json; charset=latin-1"}
+        status, _, out = c.post("/v2/models/churn/infer", oip_body(rows), headers=latin)
+        assert status == 415 and "charset=latin-1" in out["error"]
+        status, _, out = c.post("/invocations", records, headers=latin)
+        assert status == 415 and "UTF-8" in out["message"]
+        odd = {"Content-Type": "application/json; boundary=x"}
+        status, _, out = c.post("/invocations", records, headers=odd)
+        assert status == 415 and "['boundary']" in out["message"]
+        utf8 = {"Content-Type": 'application/json; charset="utf-8"'}
+        assert c.post("/v2/models/churn/infer", oip_body(rows), headers=utf8)[0] == 200
+        status, _, out = c.post("/invocations", records, headers=utf8)
+        assert status == 200 and out["predictions"] == predictions(model, rows)
+        c.close()
