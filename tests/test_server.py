@@ -367,3 +367,75 @@ async def test_the_summary_pages_models_and_jobs_as_asked(jp_fetch, registered):
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch(API, "summary", params={"models": "-1"})
     assert info.value.code == 400
+
+
+@pytest.mark.slow
+async def test_a_restart_keeps_every_option_the_deployment_had(jp_fetch, registered, store_dir):
+    """The sidebar's Restart (``deployments/{id}/restart``) used to redeploy with only the
+    reference, port and workers: a deployment on another interface with a token came back
+    on 127.0.0.1 without it. It keeps host, port, token, workers, trusted, logging,
+    retention and the body limit."""
+    from jupyter_mlops.serving.deployments import deploy
+    from jupyter_mlops.serving.launcher import stop_launcher
+    from jupyter_mlops.store import current_store, schema
+
+    from .serving_helpers import Client, group_members, processes_mentioning
+
+    def row(deployment_id):
+        with current_store().read() as conn:
+            dep = schema.deployments
+            return conn.execute(dep.select().where(dep.c.deployment_id == deployment_id)).first()
+
+    features = registered.drop(columns="churned").iloc[:2]
+    body = {
+        "inputs": [
+            {
+                "name": c,
+                "shape": [2],
+                "datatype": "FP64",
+                "data": features[c].astype(float).tolist(),
+            }
+            for c in features.columns
+        ]
+    }
+    try:
+        first = deploy(  # the service function: the API has no max_body_mb argument
+            "churn@production",
+            host="127.0.0.2",  # another interface than the default 127.0.0.1
+            token="team-secret-token",
+            workers=2,
+            trusted=True,
+            log=False,
+            retention="7d",
+            max_body_mb=2,
+        )
+        before = row(first.deployment_id)
+        code, out = await send(jp_fetch, "POST", "deployments", first.deployment_id, "restart")
+        assert code == 201 and out["status"] == "running", out
+        assert out["deployment_id"] != first.deployment_id and out["url"] == first.url
+        after = row(out["deployment_id"])
+        assert (after.host, after.port, after.workers) == ("127.0.0.2", first.port, 2)
+        assert after.token_hash == before.token_hash  # clients keep their token
+        kept = json.loads(after.options)
+        for key in ("auth", "trusted", "log", "retention", "max_body_bytes"):
+            assert kept[key] == json.loads(before.options)[key], key
+        assert kept["restarted_from"] == first.deployment_id
+        assert row(first.deployment_id).status == "stopped"
+
+        c = Client(first.port, host="127.0.0.2")
+        assert c.post("/v2/models/churn/infer", body)[0] == 401
+        good = {"Authorization": "Bearer team-secret-token"}
+        status, _, answer = c.post("/v2/models/churn/infer", body, headers=good)
+        assert status == 200, answer
+        big = {
+            "inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["x" * 3_000_000]}]
+        }
+        assert c.post("/v2/models/churn/infer", big, headers=good)[0] == 413
+        c.close()
+        assert len(group_members(after.pid)) >= 3  # the supervisor and its two workers
+        assert mlops.inference_log("churn").empty  # log=False is kept as well
+    finally:
+        for d in mlops.deployments().itertuples():
+            mlops.undeploy(d.deployment_id)
+        stop_launcher(store_dir)
+    assert processes_mentioning(str(store_dir)) == []

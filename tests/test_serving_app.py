@@ -145,8 +145,8 @@ def _bad_body(kind, rows):
         body["inputs"] = tensors[1:]
     elif kind == "ADD extra":
         tensors.append({"name": "extra", "shape": [3], "datatype": "FP64", "data": [1, 2, 3]})
-    elif kind == "TEXT":
-        tensors[0]["data"][1] = "abc"
+    elif kind == "TEXT":  # a valid BYTES tensor for a numeric column: the signature refuses
+        tensors[0]["data"] = ["abc"] * len(tensors[0]["data"])
         tensors[0]["datatype"] = "BYTES"
     elif kind == "NAN":
         tensors[2]["data"][0] = None
@@ -335,7 +335,10 @@ def test_pipelines_that_select_columns_by_name_get_frames(store_dir):
         status, _, out = c.post("/v2/models/piped/infer", body)
         assert status == 200, out
         assert out["outputs"][0]["data"] == predictions(pipe, rows)
-        body["inputs"][-1]["data"][0] = 3
+        body["inputs"][-1]["data"][0] = 3  # a BYTES tensor holds strings (the protocol)
+        status, _, out = c.post("/v2/models/piped/infer", body)
+        assert status == 400 and "BYTES, which holds strings" in out["error"]
+        body["inputs"][-1].update(datatype="FP64", data=[3.0] * 6)  # numbers: the signature
         status, _, out = c.post("/v2/models/piped/infer", body)
         assert status == 422 and "'size' expects text" in out["error"]
         c.close()

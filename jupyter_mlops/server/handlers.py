@@ -313,14 +313,9 @@ class DeploymentStopHandler(MlopsHandler):
 class DeploymentRestartHandler(MlopsHandler):
     @tornado.web.authenticated
     async def post(self, deployment_id: str) -> None:
-        from ..serving.deployments import deploy
+        from ..serving.deployments import restart_deployment
 
-        d = await self.run(_find_deployment, self.store, deployment_id)
-        if d.state not in ("stopped", "failed"):
-            await self.run(d.stop)
-        fresh = await self.run(
-            deploy, d.reference, port=d.port or 0, workers=d.workers, store=self.store
-        )
+        fresh = await self.run(restart_deployment, deployment_id, store=self.store)
         self.reply(_deployment_dict(fresh), 201)
 
 

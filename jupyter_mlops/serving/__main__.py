@@ -135,13 +135,23 @@ def _serve_foreground(args: argparse.Namespace) -> int:
         retention=args.retention,
         trusted=args.trusted,
     )
+    # load (and check the folder) before listening: a bad folder is one clear error line
+    from .model import load_directory
+
+    model = load_directory(args.model, trusted=args.trusted)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
 
     def started() -> None:
         print(f"serving {args.model} on http://{args.host}:{port} (Ctrl-C stops)", flush=True)
 
-    run(config, sock, workers=args.workers, on_started=started)
+    run(
+        config,
+        sock,
+        workers=args.workers,
+        model=model if args.workers <= 1 else None,
+        on_started=started,
+    )
     return 0
 
 

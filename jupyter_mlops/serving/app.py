@@ -237,6 +237,18 @@ class ServingApp:
             raise NotFoundError(f"Unknown model {name!r}; this server serves {model.name!r}.")
         return model
 
+    def check_version(self, request: Request) -> ServedModel:
+        """The served model, or 404 when the URL names another model or, under
+        ``/versions/{version}``, another version than the one serving right now."""
+        model = self.check_name(request.path_params["name"])
+        version = request.path_params.get("version")
+        if version is not None and version != str(model.version):
+            raise NotFoundError(
+                f"Model {model.name} with version {version} not found: this server serves "
+                f"{model.name} version {model.version}."
+            )
+        return model
+
     def predict(
         self, model: ServedModel, columns: dict[str, list[Any]] | Any, outputs: tuple[str, ...]
     ) -> tuple[dict[str, Any], int, dict[str, list[Any]]]:
@@ -333,7 +345,7 @@ def create_app(
         return _json({"name": "jupyter_mlops", "version": __version__, "extensions": []})
 
     async def model_meta(request: Request, started: float) -> Response:
-        model = state.check_name(request.path_params["name"])
+        model = state.check_version(request)
         from .follow import describe
 
         payload = {
@@ -352,8 +364,8 @@ def create_app(
         return _json(payload)
 
     async def model_ready(request: Request, started: float) -> Response:
-        state.check_name(request.path_params["name"])
-        return _json({"name": request.path_params["name"], "ready": state.ready})
+        model = state.check_version(request)
+        return _json({"name": model.name, "version": str(model.version), "ready": state.ready})
 
     async def offload(body: bytes, work: Any) -> Any:
         """Run parsing and prediction inline for small bodies (fastest), in a worker thread
@@ -363,12 +375,7 @@ def create_app(
         return work()
 
     async def infer(request: Request, started: float) -> Response:
-        model = state.check_name(request.path_params["name"])
-        version = request.path_params.get("version")
-        if version is not None and str(version) != str(model.version):
-            raise NotFoundError(
-                f"This server serves {model.name} version {model.version}, not {version}."
-            )
+        model = state.check_version(request)
         _check_json(request)
         body = await state.body(request)
 
@@ -385,11 +392,16 @@ def create_app(
 
     async def invocations(request: Request, started: float) -> Response:
         model = state.model
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        ctype, params = _media_type(request, "")
         if ctype not in ("text/csv", "application/json"):
             raise _Unsupported(
                 f"Content-Type {ctype or '(none)'} is not supported; send application/json "
                 "(dataframe_split, dataframe_records, instances or inputs) or text/csv."
+            )
+        unknown = sorted(set(params) - {"charset"})
+        if unknown:  # as MLflow's scoring server does
+            raise _Unsupported(
+                f"Content-Type parameters {unknown} are not supported; only charset=utf-8."
             )
         given = request.headers.get("x-request-id")
         rid = check_request_id(given, "X-Request-ID") if given else uuid.uuid4().hex
@@ -466,6 +478,17 @@ def create_app(
         Route("/v2/models/{name}", timed("model", model_meta), methods=["GET"]),
         Route("/v2/models/{name}/ready", timed("model_ready", model_ready), methods=["GET"]),
         Route("/v2/models/{name}/infer", timed("infer", infer), methods=["POST"]),
+        # the same three under a version, as KServe and MLServer clients address them
+        Route(
+            "/v2/models/{name}/versions/{version}",
+            timed("model", model_meta),
+            methods=["GET"],
+        ),
+        Route(
+            "/v2/models/{name}/versions/{version}/ready",
+            timed("model_ready", model_ready),
+            methods=["GET"],
+        ),
         Route(
             "/v2/models/{name}/versions/{version}/infer",
             timed("infer", infer),
@@ -497,8 +520,23 @@ def create_app(
     return app
 
 
+def _media_type(request: Request, default: str) -> tuple[str, dict[str, str]]:
+    """The request's media type and its parameters (lower case), refusing (415) a charset
+    other than UTF-8: bodies are read as UTF-8."""
+    mime, *rest = request.headers.get("content-type", default).split(";")
+    params = {}
+    for part in rest:
+        key, _, value = part.partition("=")
+        if key.strip():
+            params[key.strip().lower()] = value.strip().strip('"').lower()
+    charset = params.get("charset", "utf-8")
+    if charset not in ("utf-8", "utf8"):
+        raise _Unsupported(f"charset={charset} is not supported; send UTF-8.")
+    return mime.strip().lower(), params
+
+
 def _check_json(request: Request) -> None:
-    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    ctype, _ = _media_type(request, "application/json")
     if ctype not in ("application/json", ""):
         raise _Unsupported(f"Content-Type {ctype} is not supported here; send application/json.")
 

@@ -36,6 +36,7 @@ __all__ = [
     "deploy",
     "deployments",
     "get_deployment",
+    "restart_deployment",
     "undeploy",
 ]
 
@@ -145,6 +146,11 @@ class Deployment:
         """Stop serving (flushes the inference log) and record it as stopped."""
         _stop(self, self._store or current_store())
         return self.refresh()
+
+    def restart(self) -> Deployment:
+        """Stop and start again with every option it was deployed with (host, port, token,
+        workers, ...); returns the new deployment."""
+        return restart_deployment(self.deployment_id, store=self._store)
 
     def curl(self) -> str:
         """A curl command that calls this deployment with one row of zeros."""
@@ -408,13 +414,33 @@ def create_deployment(
     auth = (not is_loopback(host) and not insecure_no_auth) or token is not None
     if auth and token is None:
         token = secrets.token_urlsafe(24)
+    deployment_id = _insert_deployment(
+        store,
+        mv,
+        reference,
+        host=host,
+        port=port,
+        workers=workers,
+        token_hash=hash_token(token) if auth and token else None,
+        options={**options, "auth": auth},
+    )
+    return deployment_id, token if auth else None
+
+
+def _insert_deployment(
+    store: Store,
+    mv: Any,
+    reference: str,
+    *,
+    host: str,
+    port: int | None,
+    workers: int,
+    token_hash: str | None,
+    options: dict[str, Any],
+) -> str:
     deployment_id = "d-" + uuid.uuid4().hex[:10]
     log_path = str(_log_dir(store) / f"{deployment_id}.log")
-    options = {
-        **options,
-        "auth": auth,
-        "columns": [i["name"] for i in mv.signature.get("inputs", [])][:50],
-    }
+    options = {**options, "columns": [i["name"] for i in mv.signature.get("inputs", [])][:50]}
     with store.write() as conn:
         conn.execute(
             schema.deployments.insert().values(
@@ -427,13 +453,13 @@ def create_deployment(
                 workers=workers,
                 machine=_host(),
                 status="starting",
-                token_hash=hash_token(token) if auth and token else None,
+                token_hash=token_hash,
                 options=json.dumps(options),
                 log_path=log_path,
                 created=time.time(),
             )
         )
-    return deployment_id, token if auth else None
+    return deployment_id
 
 
 def deploy(
@@ -559,6 +585,44 @@ def _start_process(store: Store, deployment_id: str, port: int, log_path: str) -
         pid = child.pid
     _update(store, deployment_id, pid=pid, proc_start=_proc_start(pid))
     return pid
+
+
+def restart_deployment(
+    deployment_id: str, *, wait: float = 60.0, store: Store | None = None
+) -> Deployment:
+    """Stop a deployment (when it still runs) and start it again exactly as it was
+    deployed: the same reference, host, port, workers and token (its stored hash, so
+    clients keep theirs; none is shown), logging, retention, trust and body limit. The
+    restart is a new deployment recording ``restarted_from``; the old one is stopped."""
+    from ..registry.service import get_model_version
+
+    store = store or current_store()
+    old = get_deployment(deployment_id, store=store)
+    dep = schema.deployments
+    with store.read() as conn:
+        row = conn.execute(sa.select(dep).where(dep.c.deployment_id == deployment_id)).one()
+    mv = get_model_version(row.reference, store)  # a clear error before anything stops
+    if old.state not in ("stopped", "failed"):
+        _stop(old, store)
+    options = {k: v for k, v in old.options.items() if k != "columns"}
+    new_id = _insert_deployment(
+        store,
+        mv,
+        row.reference,
+        host=row.host,
+        port=row.port,
+        workers=row.workers,
+        token_hash=row.token_hash,
+        options={**options, "restarted_from": deployment_id},
+    )
+    log_path = str(_log_dir(store) / f"{new_id}.log")
+    pid = _start_process(store, new_id, row.port or 0, log_path)
+    try:
+        return _wait_ready(store, new_id, row.reference, pid, log_path, wait, None)
+    except KeyboardInterrupt:
+        _kill_group(pid, timeout=5)
+        _update(store, new_id, status="failed", message="interrupted while starting")
+        raise
 
 
 def undeploy(reference: str, *, store: Store | None = None) -> list[Deployment]:

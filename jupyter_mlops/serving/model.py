@@ -29,6 +29,7 @@ __all__ = [
     "load_directory",
     "load_failure",
     "load_version",
+    "read_manifest",
 ]
 
 EXPORT_MANIFEST = "mlops-model.json"
@@ -171,31 +172,83 @@ def cached_model(mv: Any, *, trusted: bool | list[str] = False) -> ServedModel:
     return served
 
 
-def load_directory(path: str | Path, *, trusted: bool | list[str] = False) -> ServedModel:
-    """Load a model exported with ``jupyter-mlops export`` (its ``mlops-model.json`` and the
-    model file it names)."""
-    from ..tracking.modelio import load_model_bytes
+def _manifest_error(manifest_path: Path, problem: str) -> ValidationError:
+    return ValidationError(
+        f"{manifest_path} {problem}; this folder cannot be served as it is. Export the model "
+        "again (`jupyter-mlops export NAME@ALIAS --format docker OUTDIR`) rather than "
+        "editing the manifest."
+    )
 
-    folder = Path(path)
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of an exported model folder, checked as untrusted input: a JSON object
+    with the fields ``load_directory`` reads, whose ``model_file`` is a file directly inside
+    the folder (no ``..``, no absolute path, no link leading out). Returns it with
+    ``model_path``, the model file's resolved path, added."""
+    folder = Path(folder)
     manifest_path = folder / EXPORT_MANIFEST
     if not manifest_path.is_file():
         raise NotFoundError(
             f"{folder} is not an exported model folder: it has no {EXPORT_MANIFEST}. "
             "Create one with `jupyter-mlops export NAME@ALIAS --format docker OUTDIR`."
         )
-    manifest = json.loads(manifest_path.read_text())
-    data = (folder / manifest["model_file"]).read_bytes()
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _manifest_error(manifest_path, f"is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise _manifest_error(manifest_path, "is not a JSON object")
+    for key in ("name", "model_file", "object_hash", "format"):
+        if not isinstance(manifest.get(key), str):
+            raise _manifest_error(manifest_path, f"has no {key!r} string")
+    version = manifest.get("version")
+    if type(version) is not int and not (isinstance(version, str) and version.isdigit()):
+        raise _manifest_error(manifest_path, f"has version {version!r}, not a version number")
+    if not isinstance(manifest.get("signature") or {}, dict):
+        raise _manifest_error(manifest_path, "has a signature that is not a JSON object")
+    name = manifest["model_file"]
+    root = folder.resolve()
+    target = (folder / name).resolve()
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or Path(name).is_absolute()
+        or target.parent != root
+    ):
+        raise _manifest_error(
+            manifest_path,
+            f"names the model file {name!r}, but model_file must be a file name inside "
+            f"{folder} (no '..', no absolute path, no link leading out of the folder)",
+        )
+    return {**manifest, "version": int(version), "model_path": target}
+
+
+def load_directory(path: str | Path, *, trusted: bool | list[str] = False) -> ServedModel:
+    """Load a model exported with ``jupyter-mlops export`` (its ``mlops-model.json`` and the
+    model file it names, which must lie inside the folder and match the manifest's hash)."""
     import hashlib
 
+    from ..tracking.modelio import load_model_bytes
+
+    manifest = read_manifest(path)
+    model_path = manifest["model_path"]
+    try:
+        data = model_path.read_bytes()
+    except OSError as exc:
+        raise NotFoundError(
+            f"{model_path} (the model file {EXPORT_MANIFEST} names) cannot be read: "
+            f"{exc.strerror or exc}. Export the model again."
+        ) from exc
     if hashlib.sha256(data).hexdigest() != manifest["object_hash"]:
         raise MlopsError(
-            f"{folder / manifest['model_file']} does not match the hash in {EXPORT_MANIFEST}; "
-            "export the model again."
+            f"{model_path} does not match the hash in {EXPORT_MANIFEST}; export the model again."
         )
     model = load_model_bytes(data, manifest["format"], trusted=trusted)
     return _build(
         manifest["name"],
-        int(manifest["version"]),
+        manifest["version"],
         model,
         manifest.get("signature") or {},
         manifest.get("flavor") or "",

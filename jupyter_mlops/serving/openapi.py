@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._version import __version__
-from .protocols import OIP_DATATYPES
+from .protocols import MAX_JSON_DEPTH, OIP_DATATYPES
 
 __all__ = ["openapi_document"]
 
@@ -70,6 +70,14 @@ def openapi_document(model: Any = None) -> dict[str, Any]:
         "schema": {"type": "string"},
         "example": name,
     }
+    version_param = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The version being served; any other answers 404.",
+        "example": str(model.version) if model is not None else "1",
+    }
     bearer = [{"bearer": []}]
     infer_request = {
         "type": "object",
@@ -106,6 +114,13 @@ def openapi_document(model: Any = None) -> dict[str, Any]:
     health = {"type": "object"}
     infer_op = {
         "summary": "Predict (Open Inference Protocol v2)",
+        "description": (
+            "Each tensor's data is a flat list in row-major order, or lists nested once per "
+            "dimension (never ragged), with as many values as its shape says; values must "
+            "fit its datatype (INT8 from -128 to 127, ...; BOOL true or false; BYTES "
+            f"strings); null is a missing value. JSON nesting deeper than {MAX_JSON_DEPTH} "
+            "levels is refused (400)."
+        ),
         "security": bearer,
         "parameters": [name_param],
         "requestBody": {
@@ -159,6 +174,29 @@ def openapi_document(model: Any = None) -> dict[str, Any]:
                 }
             },
             "/v2/models/{name}/infer": {"post": infer_op},
+            "/v2/models/{name}/versions/{version}": {
+                "get": {
+                    "summary": "Model metadata of the version being served",
+                    "security": bearer,
+                    "parameters": [name_param, version_param],
+                    "responses": {**_ok({"type": "object"}), **_errors(_ERROR, 401, 404, 503)},
+                }
+            },
+            "/v2/models/{name}/versions/{version}/ready": {
+                "get": {
+                    "summary": "Readiness of the version being served",
+                    "security": bearer,
+                    "parameters": [name_param, version_param],
+                    "responses": {**_ok({"type": "object"}), **_errors(_ERROR, 401, 404, 503)},
+                }
+            },
+            "/v2/models/{name}/versions/{version}/infer": {
+                "post": {
+                    **infer_op,
+                    "summary": "Predict with the version being served (404 for another)",
+                    "parameters": [name_param, version_param],
+                }
+            },
             "/v2/models/{name}/feedback": {
                 "post": {
                     "summary": "Ground-truth labels for logged predictions",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from typing import Any
 
@@ -20,9 +21,11 @@ from ..errors import ValidationError
 from .signature import InputSchema, oip_datatype
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "OIP_DATATYPES",
     "check_request_id",
     "csv_columns",
+    "exceeds_json_depth",
     "invocations_columns",
     "oip_columns",
     "oip_response",
@@ -46,32 +49,214 @@ OIP_DATATYPES = {
 }
 
 
+MAX_JSON_DEPTH = 100
+"""The deepest nesting of arrays and objects a request body may have (Triton's limit too:
+it accepts 50 levels and refuses 120). An OIP body needs about 4 levels plus one per
+tensor dimension; Python's parser would otherwise recurse until it fails."""
+
+_DEPTH_CHUNK = 1 << 20
+_STEP = np.zeros(256, dtype=np.int64)  # what [ { ] } do to the depth outside strings
+_STEP[list(b"[{")] = 1
+_STEP[list(b"]}")] = -1
+
+
+def exceeds_json_depth(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects in a JSON ``body`` nest more than ``limit`` levels deep
+    (brackets inside strings are text), found without parsing or recursion: a count of
+    brackets for ordinary bodies, a vectorized scan for the rest. Invalid JSON gets an
+    answer too; the parser refuses it afterwards."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    if b"\\" in body:
+        # escapes are pairs read left to right: drop escaped backslashes, then escaped
+        # quotes, and every quote left opens or closes a string
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    data = np.frombuffer(body, dtype=np.uint8)
+    depth, in_string = 0, 0
+    for start in range(0, len(data), _DEPTH_CHUNK):  # bounded memory for any body size
+        chunk = data[start : start + _DEPTH_CHUNK]
+        folded = chunk | 32  # [ and { become 123, ] and } become 125; nothing else does
+        chars = chunk[(folded == 123) | (folded == 125) | (chunk == 34)]
+        if not chars.size:
+            continue
+        parity = (np.cumsum(chars == 34, dtype=np.int64) + in_string) & 1
+        step = _STEP[chars]
+        step[parity == 1] = 0  # inside a string (a closing quote has parity 0 and step 0)
+        running = np.cumsum(step) + depth
+        if int(running.max()) > limit:
+            return True
+        depth, in_string = int(running[-1]), int(parity[-1])
+    return False
+
+
 def parse_json(body: bytes) -> Any:
-    """The JSON document in a request body, or a clear error."""
+    """The JSON document in a request body, or a clear error (400) when it is empty, not
+    JSON, or nested more than ``MAX_JSON_DEPTH`` levels deep."""
     if not body.strip():
         raise ValidationError("The request body is empty; send a JSON document.")
+    if exceeds_json_depth(body):
+        raise ValidationError(
+            f"The JSON nesting depth exceeds maximum allowed limit ({MAX_JSON_DEPTH}): arrays "
+            f"and objects may nest at most {MAX_JSON_DEPTH} levels deep. Send a tensor's data "
+            "as a flat list in row-major order, or nested once per dimension of its shape."
+        )
     try:
         return json.loads(body)
+    except RecursionError:  # cannot happen within the limit; never a 500 if it does
+        raise ValidationError(
+            f"The JSON nesting depth exceeds what this server can parse; keep it under "
+            f"{MAX_JSON_DEPTH} levels."
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError(f"The request body is not valid JSON: {exc}.") from exc
 
 
-def _flatten(data: Any) -> list[Any]:
-    if isinstance(data, list) and data and isinstance(data[0], list):
-        out: list[Any] = []
-        for item in data:
-            out.extend(_flatten(item) if isinstance(item, list) else [item])
-        return out
-    if not isinstance(data, list):
-        return [data]
-    return data
+# -- Open Inference Protocol tensors ---------------------------------------------------------
+_INT_RANGES = {
+    "INT8": (-(2**7), 2**7 - 1),
+    "INT16": (-(2**15), 2**15 - 1),
+    "INT32": (-(2**31), 2**31 - 1),
+    "INT64": (-(2**63), 2**63 - 1),
+    "UINT8": (0, 2**8 - 1),
+    "UINT16": (0, 2**16 - 1),
+    "UINT32": (0, 2**32 - 1),
+    "UINT64": (0, 2**64 - 1),
+}
+_FLOAT_MAX = {
+    "FP16": float(np.finfo(np.float16).max),
+    "FP32": float(np.finfo(np.float32).max),
+    "FP64": float(np.finfo(np.float64).max),
+}
+_NONE = type(None)
+_NUMBERS = frozenset({int, float, _NONE})
+_ALLOWED = {
+    **dict.fromkeys(_INT_RANGES, _NUMBERS),
+    **dict.fromkeys(_FLOAT_MAX, _NUMBERS),
+    "BOOL": frozenset({bool, _NONE}),
+    "BYTES": frozenset({str, _NONE}),
+}
+_HOLDS = {
+    **{k: f"integers from {lo} to {hi}" for k, (lo, hi) in _INT_RANGES.items()},
+    **{k: f"numbers (at most {m:.5g} in size)" for k, m in _FLOAT_MAX.items()},
+    "BOOL": "true or false",
+    "BYTES": "strings",
+}
+_MAX_DIMS = 2
 
 
-def _shape_size(shape: list[int]) -> int:
+def _json_kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "an object",
+        list: "a list",
+    }.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, bool) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_shape(shape: Any, where: str) -> int:
+    """The element count of a valid OIP shape (a list of 1 or 2 sizes, each >= 0)."""
+    if type(shape) is list and len(shape) == 1 and type(shape[0]) is int and shape[0] >= 0:
+        return shape[0]  # the common case, checked first
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(type(d) is int and d >= 0 for d in shape)
+    ):
+        shown = json.dumps(shape)[:80] if isinstance(shape, list | int | str) else repr(shape)
+        raise ValidationError(
+            f"{where} has shape {shown}; a shape is a list of sizes (integers >= 0) such "
+            "as [3] or [3, 5]."
+        )
+    if len(shape) > _MAX_DIMS:
+        raise ValidationError(
+            f"{where} has {len(shape)} dimensions; at most {_MAX_DIMS} (one column [rows] or "
+            "[rows, 1], or a table [rows, columns])."
+        )
     size = 1
     for d in shape:
         size *= d
     return size
+
+
+def _flat_data(data: Any, shape: list[int], size: int, where: str) -> tuple[list[Any], set[type]]:
+    """The tensor's values in row-major order and their Python types, checking that the
+    data has as many values as the shape and, when nested, is not ragged."""
+    if not isinstance(data, list):
+        data = [data]
+    kinds = set(map(type, data))
+    dims = [len(data)]
+    values = data
+    while list in kinds:  # nested: one level at a time, never recursing
+        if kinds != {list}:
+            raise ValidationError(
+                f"{where} has ragged data: nesting level {len(dims)} mixes lists and values. "
+                f"Send {shape} values as a flat list, or as lists nested once per dimension."
+            )
+        lengths = set(map(len, values))
+        if len(lengths) > 1:
+            raise ValidationError(
+                f"{where} has ragged data: the lists at nesting level {len(dims)} have "
+                f"different lengths {sorted(lengths)[:5]}; every row of a tensor of shape "
+                f"{shape} has the same length."
+            )
+        dims.append(lengths.pop())
+        values = [v for row in values for v in row]
+        kinds = set(map(type, values))
+    if len(dims) == len(shape) and len(dims) > 1 and dims != shape:
+        raise ValidationError(f"{where} has data nested as {dims} but its shape is {shape}.")
+    if len(values) != size:
+        nested = f" (nested as {dims})" if len(dims) > 1 else ""
+        raise ValidationError(
+            f"{where} has shape {shape}, which needs {size} value{'s' * (size != 1)}, but its "
+            f"data holds {len(values)} value{'s' * (len(values) != 1)}{nested}."
+        )
+    return values, kinds
+
+
+def _check_values(values: list[Any], kinds: set[type], datatype: str, where: str) -> None:
+    """Refuse values the datatype cannot hold: wrong JSON types, integers out of range or
+    not whole, numbers beyond the float type's largest. ``null`` is a missing value
+    (the model's signature decides whether it takes them)."""
+
+    def refuse(j: int, extra: str = "") -> ValidationError:
+        v = values[j]
+        return ValidationError(
+            f"{where} is {datatype}, which holds {_HOLDS[datatype]}; data[{j}] is "
+            f"{_shown(v)} ({_json_kind(v)}){extra}."
+        )
+
+    allowed = _ALLOWED[datatype]
+    if not kinds <= allowed:
+        raise refuse(next(j for j, v in enumerate(values) if type(v) not in allowed))
+    present = [v for v in values if v is not None] if _NONE in kinds else values
+    if not present:
+        return
+    bounds = _INT_RANGES.get(datatype)
+    if bounds is not None:
+        if float in kinds:
+            for j, v in enumerate(values):
+                if type(v) is float and not v.is_integer():
+                    raise refuse(j)
+        lo, hi = bounds
+        if min(present) < lo or max(present) > hi:
+            raise refuse(
+                next(j for j, v in enumerate(values) if v is not None and not lo <= v <= hi)
+            )
+        return
+    limit = _FLOAT_MAX.get(datatype)
+    if limit is not None and (datatype != "FP64" or int in kinds):
+        # beyond the largest finite value but not infinite (JSON has no infinity; the
+        # signature refuses one parsed from 1e400 as not finite)
+        for j, v in enumerate(values):
+            if v is not None and limit < abs(v) < math.inf:
+                raise refuse(j)
 
 
 def oip_columns(
@@ -95,26 +280,16 @@ def oip_columns(
                 raise ValidationError(f'inputs[{i}] has no "{key}".')
         name, shape, datatype = t["name"], t["shape"], t["datatype"]
         if not isinstance(name, str):
-            raise ValidationError(f"inputs[{i}].name must be a string, got {name!r}.")
-        if (
-            not isinstance(shape, list)
-            or not shape
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        ):
-            raise ValidationError(
-                f"inputs[{i}] ({name}) has shape {shape!r}; a shape is a list of sizes such as [3]."
-            )
+            raise ValidationError(f"inputs[{i}].name must be a string, got {_shown(name)}.")
+        where = f"inputs[{i}] ({name})"
+        size = _check_shape(shape, where)
         if datatype not in OIP_DATATYPES:
             raise ValidationError(
-                f"inputs[{i}] ({name}) has datatype {datatype!r}; use one of "
+                f"{where} has datatype {_shown(datatype)}; use one of "
                 f"{', '.join(sorted(OIP_DATATYPES))}."
             )
-        data = _flatten(t["data"])
-        if len(data) != _shape_size(shape):
-            raise ValidationError(
-                f"inputs[{i}] ({name}) has shape {shape} ({_shape_size(shape)} values) but "
-                f"{len(data)} values in data."
-            )
+        data, kinds = _flat_data(t["data"], shape, size, where)
+        _check_values(data, kinds, datatype, where)
         if len(tensors) == 1 and len(shape) == 2 and name not in schema.names:
             rows, width = shape
             if schema.names and width != len(schema.names):
@@ -131,8 +306,6 @@ def oip_columns(
                 f"inputs[{i}] ({name}) has shape {shape}; a per-column tensor has shape [n] or "
                 "[n, 1] (send a single 2-D tensor for a whole table)."
             )
-        if len(shape) > 2:
-            raise ValidationError(f"inputs[{i}] ({name}) has {len(shape)} dimensions; at most 2.")
         if name in columns:
             raise ValidationError(f"Column {name!r} is sent twice.")
         columns[name] = data
@@ -144,6 +317,12 @@ def oip_columns(
         ):
             raise ValidationError('"outputs" is a list of {"name": ...} objects.')
         wanted = [o["name"] for o in outs] or wanted
+        twice = next((w for j, w in enumerate(wanted) if w in wanted[:j]), None)
+        if twice is not None:
+            raise ValidationError(
+                f"Duplicate output name {twice!r} is not allowed in a request; ask for each "
+                "output once."
+            )
         unknown = [w for w in wanted if w not in ("predict", "predict_proba")]
         if unknown:
             raise ValidationError(
@@ -216,6 +395,26 @@ def _rows(rows: list[Any], names: list[str], where: str) -> dict[str, list[Any]]
     return {n: [r[j] for r in rows] for j, n in enumerate(names)}
 
 
+def _positional(names: Any, schema: InputSchema) -> Any:
+    """For a model fitted on an array (its columns are ``x0, x1, ...``), the names
+    ``0, 1, ...`` (or ``"0", "1", ...``) that pandas gives a frame made from an array, as
+    MLflow clients send them, mean its columns in order; other names are returned as is."""
+    if (
+        isinstance(names, list)
+        and (schema.ndarray or schema.names == [f"x{j}" for j in range(len(schema.names))])
+        and len(names) == len(schema.names)
+        and all(type(n) in (int, str) for n in names)
+        and [str(n) for n in names] == [str(j) for j in range(len(names))]
+    ):
+        return list(schema.names)
+    return names
+
+
+def _positional_columns(columns: dict[str, list[Any]], schema: InputSchema) -> dict[str, Any]:
+    names = _positional(list(columns), schema)
+    return dict(zip(names, columns.values(), strict=True))
+
+
 def invocations_columns(doc: Any, schema: InputSchema) -> dict[str, list[Any]]:
     """Columns from an MLflow scoring request (JSON)."""
     formats = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -231,7 +430,7 @@ def invocations_columns(doc: Any, schema: InputSchema) -> dict[str, list[Any]]:
     if key == "dataframe_split":
         if not isinstance(value, dict) or not isinstance(value.get("data"), list):
             raise ValidationError('"dataframe_split" needs "columns" and "data" lists.')
-        names = value.get("columns") or schema.names
+        names = _positional(value.get("columns"), schema) or schema.names
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ValidationError('"dataframe_split.columns" must be a list of column names.')
         if not value["data"]:
@@ -240,17 +439,17 @@ def invocations_columns(doc: Any, schema: InputSchema) -> dict[str, list[Any]]:
     if key == "dataframe_records":
         if not isinstance(value, list):
             raise ValidationError('"dataframe_records" must be a list of row objects.')
-        return _records(value, key)
+        return _positional_columns(_records(value, key), schema)
     # instances / inputs: rows as objects, rows as lists, or a dict of columns
     if isinstance(value, dict):
         cols = {k: (v if isinstance(v, list) else [v]) for k, v in value.items()}
         if not cols:
             raise ValidationError(f'"{key}" is empty; send at least one column.')
-        return cols
+        return _positional_columns(cols, schema)
     if not isinstance(value, list) or not value:
         raise ValidationError(f'"{key}" must be a non-empty list of rows or a dict of columns.')
     if isinstance(value[0], dict):
-        return _records(value, key)
+        return _positional_columns(_records(value, key), schema)
     if not schema.names:
         raise ValidationError(f'"{key}" as lists needs a model with a known signature.')
     return _rows(value, schema.names, key)
