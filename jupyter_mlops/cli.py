@@ -292,7 +292,8 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--gate", action="append", default=[], metavar="CHECK",
-        help="A check such as 'accuracy>=0.9' or 'f1>=champion-0.01' (repeatable).",
+        help="A check (repeatable): 'accuracy>=0.9' or 'f1>=champion-0.01' scored on "
+        "--holdout; 'metrics.NAME>=0.9' on the value the run recorded; 'mypkg.gates:fn'.",
     )  # fmt: skip
     p.add_argument("--register", metavar="MODEL", help="Register the model as MODEL if it passes.")
     p.add_argument("--promote", metavar="ALIAS", help="Then move MODEL@ALIAS to it.")

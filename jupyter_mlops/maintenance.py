@@ -75,19 +75,6 @@ def referenced_objects(store: Store, problems: list[str] | None = None) -> dict[
             )
         ):
             refs[digest] = f"{model} inference log segment {segment}"
-        # Gate functions pickled for retraining policies and jobs.
-        for model, config in conn.execute(
-            sa.select(schema.retraining_policies.c.model_name, schema.retraining_policies.c.config)
-        ):
-            digest = json.loads(config).get("spec", {}).get("gate_callables")
-            if digest:
-                refs[digest] = f"{model} retraining policy gate functions"
-        for job_id, spec in conn.execute(
-            sa.select(schema.retraining_jobs.c.job_id, schema.retraining_jobs.c.spec)
-        ):
-            digest = json.loads(spec or "{}").get("gate_callables")
-            if digest:
-                refs.setdefault(digest, f"retraining job {job_id[:8]} gate functions")
         versions = conn.execute(
             sa.select(
                 schema.datasets.c.name,

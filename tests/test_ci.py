@@ -138,3 +138,116 @@ def test_ci_init_github_writes_a_workflow_whose_command_runs(store_dir, tmp_path
     assert _versions() == [1] and _staging() == 1
     report = repo / "mlops-report"
     assert {p.name for p in report.iterdir()} >= {"junit.xml", "summary.md", "executed.ipynb"}
+
+
+RECORDED_NB = """\
+%%track
+model = LogisticRegression(C=C, max_iter=5000).fit(X_train, y_train)
+test_accuracy = model.score(X_test, y_test)
+"""
+
+
+def _small_notebook(path: Path) -> Path:
+    """A notebook whose tracked cell records the metric it computed, ``test_accuracy``,
+    and snapshots no holdout."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    params = nbformat.v4.new_code_cell("C = 1.0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "%load_ext jupyter_mlops\n"
+            "from sklearn.datasets import load_breast_cancer\n"
+            "from sklearn.linear_model import LogisticRegression\n"
+            "from sklearn.model_selection import train_test_split\n"
+            "data = load_breast_cancer(as_frame=True)\n"
+            "X_train, X_test, y_train, y_test = train_test_split(\n"
+            "    data.data, data.target, random_state=0)"
+        ),
+        nbformat.v4.new_code_cell(RECORDED_NB),
+    ]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_ci_gates_on_the_metric_the_notebook_recorded(store_dir, tmp_path):
+    notebook = _small_notebook(tmp_path / "train.ipynb")
+    gate = ["--gate", "metrics.test_accuracy >= 0.9"]
+    vs_champion = ["--gate", "metrics.test_accuracy >= champion.metrics.test_accuracy - 0.005"]
+    register = ["--register", "cancer", "--promote", "staging"]
+    # No holdout: the value the run recorded is judged; first model, registered, promoted.
+    out = cli(
+        store_dir, "ci", "run", str(notebook), *gate, *vs_champion, *register,
+        "--summary", str(tmp_path / "s1.md"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    recorded = mlops.get_run(_run_of(out.stdout)).metrics["test_accuracy"]
+    assert f"PASS metrics.test_accuracy >= 0.9 (metrics.test_accuracy = {recorded:.4g})" in (
+        out.stdout
+    )
+    assert "no champion yet, passes as the first model" in out.stdout
+    assert "promoted cancer@staging → cancer@1" in out.stdout
+    summary = (tmp_path / "s1.md").read_text()
+    assert f"| metrics.test_accuracy (recorded) | {recorded:.4f} | — | — |" in summary
+    assert _versions() == [1] and _staging() == 1
+    # A worse model: the champion's recorded value, with the note that the data may differ.
+    out = cli(
+        store_dir, "ci", "run", str(notebook), "-p", "C=0.0005", *vs_champion, *register,
+        "--summary", str(tmp_path / "s2.md"),
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert re.search(
+        r"FAIL metrics.test_accuracy >= champion.metrics.test_accuracy - 0.005 "
+        r"\(metrics.test_accuracy = 0.93\d*, champion.metrics.test_accuracy = 0.95\d*; "
+        r"recorded by each run, possibly on different data\)",
+        out.stdout,
+    )
+    summary = (tmp_path / "s2.md").read_text()
+    assert re.search(
+        r"\| metrics.test_accuracy \(recorded\) \| 0.93\d+ \| 0.95\d+ \| -0.0", summary
+    )
+    assert "possibly on different data" in summary
+    assert _versions() == [1] and _staging() == 1
+    # A metric the notebook does not record: a FAIL line that names what it did record.
+    out = cli(store_dir, "ci", "run", str(notebook), "--gate", "metrics.test_f1 >= 0.9")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "FAIL metrics.test_f1 >= 0.9 (the challenger run " in out.stdout
+    assert "recorded no metric 'test_f1'; it recorded: test_accuracy)" in out.stdout
+    # The champion's run is known at submit: a metric it lacks is refused before running.
+    out = cli(
+        store_dir, "ci", "run", str(notebook), *register,
+        "--gate", "metrics.test_accuracy >= champion.metrics.test_f1",
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "the champion run of cancer@1" in out.stderr and "no metric 'test_f1'" in out.stderr
+    assert "unknown metric" not in out.stderr
+    assert _versions() == [1] and _staging() == 1
+
+
+def _run_of(stdout: str) -> str:
+    return re.search(r"^  run ([0-9a-f]{8})$", stdout, re.M).group(1)
+
+
+def test_ci_init_with_a_recorded_metric_gate_asks_for_no_holdout(store_dir, tmp_path):
+    args = ["ci", "init", "--github", "--root", str(tmp_path), "--register", "cancer",
+            "--gate", "metrics.test_accuracy >= 0.9"]  # fmt: skip
+    out = cli(store_dir, *args)
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / ".github/workflows/mlops.yml").read_text()
+    steps = yaml.safe_load(text)["jobs"]["train-gate-promote"]["steps"]
+    command = next(s["run"] for s in steps if s.get("name") == "Train, gate, register, promote")
+    assert "--gate 'metrics.test_accuracy >= 0.9'" in command and "--holdout" not in command
+    assert "reads the metrics the notebook's tracked cells record" in text
+    # A gate that scores models still gets the holdout the notebook snapshots.
+    out = cli(store_dir, *args[:-1], "accuracy >= champion", "--force")
+    assert out.returncode == 0, out.stderr
+    assert (
+        "--holdout cancer_holdout@latest" in (tmp_path / ".github/workflows/mlops.yml").read_text()
+    )

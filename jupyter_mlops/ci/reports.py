@@ -1,6 +1,6 @@
 """The reports of a CI run: JUnit XML for CI systems (one test case per step and per gate
-line) and a Markdown summary for pull-request comments (metrics against the champion, the
-gate's lines, what was registered and promoted)."""
+line) and a Markdown summary for pull-request comments (metrics against the champion:
+holdout scores and recorded values, the gate's lines, what was registered and promoted)."""
 
 from __future__ import annotations
 
@@ -111,13 +111,20 @@ def markdown_summary(job: RetrainingJob, notebook: str) -> str:
     if job.error:
         out += ["", f"**Error:** {job.error}"]
     gate = job.gate
-    if gate is not None and gate.scores:
-        mine, theirs = gate.scores.get("challenger", {}), gate.scores.get("champion", {})
+    if gate is not None and (gate.scores or gate.recorded):
         out += ["", "| metric | this run | champion | Δ |", "|---|---:|---:|---:|"]
-        for metric in sorted(set(mine) | set(theirs)):
-            a, b = mine.get(metric), theirs.get(metric)
-            delta = f"{a - b:+.4f}" if a is not None and b is not None else "—"
-            out.append(f"| {metric} | {_number(a)} | {_number(b)} | {delta} |")
+        for values, label in ((gate.scores, "{}"), (gate.recorded, "metrics.{} (recorded)")):
+            mine, theirs = values.get("challenger", {}), values.get("champion", {})
+            for metric in sorted(set(mine) | set(theirs)):
+                a, b = mine.get(metric), theirs.get(metric)
+                delta = f"{a - b:+.4f}" if a is not None and b is not None else "—"
+                out.append(f"| {label.format(metric)} | {_number(a)} | {_number(b)} | {delta} |")
+        if gate.recorded.get("champion"):
+            out += [
+                "",
+                "_Recorded metrics are each run's own value, possibly measured on different "
+                "data; scores on the holdout compare both models on the same rows._",
+            ]
     if gate is not None:
         out += ["", "**Gate**", ""]
         marks = {"PASS": "✅", "FAIL": "❌", "SKIP": "⏭️"}

@@ -8,6 +8,7 @@ appears in ``mlops.retraining_jobs()`` and the sidebar with its steps and gate l
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def ci_run(
     notebook: str | os.PathLike[str],
     *,
     parameters: dict[str, Any] | None = None,
-    gates: list[str] | None = None,
+    gates: list[str | Callable[..., Any]] | None = None,
     register: str | None = None,
     promote: str | None = None,
     champion: str | None = None,
@@ -79,7 +80,11 @@ def ci_run(
 ) -> CiResult:
     """Run ``notebook`` with ``parameters``, gate the model its tracked cells fitted,
     register it as ``register`` and move ``promote`` to it when every check passes
-    (``dry_run``: gate against the champion of ``register`` only, change nothing)."""
+    (``dry_run``: gate against the champion of ``register`` only, change nothing).
+
+    A gate is an expression (``"accuracy >= 0.9"`` on the holdout, ``"metrics.NAME >= 0.9"``
+    on the value the run recorded, ``champion.metrics.NAME``), a function's import path
+    (``"mypkg.gates:fairness_ok"``) or, from Python, a function: the job runs here."""
     store = store or current_store()
     model = register or Path(notebook).stem.replace(" ", "_")
     if register is not None:
@@ -88,7 +93,7 @@ def ci_run(
         raise ValidationError(
             "--promote moves an alias of a registered model: add --register NAME."
         )
-    elif any("champion" in g for g in gates or []):
+    elif any(isinstance(g, str) and "champion" in g for g in gates or []):
         raise ValidationError("A gate that compares with the champion needs --register NAME.")
     if promote is not None and not gates and holdout is None:
         raise ValidationError(
@@ -105,6 +110,7 @@ def ci_run(
         champion=champion or (promote if dry_run else None),
         register=register is not None and not dry_run,
         timeout=timeout,
+        run_here=True,
         store=store,
     )
     if output is not None:
@@ -117,7 +123,7 @@ def ci_run(
         kind="ci",
         store=store,
     )
-    job = execute_job(job, store)
+    job = execute_job(job, store, functions=[g for g in gates or [] if callable(g)])
     result = CiResult(job, None, None)
     if junit is not None:
         result.junit = Path(junit)

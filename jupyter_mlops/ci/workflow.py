@@ -38,6 +38,15 @@ def ci_command(
     return shlex.join(parts)
 
 
+def _scores_models(gates: list[str]) -> bool:
+    """Whether a gate scores models on a holdout (a scorer name, not ``metrics.NAME``);
+    import paths are not imported here, only by the run."""
+    from ..retraining.gate import is_import_path, parse_gate
+
+    expressions = [g for g in gates if not is_import_path(g)]
+    return any(getattr(item, "metrics", ()) for item in parse_gate(expressions))
+
+
 def github_workflow(
     notebook: str = "notebooks/train.ipynb",
     *,
@@ -49,17 +58,22 @@ def github_workflow(
 ) -> str:
     """The workflow's YAML text."""
     gates = gates if gates is not None else ["accuracy >= champion"]
-    if holdout is None and register:
+    if holdout is None and register and _scores_models(gates):
         holdout = f"{register}_holdout@latest"  # the notebook snapshots its test split there
     command = ci_command(notebook, gates=gates, register=register, promote=promote, holdout=holdout)
     dry = "${{ github.event_name == 'pull_request' && '--dry-run' || '' }}"
     holdout_name = (holdout or "").split("@")[0]
+    where = (
+        f"""# The gate scores both models on {holdout}: the notebook saves its test split
+# there, e.g. mlops.snapshot(pd.concat([X_test, y_test], axis=1), "{holdout_name}")."""
+        if holdout
+        else "# The gate reads the metrics the notebook's tracked cells record (metrics.NAME)."
+    )
     return f"""# Written by `jupyter-mlops ci init --github`: train, gate, register and promote a model.
 # Pull requests are gated only (--dry-run); a push to {branch} registers and promotes.
 # Point MLOPS_DB_URL / MLOPS_ARTIFACTS_URL (repository secrets) at the team's store so the
 # gate compares with the real champion; without them the store lives in the workspace.
-# The gate scores both models on {holdout}: the notebook saves its test split
-# there, e.g. mlops.snapshot(pd.concat([X_test, y_test], axis=1), "{holdout_name}").
+{where}
 name: mlops
 
 on:

@@ -67,6 +67,7 @@ def candidate_from_version(mv: Any, store: Store) -> Candidate:
         model=mv.load(),
         signature=mv.signature,
         training=training_data(run, artifact, store),
+        metrics=dict(run.metrics),
     )
 
 
@@ -77,6 +78,7 @@ def candidate_from_run(run: Run, artifact: dict[str, Any], store: Store) -> Cand
         model=run.load_model(artifact["name"]),
         signature=artifact.get("signature", {}),
         training=training_data(run, artifact, store),
+        metrics=dict(run.metrics),
     )
 
 

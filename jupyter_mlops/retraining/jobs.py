@@ -37,6 +37,7 @@ __all__ = [
     "retraining_jobs",
     "start_foreground",
     "start_runner",
+    "start_waiting_runner",
     "submit_job",
     "trigger",
 ]
@@ -376,16 +377,46 @@ def submit_job(
 
 
 def start_foreground(
-    model: str, spec: dict[str, Any], fired: dict[str, Any], *, kind: str, store: Store
+    model: str,
+    spec: dict[str, Any],
+    fired: dict[str, Any],
+    *,
+    kind: str,
+    store: Store,
+    alone: bool = False,
 ) -> RetrainingJob:
-    """A job this process runs itself, now (a CI run): recorded as running, so it shows
-    with the others and is marked failed if this process dies."""
+    """A job this process runs itself, now (a CI run, or a retraining job whose gate holds
+    function objects of this process): recorded as running, so it shows with the others
+    and is marked failed if this process dies. ``alone``: refuse (ConflictError) while a
+    retraining job of the model runs or waits, decided in the same transaction, so at
+    most one job per model still runs at a time."""
     host, pid, proc_start = this_process()
     job_id = uuid.uuid4().hex
     now = time.time()
-    store.write_retrying(
-        lambda conn: conn.execute(
-            schema.retraining_jobs.insert().values(
+    jobs = schema.retraining_jobs
+
+    def work(conn: sa.Connection) -> None:
+        if alone:
+            _reap(conn)
+            busy = conn.execute(
+                sa.select(jobs.c.job_id, jobs.c.status)
+                .where(
+                    jobs.c.model_name == model,
+                    jobs.c.kind == "retrain",
+                    jobs.c.status.in_(("running", "queued")),
+                )
+                .limit(1)
+            ).first()
+            if busy is not None:
+                state = "runs" if busy.status == "running" else "is waiting"
+                raise ConflictError(
+                    f"A retraining job of {model} {state} (job {busy.job_id[:8]}). A gate "
+                    "given as a function object runs in this process and cannot wait in the "
+                    "queue: try again once that job has ended, or give the function as an "
+                    "import path ('mypkg.gates:fairness_ok') so the job can queue."
+                )
+        conn.execute(
+            jobs.insert().values(
                 job_id=job_id,
                 model_name=model,
                 kind=kind,
@@ -402,8 +433,29 @@ def start_foreground(
                 promoted=False,
             )
         )
-    )
+
+    store.write_retrying(work)
     return get_job(job_id, store)
+
+
+def start_waiting_runner(model: str, store: Store) -> bool:
+    """After a job run in a foreground process: start a runner when jobs of ``model``
+    queued meanwhile (their submitters saw a job running and started none)."""
+    jobs = schema.retraining_jobs
+    with store.read() as conn:
+        statuses = set(
+            conn.execute(
+                sa.select(jobs.c.status).where(
+                    jobs.c.model_name == model,
+                    jobs.c.kind == "retrain",
+                    jobs.c.status.in_(("running", "queued")),
+                )
+            ).scalars()
+        )
+    if statuses == {"queued"}:
+        start_runner(model, store)
+        return True
+    return False
 
 
 def claim_next(model: str, store: Store) -> RetrainingJob | None:

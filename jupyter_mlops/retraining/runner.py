@@ -23,7 +23,7 @@ from .candidates import candidate_from_run, candidate_from_version, resolve_hold
 from .gate import Candidate, GateLine, GateResult, evaluate_gate, parse_gate
 from .jobs import RetrainingJob, claim_next, finish_job, record_step
 
-__all__ = ["default_gate", "execute_job", "judge", "run_jobs"]
+__all__ = ["default_gate", "execute_job", "judge", "refuse_stored_code", "run_jobs"]
 
 
 def default_gate(signature: dict[str, Any]) -> list[str]:
@@ -32,33 +32,29 @@ def default_gate(signature: dict[str, Any]) -> list[str]:
     return ["accuracy >= champion" if outputs[0].get("classes") else "r2 >= champion"]
 
 
-def _owner() -> str:
-    import getpass
-    import socket
-
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-def load_callables(spec: dict[str, Any], store: Store) -> list[Any]:
-    """The gate's functions, unpickled: only by the user and machine that saved them
-    (pickled code runs on load), unless ``MLOPS_TRUST_GATE_FUNCTIONS=1``."""
-    digest = spec.get("gate_callables")
-    if not digest:
-        return []
-    saved_by = spec.get("gate_callables_by")
-    if saved_by != _owner() and os.environ.get("MLOPS_TRUST_GATE_FUNCTIONS") != "1":
+def refuse_stored_code(spec: dict[str, Any], functions: list[Any] | None) -> None:
+    """Refuse, before anything runs, a job whose gate needs code this process does not
+    have: function objects held by the process that submitted it, or functions pickled
+    into the store by an older version (never unpickled: anyone who can write the store's
+    database could have written them)."""
+    example = "'mypkg.gates:fairness_ok'"
+    if spec.get("gate_callables"):
         raise MlopsError(
-            f"The gate functions of this job were saved by {saved_by}; pickled code runs "
-            f"only for its author here ({_owner()}). Set MLOPS_TRUST_GATE_FUNCTIONS=1 to "
-            "run them anyway, or use gate expressions."
+            "This job's gate functions were stored pickled (by an older jupyter_mlops); code "
+            "read from the store is never unpickled, since anyone who can write the store's "
+            "database could have written it. Give gate functions as import paths, e.g. "
+            f"gate=[{example}] (imported where the job runs), and submit the job again "
+            "(for a policy: set it again with mlops.retrain_policy)."
         )
-    import cloudpickle
-
-    return list(cloudpickle.loads(store.objects.get(digest)))
+    held = spec.get("gate_functions") or []
+    if held and functions is None:
+        names = ", ".join(str(n) for n in held)
+        raise MlopsError(
+            f"This job's gate functions ({names}) were Python objects of the process that "
+            "submitted it, which this runner cannot have (that process ended before running "
+            f"the job). Give them as import paths, e.g. gate=[{example}], imported in the "
+            "runner's environment, and submit the job again."
+        )
 
 
 def judge(
@@ -190,8 +186,11 @@ def _train(job: RetrainingJob, source: Any, store: Store) -> tuple[Run, dict[str
     return run, artifact
 
 
-def execute_job(job: RetrainingJob, store: Store) -> RetrainingJob:
-    """Run every step of ``job`` (already claimed by this process)."""
+def execute_job(
+    job: RetrainingJob, store: Store, functions: list[Any] | None = None
+) -> RetrainingJob:
+    """Run every step of ``job`` (already claimed by this process). ``functions``: the
+    gate's function objects, when this process submitted the job with them."""
     from ..registry.service import archive, register, set_alias
 
     spec, model = job.spec, job.model
@@ -203,8 +202,11 @@ def execute_job(job: RetrainingJob, store: Store) -> RetrainingJob:
     try:
         os.environ[JOB_ENV] = job.job_id
         _event(model, "retraining_started", f"job {job.job_id[:8]}: {job.trigger}", store)
-        parse_gate(spec.get("gate"))  # validated at submit too; a stored spec may be old
-        functions = load_callables(spec, store)  # before training: a refusal costs nothing
+        # Before training, so a refusal costs nothing: code this process lacks, and the
+        # gate's expressions and import paths (checked at submit too; a stored spec may be
+        # old, and an import path is resolved here, in the runner's environment).
+        refuse_stored_code(spec, functions)
+        parse_gate(spec.get("gate"))
         champion = _champion(model, alias, store)
         source = champion or _champion(model, "latest", store)
         record_step(

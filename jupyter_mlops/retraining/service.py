@@ -1,6 +1,7 @@
 """``retrain``: check what a retraining job needs before anything runs, queue the job and
 follow it. The job itself runs in a separate process (``runner``), so it survives the
-kernel and never blocks it."""
+kernel and never blocks it; a job whose gate holds function objects runs in the process
+that holds them, in the foreground (a job row in the store carries only text)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import Any
 from ..errors import NotFoundError, ValidationError
 from ..registry.references import check_alias, check_model_name, parse_model_ref
 from ..store import Store, current_store
-from .gate import parse_gate
-from .jobs import RetrainingJob, submit_job, trigger
+from .gate import CallableCheck, GateItem, MetricCheck, import_path, parse_gate
+from .jobs import RetrainingJob, start_foreground, start_waiting_runner, submit_job, trigger
 
 __all__ = ["build_spec", "retrain"]
 
@@ -63,6 +64,65 @@ def _holdout(holdout: Any, model: str, store: Store, *, later: bool) -> str | No
     return holdout if parse_data_ref(holdout).latest else version.ref
 
 
+def _refuse_objects(objects: list[CallableCheck]) -> None:
+    names = ", ".join(item.label for item in objects)
+    one = len(objects) == 1
+    paths = [import_path(item.fn) for item in objects]
+    if all(paths):
+        shown = ", ".join(repr(p) for p in paths)
+        hint = f"gate={shown}" if len(paths) == 1 else f"gate=[{shown}]"
+    else:
+        hint = "gate=['mypkg.gates:fairness_ok'] (a function in a module, not a lambda)"
+    what = (
+        f"function {names} is a Python object" if one else f"functions {names} are Python objects"
+    )
+    it = "it" if one else "them"
+    raise ValidationError(
+        f"The gate {what}, which only this process holds: a job that runs elsewhere "
+        f"(retrain(..., wait=False), a retraining policy) cannot have {it}. Give {it} as "
+        f"an import path, {hint}, imported in the runner's environment; or run the job "
+        "here with mlops.retrain(..., wait=True)."
+    )
+
+
+def _recorded(run: Any) -> set[str]:
+    return set(run.metrics) if run is not None else set()
+
+
+def _check_recorded(
+    parsed: list[GateItem], model: str, alias: str, replay: bool, store: Store
+) -> None:
+    """Refuse now a recorded metric that a run will not have, when that can be known: the
+    champion's run for ``champion.metrics.NAME``; for a replay, ``metrics.NAME`` too (the
+    replayed code records what the replayed run recorded)."""
+    from ..registry.service import get_model_version
+
+    checks = [i for i in parsed if isinstance(i, MetricCheck)]
+    if not any(i.recorded or i.champion_recorded for i in checks):
+        return
+
+    def version(ref: str) -> Any:
+        try:
+            return get_model_version(ref, store)
+        except NotFoundError:
+            return None
+
+    champion = version(f"{model}@{alias}")
+    source = champion or (version(f"{model}@latest") if replay else None)
+    for item in checks:
+        wanted = [(champion, "champion", m) for m in item.champion_recorded]
+        if replay:
+            wanted += [(source, "replayed", m) for m in item.recorded]
+        for mv, who, metric in wanted:
+            if mv is None or metric in _recorded(mv.run):
+                continue
+            have = ", ".join(sorted(_recorded(mv.run))) or "none"
+            raise ValidationError(
+                f"Gate {item.text!r}: the {who} run of {mv.ref} (run {mv.run_id[:8]}) recorded "
+                f"no metric {metric!r}; it recorded: {have}."
+            )
+
+
 def build_spec(
     model: str,
     *,
@@ -76,44 +136,44 @@ def build_spec(
     champion: str | None = None,
     register: bool = True,
     timeout: float | None = None,
+    run_here: bool = False,
     store: Store,
 ) -> dict[str, Any]:
-    """A job's specification, checked now: model and alias names, gate expressions and
-    metric names, data and holdout references, the notebook path."""
+    """A job's specification, checked now: model and alias names, gate expressions,
+    metric names and import paths (imported here), data and holdout references, the
+    notebook path. ``run_here``: the job runs in this process, so the gate may hold
+    function objects (recorded by name only; anywhere else they are refused)."""
     check_model_name(model)
     alias = promote or "production"
     check_alias(alias)
     if champion is not None:
         check_alias(champion)
-    items = [gate] if isinstance(gate, str) or callable(gate) else list(gate or [])
+    items = gate_items(gate)
     parsed = parse_gate(items)
+    objects = [i for i in parsed if isinstance(i, CallableCheck) and i.path is None]
+    if objects and not run_here:
+        _refuse_objects(objects)
     scores_models = any(getattr(item, "metrics", None) for item in parsed)
     if scores_models and holdout is None:
         raise ValidationError(
             "The gate scores the models, so it needs a holdout: pass holdout='name@vN' (a "
             "stored data version with the model's inputs and its label, that no model was "
-            "fitted on)."
+            "fitted on); or gate on the run's recorded metric, 'metrics.NAME >= …'."
         )
-    texts = [g for g in items if isinstance(g, str)]
-    functions = [g for g in items if callable(g)]
     spec: dict[str, Any] = {
         # The interpreter of whoever asked (a kernel's environment), which a runner started
         # later by the server extension's loop or the scheduler uses too.
         "python": sys.executable,
-        "gate": texts,
+        # Text only (expressions and import paths): a job row is data, never code.
+        "gate": [g for g in items if isinstance(g, str)],
         "promote": alias if promote is not None else False,
         "champion": champion,
         "register": register,
         "target": target,
         "timeout": timeout,
     }
-    if functions:
-        import cloudpickle
-
-        from .runner import _owner
-
-        spec["gate_callables"] = store.objects.put(cloudpickle.dumps(functions))
-        spec["gate_callables_by"] = _owner()  # pickled code runs only for its author
+    if objects:
+        spec["gate_functions"] = [item.label for item in objects]  # held by this process
     if notebook is not None:
         path = os.path.abspath(os.fspath(notebook))
         if not os.path.isfile(path):
@@ -126,6 +186,7 @@ def build_spec(
         get_model_version(f"{model}@latest", store)  # nothing to replay: say so now
         if parameters:
             raise ValidationError("parameters= goes with notebook=; a replay takes data=.")
+    _check_recorded(parsed, model, champion or alias, notebook is None, store)
     spec["data"] = _data(data, model, store)
     spec["holdout"] = _holdout(holdout, model, store, later=notebook is not None)
     return spec
@@ -149,7 +210,12 @@ def retrain(
     the latest data (or ``data={"df": "name@v4"}``, or run ``notebook``), register the
     challenger, judge it with ``gate`` on ``holdout`` and move ``promote`` to it if it
     passes. Returns the job, finished when ``wait`` (with a progress bar; ``timeout``
-    seconds at most, after which the job goes on in the background)."""
+    seconds at most, after which the job goes on in the background).
+
+    ``gate`` takes expressions (``"f1 >= champion"``, ``"metrics.accuracy >= 0.9"``),
+    import paths of functions (``"mypkg.gates:fairness_ok"``, imported where the job runs)
+    and function objects; a gate with function objects runs the job in this process, to
+    its end (``wait=False`` refuses them: give an import path)."""
     store = store or current_store()
     ref = parse_model_ref(model)
     name = ref.name
@@ -164,8 +230,11 @@ def retrain(
         holdout=holdout,
         target=target,
         promote=promote,
+        run_here=bool(wait),
         store=store,
     )
+    if spec.get("gate_functions"):
+        return _run_here(name, spec, [g for g in gate_items(gate) if callable(g)], store)
     job = submit_job(name, spec, trigger("manual"), store=store)
     if job.merged:
         print(
@@ -173,3 +242,22 @@ def retrain(
             "this request was merged into it.",
         )
     return job.wait(timeout) if wait else job
+
+
+def gate_items(gate: GateSpec) -> list[Any]:
+    """The gate as a list of items."""
+    return [gate] if isinstance(gate, str) or callable(gate) else list(gate or [])
+
+
+def _run_here(
+    model: str, spec: dict[str, Any], functions: list[Any], store: Store
+) -> RetrainingJob:
+    """The job in this process, its gate functions passed along (never stored); then a
+    runner for any job that queued meanwhile."""
+    from .runner import execute_job
+
+    job = start_foreground(model, spec, trigger("manual"), kind="retrain", store=store, alone=True)
+    try:
+        return execute_job(job, store, functions=functions)
+    finally:
+        start_waiting_runner(model, store)
