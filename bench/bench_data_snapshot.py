@@ -38,12 +38,9 @@ from _common import JSON_PREFIX, REPO, log, median, now, parser
 
 sys.path.insert(0, str(REPO))
 
-from jupyter_mlops.data.chunks import (
-    DEFAULT_TARGET_ROWS,
-    chunk_hashes,
-    decode,
-    encode,
-)
+from jupyter_mlops.data.chunks.cdc import DEFAULT_TARGET_ROWS
+from jupyter_mlops.data.chunks.codec import decode, encode
+from jupyter_mlops.data.chunks.manifest import chunk_hashes
 from jupyter_mlops.data.stats import column_stats
 from jupyter_mlops.store.objects import ObjectStore
 

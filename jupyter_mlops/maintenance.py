@@ -57,7 +57,7 @@ class DoctorReport:
 def referenced_objects(store: Store, problems: list[str] | None = None) -> dict[str, str]:
     """{object hash: what refers to it} for every artifact, manifest, data chunk,
     inference log segment and pickled gate function."""
-    from .data.chunks import chunk_hashes
+    from .data.chunks.manifest import chunk_hashes
 
     refs: dict[str, str] = {}
     with store.read() as conn:

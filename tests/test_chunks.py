@@ -11,13 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_mlops.data.chunks import (
-    chunk_hashes,
-    decode,
-    decode_rows,
-    encode,
-    row_chunk_signatures,
-)
+from jupyter_mlops.data.chunks.codec import decode, decode_rows, encode
+from jupyter_mlops.data.chunks.manifest import chunk_hashes, row_chunk_signatures
 from jupyter_mlops.data.stats import column_stats
 from jupyter_mlops.errors import ValidationError
 
@@ -305,7 +300,7 @@ def test_storage_targets_500k_rows():
 
 
 def test_local_minima_match_brute_force():
-    from jupyter_mlops.data.chunks import _sparse_local_minima
+    from jupyter_mlops.data.chunks.cdc import _sparse_local_minima
 
     rng = np.random.default_rng(3)
     for m, w, spread in [(200, 5, 1000), (300, 40, 500), (1, 3, 10), (50, 1, 60), (400, 7, 300)]:
@@ -365,7 +360,7 @@ def test_int_index_stored_as_runs():
 
 
 def test_zero_copy_buffers_give_the_same_objects(tmp_path):
-    from jupyter_mlops.data.chunks import _takes_buffers
+    from jupyter_mlops.data.chunks.codec import _takes_buffers
     from jupyter_mlops.store.objects import ObjectStore
 
     df = every_dtype_frame(1200)

@@ -127,7 +127,8 @@ def data_diff(
     """
     import pandas as pd
 
-    from .chunks import decode_rows, row_chunk_signatures
+    from .chunks.codec import decode_rows
+    from .chunks.manifest import row_chunk_signatures
 
     store = store or current_store()
     va = a if isinstance(a, DataVersion) else resolve(a, store)

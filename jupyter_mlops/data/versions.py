@@ -217,7 +217,7 @@ def load_manifest(version: DataVersion, store: Store) -> dict[str, Any]:
 
 
 def _load_version(version: DataVersion, store: Store) -> Any:
-    from .chunks import decode
+    from .chunks.codec import decode
 
     obj = decode(load_manifest(version, store), store.objects.get)
     _remember(obj, version.dataset, version.content_hash)
@@ -348,7 +348,7 @@ def snapshot(
 
 def _write_chunks(obj: Any, store: Store, fp: Fingerprint) -> tuple[str, int, int]:
     """Encode ``obj`` into chunks; returns (manifest hash, total bytes, new bytes)."""
-    from .chunks import encode
+    from .chunks.codec import encode
 
     objects = store.objects
     totals = {"size": 0, "new": 0}
