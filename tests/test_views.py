@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -190,7 +191,7 @@ def test_compare_side_by_side_curves_scatter_code_and_data(three):
 
     # the widget: tabs, dropdowns that redraw the charts
     w = c.widget
-    _header, tabs = w.children
+    _header, tabs, _hides_the_static_table = w.children
     assert tabs.titles == ("Params & metrics", "Curves", "Scatter", "Code", "Data")
     only, table_widget = tabs.children[0].children
     only.value = True
@@ -235,6 +236,53 @@ def test_compare_bad_input(three):
     run = mlops.get_run(three["c1.0"])
     c = compare([run, three["c0.1"][:8]])
     assert [r.run_id for r in c.runs] == [three["c1.0"], three["c0.1"]]
+
+
+def displayed(ip, code: str) -> list[dict]:
+    """The outputs a notebook cell running ``code`` publishes (their MIME bundles)."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as captured:
+        assert run_cell(ip, code).success
+    return [dict(o.data) for o in captured.outputs]
+
+
+def widget_tree(widget) -> list:
+    """``widget`` and every widget under it."""
+    out = [widget]
+    for child in getattr(widget, "children", ()):
+        out += widget_tree(child)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("code", "texts"),
+    [
+        ("%mlops runs", ["<td>c0.1</td>", "<td>c10.0</td>", "1–3 of 3"]),
+        ("mlops.compare(*mlops.runs().run_id)", ["Compare", "<td>C</td>", "mlops-diff"]),
+        ("%mlops registry", ["Model registry", "<td>1</td>", "production"]),
+    ],
+    ids=["runs", "compare", "registry"],
+)
+def test_a_view_displays_its_table_then_its_widget(ip, three, code, texts):
+    """Saved and exported notebooks show every view: the static table is an output of its
+    own (exporters and kernel-less front ends pick the widget view of a bundle that has
+    one, and show nothing), then the widget, which hides the table once it is drawn."""
+    mv = mlops.register(three["c1.0"], "demo")
+    mlops.set_alias("demo", "production", mv.version)
+    static, live = displayed(ip, code)
+    assert set(static) == {"text/html"}
+    for text in texts:
+        assert text in static["text/html"]
+    (token,) = re.findall(r"class='mlops-static mlops-static-(\w+)'", static["text/html"])
+    assert set(live) == {WIDGET_MIME, "text/plain"}
+    view = ip.user_ns["_"]  # the cell's value: the view
+    widget = getattr(view, "widget", view)  # a Comparison builds its widget on display
+    assert live[WIDGET_MIME]["model_id"] == widget.model_id
+    hiders = [
+        w for w in widget_tree(widget) if f".mlops-static-{token}{{" in str(getattr(w, "value", ""))
+    ]
+    assert len(hiders) == 1 and hiders[0].layout.display == "none"
 
 
 def test_chart_widget_renders_offline(store_dir):
