@@ -59,7 +59,11 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _table(title: str, rows: list[tuple[str, str]], limit: int = 12) -> str:
+def _table(
+    title: str, rows: list[tuple[str, str]], limit: int = 12, folded: frozenset[str] = frozenset()
+) -> str:
+    """A titled key/value table: the first ``limit`` rows, the rest under "N more"; rows
+    whose key is in ``folded`` (the params left at their defaults) under "N defaults"."""
     if not rows:
         return ""
     esc = html.escape
@@ -69,10 +73,21 @@ def _table(title: str, rows: list[tuple[str, str]], limit: int = 12) -> str:
             f"<tr><td>{esc(k)}</td><td><code>{esc(v)}</code></td></tr>" for k, v in items
         )
 
-    out = f"<div><table><tr><th colspan=2>{esc(title)} ({len(rows)})</th></tr>{body(rows[:limit])}</table>"
-    if len(rows) > limit:
-        out += f"<details><summary class=mut>{len(rows) - limit} more</summary><table>{body(rows[limit:])}</table></details>"
-    return out + "</div>"
+    def fold(label: str, items: list[tuple[str, str]]) -> str:
+        if not items:
+            return ""
+        return (
+            f"<details><summary class=mut>{label}</summary><table>{body(items)}</table></details>"
+        )
+
+    shown = [r for r in rows if r[0] not in folded]
+    defaults = [r for r in rows if r[0] in folded]
+    return (
+        f"<div><table><tr><th colspan=2>{esc(title)} ({len(rows)})</th></tr>{body(shown[:limit])}</table>"
+        + fold(f"{len(shown) - limit} more", shown[limit:])
+        + fold(f"{len(defaults)} default{'s' if len(defaults) > 1 else ''}", defaults)
+        + "</div>"
+    )
 
 
 def run_card(run: Run) -> str:
@@ -120,7 +135,7 @@ def run_card(run: Run) -> str:
         + (f"<span class=mut>{esc(' · '.join(extras))}</span>" if extras else "")
         + "</div><div class=grid>"
         + _table("metrics", metrics)
-        + _table("params", params)
+        + _table("params", params, folded=run.default_params)
         + _table("data", data)
         + _table("models", models)
         + "</div>"

@@ -78,7 +78,9 @@ def test_views_render_offline_in_jupyterlab(lab):
             state="attached", timeout=240_000
         )
 
-        runs_view = page.locator(".jp-OutputArea-output", has_text="1–3 of 3").first
+        # a drawn widget: an output holding a Lumino widget (the static table before it holds none)
+        drawn = page.locator(".jp-OutputArea-output:has(.lm-Widget)")
+        runs_view = drawn.filter(has_text="1–3 of 3").first
         try:  # widgets render after their comm messages arrive: give them time
             runs_view.wait_for(state="attached", timeout=120_000)
         finally:
@@ -87,11 +89,7 @@ def test_views_render_offline_in_jupyterlab(lab):
         assert runs_view.is_visible()
         runs_view.screenshot(path=str(ARTIFACTS / "runs_view.png"))
 
-        compare = (
-            page.locator(".jp-OutputArea-output", has_text="Compare")
-            .filter(has_text="Curves")
-            .first
-        )
+        compare = drawn.filter(has_text="Compare").filter(has_text="Curves").first
         compare.get_by_text("Curves", exact=True).first.click()
         marks = compare.locator("svg .mark-line path, svg .mark-symbol path, canvas")
         deadline = time.monotonic() + 30
@@ -99,9 +97,14 @@ def test_views_render_offline_in_jupyterlab(lab):
             time.sleep(0.5)
         assert marks.count() > 0, "the loss curves did not draw"
         compare.screenshot(path=str(ARTIFACTS / "compare_curves.png"))
-        registry = page.locator(".jp-OutputArea-output", has_text="Set alias").first
+        registry = drawn.filter(has_text="Set alias").first
         registry.scroll_into_view_if_needed(timeout=60_000)
         assert registry.get_by_text("production").first.is_visible()
         registry.screenshot(path=str(ARTIFACTS / "registry_view.png"))
+        # each view's static table (for saved notebooks) is there, and hidden by its widget
+        statics = page.locator(".mlops-static")
+        assert statics.count() == 3
+        shown = [statics.nth(i).evaluate("e => getComputedStyle(e).display") for i in range(3)]
+        assert shown == ["none"] * 3
         browser.close()
     assert all(u.startswith(("http", "ws")) for u in blocked)  # only outside requests were refused

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -190,7 +191,7 @@ def test_compare_side_by_side_curves_scatter_code_and_data(three):
 
     # the widget: tabs, dropdowns that redraw the charts
     w = c.widget
-    _header, tabs = w.children
+    _header, tabs, _hides_the_static_table = w.children
     assert tabs.titles == ("Params & metrics", "Curves", "Scatter", "Code", "Data")
     only, table_widget = tabs.children[0].children
     only.value = True
@@ -235,6 +236,53 @@ def test_compare_bad_input(three):
     run = mlops.get_run(three["c1.0"])
     c = compare([run, three["c0.1"][:8]])
     assert [r.run_id for r in c.runs] == [three["c1.0"], three["c0.1"]]
+
+
+def displayed(ip, code: str) -> list[dict]:
+    """The outputs a notebook cell running ``code`` publishes (their MIME bundles)."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as captured:
+        assert run_cell(ip, code).success
+    return [dict(o.data) for o in captured.outputs]
+
+
+def widget_tree(widget) -> list:
+    """``widget`` and every widget under it."""
+    out = [widget]
+    for child in getattr(widget, "children", ()):
+        out += widget_tree(child)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("code", "texts"),
+    [
+        ("%mlops runs", ["<td>c0.1</td>", "<td>c10.0</td>", "1–3 of 3"]),
+        ("mlops.compare(*mlops.runs().run_id)", ["Compare", "<td>C</td>", "mlops-diff"]),
+        ("%mlops registry", ["Model registry", "<td>1</td>", "production"]),
+    ],
+    ids=["runs", "compare", "registry"],
+)
+def test_a_view_displays_its_table_then_its_widget(ip, three, code, texts):
+    """Saved and exported notebooks show every view: the static table is an output of its
+    own (exporters and kernel-less front ends pick the widget view of a bundle that has
+    one, and show nothing), then the widget, which hides the table once it is drawn."""
+    mv = mlops.register(three["c1.0"], "demo")
+    mlops.set_alias("demo", "production", mv.version)
+    static, live = displayed(ip, code)
+    assert set(static) == {"text/html"}
+    for text in texts:
+        assert text in static["text/html"]
+    (token,) = re.findall(r"class='mlops-static mlops-static-(\w+)'", static["text/html"])
+    assert set(live) == {WIDGET_MIME, "text/plain"}
+    view = ip.user_ns["_"]  # the cell's value: the view
+    widget = getattr(view, "widget", view)  # a Comparison builds its widget on display
+    assert live[WIDGET_MIME]["model_id"] == widget.model_id
+    hiders = [
+        w for w in widget_tree(widget) if f".mlops-static-{token}{{" in str(getattr(w, "value", ""))
+    ]
+    assert len(hiders) == 1 and hiders[0].layout.display == "none"
 
 
 def test_chart_widget_renders_offline(store_dir):
@@ -321,3 +369,112 @@ def test_views_stay_out_of_a_plain_import():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+PIPELINE = """%%track pipe
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+C = 0.5
+model = make_pipeline(StandardScaler(with_mean=False), LogisticRegression(C=C, max_iter=300))
+model = model.fit(df[["a", "b"]], df.y)
+"""
+
+
+def card_rows(card: str) -> tuple[list[str], list[str], list[str]]:
+    """The param names a run card shows: at first sight, under "N more", under "N defaults"."""
+    params = card[card.index("params (") :]
+    params = params[: params.index("</div>")]
+    keys = re.compile(r"<tr><td>([^<]+)</td>")
+    parts = re.split(r"<details><summary class=mut>", params)
+    more = [k for p in parts[1:] if p.split("<", 1)[0].endswith("more") for k in keys.findall(p)]
+    folded = [k for p in parts[1:] if "default" in p.split("<", 1)[0] for k in keys.findall(p)]
+    return keys.findall(parts[0]), more, folded
+
+
+def test_run_card_shows_changed_params_first_and_folds_the_defaults(ip):
+    assert run_cell(ip, SETUP).success
+    assert run_cell(ip, PIPELINE).success
+    run = mlops.get_run(mlops.runs(filter="name = 'pipe'").run_id[0])
+    card = run._repr_html_()  # what the tracked cell displays under itself
+    shown, more, folded = card_rows(card)
+    assert more == []
+    # what the user set (their variables, the pipeline's steps, what differs from
+    # scikit-learn's defaults) comes first; the defaults are folded, and counted
+    assert {
+        "C",
+        "model.steps",
+        "model.standardscaler__with_mean",
+        "model.logisticregression__C",
+        "model.logisticregression__max_iter",
+    } <= set(shown)
+    assert {
+        "model.memory",
+        "model.standardscaler__with_std",
+        "model.logisticregression__tol",
+        "model.logisticregression__solver",
+        "model.logisticregression__penalty",
+    } <= set(folded)
+    assert not set(shown) & set(folded)
+    assert f"{len(folded)} defaults</summary>" in card and len(folded) >= 15
+    assert f"params ({len(run.params)})" in card and len(shown) + len(folded) == len(run.params)
+    # the record of defaults is no user tag: not in the header, the tags or the listing
+    assert "mlops.default_params" not in card and run.tags == {}
+    # every param is still stored and queryable, defaults included
+    assert set(folded) <= set(run.params) and run.params["model.logisticregression__tol"] == 1e-4
+    assert run.default_params == frozenset(folded)
+    frame = mlops.runs(filter="params.model.logisticregression__tol = 0.0001")
+    assert list(frame.name) == ["pipe"] and frame["params.model.memory"].isna().all()
+    assert not [c for c in frame.columns if c.startswith("tags.")]
+
+
+def test_a_run_card_without_recorded_defaults_shows_every_param(ip):
+    """Runs recorded before defaults were kept (no record of them) render as they did."""
+    with mlops.track("old", capture=False) as writer:
+        writer.log_params({f"p{i}": i for i in range(14)})
+    run = mlops.get_run(writer.run_id)
+    assert run.default_params == frozenset()
+    card = run._repr_html_()
+    shown, more, folded = card_rows(card)
+    assert folded == [] and not re.search(r"\d+ defaults?</summary>", card)
+    assert len(shown) == 12 and len(more) == 2  # a long list folds as before
+    # a damaged record of defaults is ignored, not fatal
+    with current_store().write() as conn:
+        conn.execute(
+            schema.tags.insert(),
+            {"run_id": run.run_id, "key": "mlops.default_params", "value": "{not json"},
+        )
+    again = mlops.get_run(writer.run_id)
+    assert again.default_params == frozenset() and "p13" in again._repr_html_()
+
+
+def test_defaults_are_read_from_each_estimator_class():
+    import numpy as np
+    from sklearn.base import BaseEstimator
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    from jupyter_mlops.tracking.estimators import default_params, estimator_params
+
+    class Needs(BaseEstimator):  # no default instance: its signature says the defaults
+        def __init__(self, width, depth=3, scale=1.0):
+            self.width, self.depth, self.scale = width, depth, scale
+
+    class Broken(BaseEstimator):
+        def get_params(self, deep=True):
+            raise RuntimeError("no params")
+
+    # NaN equals NaN; 1 is the default 1.0; True is not the default 1
+    assert default_params("m", SimpleImputer(missing_values=np.nan)) == [
+        f"m.{k}" for k in SimpleImputer().get_params()
+    ]
+    assert "m.C" in default_params("m", LogisticRegression(C=1))
+    assert "m.verbose" not in default_params("m", LogisticRegression(verbose=True))
+    assert set(default_params("m", Needs(4, scale=2))) == {"m.depth"}
+    assert default_params("m", Broken()) == []
+    # a search: its own params against GridSearchCV, the inner ones against their class
+    search = GridSearchCV(LogisticRegression(max_iter=50), {"C": [1, 2]}, cv=3)
+    found = set(default_params("s", search))
+    assert {"s.refit", "s.estimator__tol"} <= found
+    assert not {"s.cv", "s.estimator", "s.param_grid", "s.estimator__max_iter"} & found
+    assert found <= set(estimator_params("s", search))

@@ -17,6 +17,7 @@ from typing import Any
 from ..data.fingerprint import Fingerprint, data_kind, fingerprint
 from .analysis import CellAnalysis, FitCall
 from .estimators import (
+    default_params,
     estimator_params,
     is_estimator,
     is_fitted,
@@ -26,7 +27,7 @@ from .estimators import (
 )
 from .modelio import dump_model
 from .values import is_metric_value, is_scalar_param, short_repr
-from .writer import RunWriter
+from .writer import DEFAULT_PARAMS_TAG, RunWriter
 
 __all__ = ["CaptureOptions", "CellCapture", "is_metric_name"]
 
@@ -282,8 +283,12 @@ class CellCapture:
         return found
 
     def _models(self, ns: Mapping[str, Any], run: RunWriter) -> None:
+        defaults: list[str] = []
         for model in self._fitted_models(ns):
             run.log_params(estimator_params(model.name, model.obj))
+            defaults += default_params(model.name, model.obj)
+            if defaults:  # the run card folds these; set at once, whatever follows fails
+                run.set_tag(DEFAULT_PARAMS_TAG, json.dumps(sorted(set(defaults))))
             target = model.obj
             if is_search(model.obj):
                 for key, value in model.obj.best_params_.items():

@@ -3,13 +3,17 @@ input signatures, and the candidates of a hyperparameter search."""
 
 from __future__ import annotations
 
+import inspect
+import math
 import sys
+import warnings
 from typing import Any
 
 from .values import is_metric_value, is_scalar_param, short_repr
 from .writer import ChildRun
 
 __all__ = [
+    "default_params",
     "estimator_params",
     "is_estimator",
     "is_fitted",
@@ -71,6 +75,69 @@ def estimator_params(prefix: str, est: Any) -> dict[str, Any]:
             out[name] = short_repr([step for step, _ in value])  # pipeline steps: their names
         else:
             out[name] = short_repr(value)
+    return out
+
+
+def _class_defaults(cls: type) -> dict[str, Any] | None:
+    """The params of a default ``cls()`` (scikit-learn's ``__init__`` only stores its
+    arguments, as ``clone`` relies on); else the defaults its signature declares."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dict(cls().get_params(deep=False))
+    except Exception:
+        pass
+    try:
+        parameters = inspect.signature(cls.__init__).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.default is not p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Whether a param holds its default: equal plain values (1 and 1.0 alike, NaN equals
+    NaN); an estimator or an array only when it is the default object itself."""
+    if value is default:
+        return True
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default) and value == default
+    if isinstance(value, int | float) and isinstance(default, int | float):
+        both_nan = isinstance(value, float) and isinstance(default, float)
+        return value == default or (both_nan and math.isnan(value) and math.isnan(default))
+    if type(value) is not type(default) or is_estimator(value):
+        return False
+    try:
+        equal = value == default
+    except Exception:
+        return False
+    return equal if isinstance(equal, bool) else False
+
+
+def default_params(prefix: str, est: Any) -> list[str]:
+    """The names ``estimator_params(prefix, est)`` gives to the params whose values are
+    their estimator's defaults (nested estimators each compared with their own class)."""
+    try:
+        params = est.get_params(deep=True)
+    except Exception:
+        return []
+    owners: dict[str, Any] = {"": est}
+    owners.update({k: v for k, v in params.items() if is_estimator(v)})
+    defaults: dict[int, dict[str, Any] | None] = {}
+    out = []
+    for key, value in params.items():
+        path, _, own = key.rpartition("__")
+        owner = owners.get(path)
+        if owner is None:
+            continue
+        if id(owner) not in defaults:
+            defaults[id(owner)] = _class_defaults(type(owner))
+        known = defaults[id(owner)]
+        if known is not None and own in known and _same(value, known[own]):
+            out.append(f"{prefix}.{key}")
     return out
 
 

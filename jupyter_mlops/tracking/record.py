@@ -13,6 +13,7 @@ from ..store import Store, current_store, schema
 from .codeslice import slice_source
 from .modelio import load_model_bytes
 from .values import decode_param
+from .writer import DEFAULT_PARAMS_TAG
 
 __all__ = ["Run", "get_run"]
 
@@ -43,6 +44,9 @@ class Run:
     inputs: list[dict[str, Any]]
     artifacts: list[dict[str, Any]]
     children: list[str] = field(default_factory=list)
+    # the params captured from estimators that hold the estimator's defaults (the run card
+    # folds them); empty for runs recorded before this was kept
+    default_params: frozenset[str] = frozenset()
     _slice: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _store: Store | None = field(default=None, repr=False, compare=False)
 
@@ -188,6 +192,7 @@ def get_run(run_id: str, store: Store | None = None) -> Run:
             t.key: t.value
             for t in conn.execute(sa.select(schema.tags).where(schema.tags.c.run_id == rid))
         }
+        defaults = _default_params(tags.pop(DEFAULT_PARAMS_TAG, None), params)
         inputs = [
             {
                 "name": i.name,
@@ -244,9 +249,22 @@ def get_run(run_id: str, store: Store | None = None) -> Run:
         metrics=metrics,
         metric_sources=sources,
         tags=tags,
+        default_params=defaults,
         inputs=inputs,
         artifacts=artifacts,
         children=children,
         _slice=_loads(row.code_slice, []),
         _store=store,
     )
+
+
+def _default_params(recorded: str | None, params: dict[str, Any]) -> frozenset[str]:
+    """The recorded names of the params left at their defaults; a damaged record folds
+    nothing rather than keep the run from showing."""
+    try:
+        names = json.loads(recorded or "[]")
+    except ValueError:
+        return frozenset()
+    if not isinstance(names, list):
+        return frozenset()
+    return frozenset(n for n in names if isinstance(n, str) and n in params)

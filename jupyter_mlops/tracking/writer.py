@@ -61,7 +61,15 @@ def _finite_or_none(number: float) -> float | None:
     return None if math.isnan(number) else number
 
 
+# The params captured from estimators that hold their estimator's defaults, as a JSON
+# array (the run card folds them without needing the estimator). Stored as a tag, so a
+# store needs no new table; left out of ``Run.tags`` and of listings, which show what the
+# user set.
+DEFAULT_PARAMS_TAG = "mlops.default_params"
+
+
 def _summary_json(params: dict[str, Any], metrics: dict[str, Any], tags: dict[str, str]) -> str:
+    tags = {k: v for k, v in tags.items() if k != DEFAULT_PARAMS_TAG}
     return json.dumps({"p": params, "m": metrics, "t": tags}, default=str)
 
 

@@ -19,6 +19,7 @@ from ..html import _STYLE, format_value
 from ..store import Store
 from ..tracking.record import Run, get_run
 from . import theme
+from .fallback import display_view, live_style, new_token
 
 __all__ = ["Comparison", "compare"]
 
@@ -52,6 +53,7 @@ class Comparison:
     def __init__(self, runs: list[Run], store: Store | None = None):
         self.runs = runs
         self._store = store
+        self._token = new_token()
         # the widget's dropdowns, once built (handles for code that drives the view)
         self.curve_metric: Any = None
         self.scatter_param: Any = None
@@ -325,7 +327,20 @@ class Comparison:
         """The interactive view (built once): tabs for numbers, curves, scatter, code, data."""
         return _build_widget(self)
 
+    def _ipython_display_(self) -> None:
+        """The static HTML as one output, then the widget (see ``fallback``)."""
+        try:
+            widget = self.widget
+        except ImportError:  # no ipywidgets: the HTML is the display
+            from IPython.display import HTML, display
+
+            display(HTML(self._repr_html_()))
+            return
+        display_view(self._repr_html_(), widget, self._token, repr(self))
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The widget and the HTML in one bundle, for hosts that take one bundle (the runs
+        explorer's Compare output); ``display()`` shows two outputs instead."""
         bundle = {"text/plain": repr(self), "text/html": self._repr_html_()}
         try:
             bundle.update(
@@ -381,7 +396,7 @@ def _build_widget(c: Comparison) -> Any:
     tabs.append(("Data", card(c.data_html() + c._data_diffs_html())))
     tab = widgets.Tab(children=[w for _, w in tabs], titles=[t for t, _ in tabs])
     header = widgets.HTML(_STYLE + "<div class=mlops-card>" + c._header_html() + "</div>")
-    return widgets.VBox([header, tab])
+    return widgets.VBox([header, tab, live_style(c._token)])
 
 
 def compare(*runs: str | Run, store: Store | None = None) -> Comparison:

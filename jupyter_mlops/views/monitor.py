@@ -24,6 +24,7 @@ from ..html import _STYLE
 from ..monitoring import monitor as service
 from ..monitoring.summary import check_history, distributions, traffic
 from ..store import Store, current_store
+from .fallback import ShownEverywhere, live_style, new_token
 
 __all__ = ["MonitorView", "monitor_view"]
 
@@ -31,7 +32,7 @@ WINDOWS = ["15m", "1h", "6h", "1d", "7d", "30d"]
 MAX_ROWS = 200_000
 
 
-class MonitorView(widgets.VBox):
+class MonitorView(ShownEverywhere, widgets.VBox):
     """The monitoring panel. Readable state: ``evaluation`` (the last evaluation),
     ``traffic`` and ``history`` (the frames behind the charts), ``message``."""
 
@@ -44,6 +45,7 @@ class MonitorView(widgets.VBox):
         store: Store | None = None,
     ):
         self._store = store or current_store()
+        self._token = new_token()
         self.config = service.get_monitor(model, self._store)  # a clear error for a bad name
         self.model = model
         self.max_rows = max_rows
@@ -91,6 +93,7 @@ class MonitorView(widgets.VBox):
         super().__init__(
             [
                 widgets.HTML(_STYLE),
+                live_style(self._token),
                 self.header,
                 widgets.HBox([self.window, self.refresh_button, self.check_button]),
                 tabs,

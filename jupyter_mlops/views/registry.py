@@ -14,6 +14,7 @@ from ..errors import MlopsError
 from ..html import _STYLE, format_value
 from ..registry import service
 from ..store import Store, current_store
+from .fallback import ShownEverywhere, live_style, new_token
 
 __all__ = ["RegistryView", "registry_view"]
 
@@ -56,12 +57,13 @@ def _table(rows: list[tuple[str, str]]) -> str:
     )
 
 
-class RegistryView(widgets.VBox):
+class RegistryView(ShownEverywhere, widgets.VBox):
     """The registry panel. Readable state: ``model``, ``versions`` (DataFrame),
     ``selected`` (ModelVersion), ``pending`` (the action awaiting confirmation)."""
 
     def __init__(self, model: str | None = None, *, store: Store | None = None):
         self._store = store or current_store()
+        self._token = new_token()
         names = list(service.models(self._store).name)
         if model is not None and model not in names:
             service.get_model_version(model, self._store)  # raises a clear NotFoundError
@@ -116,6 +118,7 @@ class RegistryView(widgets.VBox):
                 self.confirm_row,
                 self.status,
                 self.detail,
+                live_style(self._token),
             ]
         )
         self.refresh()

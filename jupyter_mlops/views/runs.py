@@ -17,6 +17,7 @@ from ..errors import MlopsError, ValidationError
 from ..html import _STYLE, format_value
 from ..store import Store
 from ..tracking.search import runs as search_runs
+from .fallback import ShownEverywhere, live_style, new_token
 
 __all__ = ["RunsView", "runs_view"]
 
@@ -58,7 +59,7 @@ def default_columns(frame: Any) -> list[str]:
     return metrics + (varying or params)[:_DEFAULT_MAX]
 
 
-class RunsView(widgets.VBox):
+class RunsView(ShownEverywhere, widgets.VBox):
     """A sortable, filterable, paged table of runs with row selection and Compare.
 
     State a notebook (or a test) can read: ``frame`` (the filtered and sorted runs),
@@ -80,6 +81,7 @@ class RunsView(widgets.VBox):
         self.page = 0
         self.selected: list[str] = []
         self._store = store
+        self._token = new_token()
         self._syncing = False
         self._wanted: list[str] | None = None  # the user's column choice, kept across filters
         self.comparison: Any = None
@@ -155,6 +157,7 @@ class RunsView(widgets.VBox):
                 self.grid,
                 widgets.HBox([self.compare_button, self.clear_button, self.selection_label]),
                 self.output,
+                live_style(self._token),
             ]
         )
         self._render()
@@ -408,7 +411,8 @@ class RunsView(widgets.VBox):
     # -- static display ------------------------------------------------------------------
 
     def _repr_html_(self) -> str:
-        """The current page as an HTML table, for saved notebooks where widgets do not run."""
+        """The current page as an HTML table: displayed as its own output before the widget,
+        for saved and exported notebooks where the widget does not run."""
         esc = html.escape
         columns = self.columns
         head = "".join(f"<th>{esc(c)}</th>" for c in columns)
@@ -432,7 +436,8 @@ class RunsView(widgets.VBox):
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        """The widget for live notebooks plus the HTML table for everything else."""
+        """The widget and the HTML table in one bundle, for hosts that take one bundle (an
+        ``Output`` widget); ``display()`` shows two outputs instead (see ``fallback``)."""
         bundle = super()._repr_mimebundle_(**kwargs)
         return {**(bundle or {}), "text/html": self._repr_html_()}
 
