@@ -5,12 +5,31 @@ from __future__ import annotations
 import html
 import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .tracking.record import Run
+__all__ = ["RunFields", "format_value", "gate_lines_html", "run_card"]
 
-__all__ = ["format_value", "run_card"]
+
+class RunFields(Protocol):
+    """What a run card is drawn from: plain fields (a tracking ``Run`` has them), so this
+    bottom layer imports nothing from the services that render with it."""
+
+    run_id: str
+    name: str
+    experiment: str
+    status: str
+    start_time: float
+    duration_s: float | None
+    params: dict[str, Any]
+    default_params: Any
+    metrics: dict[str, Any]
+    tags: dict[str, str]
+    inputs: list[dict[str, Any]]
+    models: list[dict[str, Any]]
+    artifacts: list[dict[str, Any]]
+    children: list[Any]
+    error: str | None
+
 
 _STATUS_COLORS = {
     "finished": "#1a7f37",
@@ -90,7 +109,7 @@ def _table(
     )
 
 
-def run_card(run: Run) -> str:
+def run_card(run: RunFields) -> str:
     """The compact card shown under a tracked cell: status, params, metrics, data, models."""
     esc = html.escape
     color = _STATUS_COLORS.get(run.status, "#57606a")
@@ -392,8 +411,6 @@ def check_outcome_card(outcome: Any) -> str:
 
 def gate_card(result: Any) -> str:
     """A gate: verdict, each line, and the two models' scores on the holdout."""
-    from .retraining.gate import gate_lines_html
-
     esc = html.escape
     color = "#1a7f37" if result.passed else "#cf222e"
     holdout = result.holdout or {}
@@ -466,3 +483,20 @@ def job_card(job: Any) -> str:
         + "</div></div>"
         + gate
     )
+
+
+def gate_lines_html(result: Any) -> str:
+    """A gate's lines (``.status``, ``.check``, ``.detail``) as an HTML list: the gate card,
+    the job card and the CI summary share it."""
+    colors = {
+        "PASS": "var(--jp-success-color1, #2e7d32)",
+        "FAIL": "var(--jp-error-color1, #c62828)",
+    }
+    items = "".join(
+        f"<li><b style='color:{colors.get(line.status, 'inherit')}'>{line.status}</b> "
+        f"{html.escape(line.check)}"
+        + (f" <span style='opacity:.7'>({html.escape(line.detail)})</span>" if line.detail else "")
+        + "</li>"
+        for line in result.lines
+    )
+    return f"<ul style='margin:4px 0;padding-left:18px'>{items}</ul>"

@@ -206,7 +206,6 @@ KNOWN_CYCLES = [
         "jupyter_mlops.serving.deployments",
         "jupyter_mlops.serving.launcher",
     ],
-    ["jupyter_mlops.html", "jupyter_mlops.retraining.gate", "jupyter_mlops.tracking.record"],
 ]
 
 

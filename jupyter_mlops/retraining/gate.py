@@ -22,7 +22,6 @@ read from the store: a gate is stored as its text, an import path included.
 
 from __future__ import annotations
 
-import html
 import importlib
 import math
 import os
@@ -649,19 +648,3 @@ def _recorded_values(
         if found:
             out[who] = found
     return out
-
-
-def gate_lines_html(result: GateResult) -> str:
-    """The gate's lines as an HTML list (shared by the job card and the CI summary)."""
-    colors = {
-        "PASS": "var(--jp-success-color1, #2e7d32)",
-        "FAIL": "var(--jp-error-color1, #c62828)",
-    }
-    items = "".join(
-        f"<li><b style='color:{colors.get(line.status, 'inherit')}'>{line.status}</b> "
-        f"{html.escape(line.check)}"
-        + (f" <span style='opacity:.7'>({html.escape(line.detail)})</span>" if line.detail else "")
-        + "</li>"
-        for line in result.lines
-    )
-    return f"<ul style='margin:4px 0;padding-left:18px'>{items}</ul>"
