@@ -182,7 +182,9 @@ class TrackedExecution:
             status = "interrupted"
         elif error is not None:
             status = "failed"
-        problems = self.capture.after(ns, writer, displayed=displayed)
+        problems = self.capture.after(
+            ns, writer, displayed=displayed, explicit=self.run.explicit_models
+        )
         if self.options.data and error is None:
             problems += self._snapshot_outputs(ns, writer)
         try:
