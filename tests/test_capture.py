@@ -204,3 +204,89 @@ def test_a_block_whose_text_is_gone_is_captured_and_says_why_its_code_is_missing
     assert "source" in note and "replay" in note
     assert "mlops.capture" not in reference.tags
     assert "TrackingWarning" not in done.stderr
+
+
+def test_a_block_that_cannot_be_read_at_all_says_why_nothing_was_captured(store_dir, tmp_path):
+    """A one-line block run from a string that is gone: neither its text nor its own
+    instructions can be told apart, so the run says why nothing was captured."""
+    one_line = SCRIPT.split('with mlops.track("tree")')[0] + (
+        'with mlops.track("tree") as run: clf = DecisionTreeClassifier().fit(X, y)\n'
+        'print("RUN", run.run_id)\n'
+    )
+    (tmp_path / "one.py").write_text(one_line)
+    from_file, _ = _run_python(store_dir, tmp_path, ["one.py"])
+    assert [m["name"] for m in from_file.models] == ["clf"]  # its text: captured
+    run, _ = _run_python(store_dir, tmp_path, ["-c", "exec(open('one.py').read())"])
+    assert run.status == "finished" and run.models == []
+    assert run.tags["mlops.capture"].startswith("nothing captured automatically")
+    assert "log_model" in run.tags["mlops.capture"]
+
+
+BLOCKS = {
+    "fit and metrics": (
+        "clf = DecisionTreeClassifier(max_depth=depth).fit(X, y)\n"
+        "accuracy = accuracy_score(y, clf.predict(X))\n"
+        "score = clf.score(X, y)\n"
+    ),
+    "fit as a statement": "clf = DecisionTreeClassifier()\nclf.fit(X, y)\nX.dropna(inplace=True)\n",
+    "loops and unpacking": (
+        "total = 0\n"
+        "for i, value in enumerate(values):\n"
+        "    total += value\n"
+        "    last = i\n"
+        "a, b = split(X)\n"
+        "squares = [v * v for v in values if v > limit]\n"
+        "f = lambda: offset + 1\n"
+    ),
+    "imports and attributes": (
+        "import math\nfrom sklearn import metrics\nr2 = metrics.r2_score(y, pred)\n"
+        "clf = models.tree.fit(data.X, data.y)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("block", list(BLOCKS), ids=list(BLOCKS))
+def test_the_compiled_block_reads_like_its_source(block):
+    """What the bytecode reader finds equals what the source analysis finds."""
+    import ast as _ast
+
+    from jupyter_mlops.tracking.analysis import analyze
+    from jupyter_mlops.tracking.bytecode import block_analysis
+
+    class Enter:
+        def __enter__(self):
+            frame = sys._getframe(1)
+            self.found = block_analysis(frame.f_code, frame.f_lasti)
+            raise KeyboardInterrupt  # stop before the body runs: its names are not defined
+
+        def __exit__(self, *exc):
+            return False
+
+    body = BLOCKS[block]
+    program = "with probe as run:\n" + textwrap.indent(body, "    ") + "after = 1\n"
+    probe = Enter()
+    with pytest.raises(KeyboardInterrupt):
+        exec(compile(program, "<gone>", "exec"), {"probe": probe})
+    got, want = probe.found, analyze(body)
+    assert got is not None
+    assert got.free == want.free
+    # (a comprehension's variable does not outlive it: only the source analysis lists it)
+    comprehension = {
+        n.id
+        for c in _ast.walk(_ast.parse(body))
+        if isinstance(c, _ast.comprehension)
+        for n in _ast.walk(c.target)
+        if isinstance(n, _ast.Name)
+    }
+    assert got.binds == want.binds - comprehension and "after" not in got.binds
+    assert got.loop_targets == want.loop_targets
+    assert [a.target for a in got.assignments] == [a.target for a in want.assignments]
+
+    def fits(analysis):
+        return [
+            (f.owner, f.x and _ast.unparse(f.x), f.y and _ast.unparse(f.y))
+            for f in analysis.fit_calls
+        ]
+
+    assert fits(got) == fits(want)
+    assert got.mutates == want.mutates

@@ -109,7 +109,7 @@ class InputSchema:
         inputs = signature.get("inputs") or []
         names = [str(i["name"]) for i in inputs]
         dtypes = [str(i.get("dtype", "unknown")) for i in inputs]
-        if model is not None and any(_kind(d) == "any" and d == "unknown" for d in dtypes):
+        if model is not None and "unknown" in dtypes:
             dtypes = _fill_unknown(model, dtypes)
         columns = [Column(n, d, _kind(d)) for n, d in zip(names, dtypes, strict=True)]
         kind = signature.get("input_kind")

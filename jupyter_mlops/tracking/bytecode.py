@@ -40,6 +40,7 @@ _STORES = frozenset(
 )
 _ATTRS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 _CALLS = frozenset({"PRECALL", "CALL", "CALL_KW", "CALL_FUNCTION_EX"})
+_LEAVES = frozenset({"PUSH_EXC_INFO", "WITH_EXCEPT_START", "RETURN_VALUE", "RETURN_CONST"})
 _RESULT = "<result>"  # the receiver of a method called on an unnamed value
 
 
@@ -68,14 +69,16 @@ def _body(code: CodeType, lasti: int) -> list[dis.Instruction] | None:
         i += 1  # UNPACK_SEQUENCE of `as (a, b)`
     i += 1
     while i < len(instrs) and _line(instrs[i]) in (with_line, None):
+        if instrs[i].opname in _LEAVES:
+            return None  # the block is on the `with` line itself: no line tells it apart
         i += 1  # more of the `with` statement: further context managers, targets
     body = []
     for ins in instrs[i:]:
         line = _line(ins)
         if line is not None and line == with_line:
-            break
+            return body or None
         body.append(ins)
-    return body or None
+    return None  # no exit back on the `with` line: not a block this reader understands
 
 
 class _Reader:
@@ -246,7 +249,6 @@ def block_analysis(code: CodeType, lasti: int) -> CellAnalysis | None:
         result = CellAnalysis(source="")
         reader = _Reader(result)
         reader.read(body)
-        reader.statement_end()
     except Exception:
         return None
     return result
