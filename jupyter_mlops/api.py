@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from .store import Store
 from .store import open_store as _open_store
-from .tracking.active import require_active_run
+from .tracking.active import caller_scope, require_active_run
 from .tracking.context import Track, default_experiment, set_default_experiment
 from .tracking.record import Run
 from .tracking.record import get_run as _get_run
@@ -96,14 +97,34 @@ def set_tag(key: str, value: Any) -> None:
     require_active_run().set_tag(key, value)
 
 
-def log_model(model: Any, name: str = "model", **data: Any) -> None:
-    """Save a fitted model on the active run (skops; pass ``x=`` to record its signature)."""
-    require_active_run().log_model(model, name, **data)
+def log_model(
+    model: Any,
+    name: str = "model",
+    *,
+    input_example: Any = None,
+    signature: Any = None,
+    x: Any = None,
+    y: Any = None,
+) -> None:
+    """Save a fitted model on the active run (skops: no code runs when it is loaded).
+
+    Its signature (the columns and dtypes a deployment advertises and checks) comes from
+    ``signature=`` (``{"inputs": [{"name": "age", "dtype": "float64"}]}``, ``{column:
+    dtype}`` or an MLflow ``ModelSignature``), else ``input_example=`` (a few rows the
+    model takes, checked by predicting on them), else ``x=``/``y=``, else the model itself
+    and a DataFrame in scope holding its features. A model the tracked block also fitted
+    is saved once, under ``name``.
+    """
+    scope = caller_scope(sys._getframe(1))
+    require_active_run().log_model(
+        model, name, x=x, y=y, input_example=input_example, signature=signature, scope=scope
+    )
 
 
 def log_artifact(path_or_object: Any, name: str | None = None) -> None:
     """Attach a file or an object (bytes, dict, figure, chart, DataFrame) to the active run."""
-    require_active_run().log_artifact(path_or_object, name)
+    scope = caller_scope(sys._getframe(1))
+    require_active_run().log_artifact(path_or_object, name, scope=scope)
 
 
 def runs(

@@ -107,13 +107,16 @@ class InputSchema:
     def from_signature(cls, signature: dict[str, Any], model: Any = None) -> InputSchema:
         """Build the schema from a model version's signature (and the model's NaN tag)."""
         inputs = signature.get("inputs") or []
-        columns = [Column(str(i["name"]), str(i.get("dtype", "unknown")), "") for i in inputs]
-        columns = [Column(c.name, c.dtype, _kind(c.dtype)) for c in columns]
-        return cls(
-            columns,
-            allow_nan=_allows_nan(model),
-            ndarray=signature.get("input_kind") == "ndarray",
-        )
+        names = [str(i["name"]) for i in inputs]
+        dtypes = [str(i.get("dtype", "unknown")) for i in inputs]
+        if model is not None and "unknown" in dtypes:
+            dtypes = _fill_unknown(model, dtypes)
+        columns = [Column(n, d, _kind(d)) for n, d in zip(names, dtypes, strict=True)]
+        kind = signature.get("input_kind")
+        if kind in (None, "unknown") and model is not None and names:
+            fitted_on_names = getattr(model, "feature_names_in_", None) is not None
+            kind = "dataframe" if fitted_on_names else "ndarray"
+        return cls(columns, allow_nan=_allows_nan(model), ndarray=kind == "ndarray")
 
     def describe(self) -> list[dict[str, Any]]:
         """The inputs as OIP tensor metadata."""
@@ -243,6 +246,22 @@ class InputSchema:
             out[c.name] = series
         frame = pd.DataFrame(out, copy=False)
         return frame.to_numpy() if self.positional else frame
+
+
+def _fill_unknown(model: Any, dtypes: list[str]) -> list[str]:
+    """Dtypes for the columns of a signature recorded without them (stores written before
+    dtypes were inferred): what the estimator says it takes, numbers where it says nothing
+    (every scikit-learn estimator takes float64), so text is never advertised for them."""
+    from ..tracking.estimators import NUMBER, column_hints
+
+    try:
+        hints: list[str | None] = column_hints(model, len(dtypes))
+    except Exception:
+        hints = [None] * len(dtypes)
+    return [
+        (h if h not in (None, NUMBER) else "float64") if d == "unknown" else d
+        for d, h in zip(dtypes, hints, strict=True)
+    ]
 
 
 def _allows_nan(model: Any) -> bool:

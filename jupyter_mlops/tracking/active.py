@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,9 +17,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import MlopsError, StoreError, ValidationError
 
 if TYPE_CHECKING:
+    from .capture import ExplicitModel
     from .writer import RunWriter
 
-__all__ = ["ActiveRun", "TrackingWarning", "activate", "active_run", "require_active_run"]
+__all__ = [
+    "ActiveRun",
+    "TrackingWarning",
+    "activate",
+    "active_run",
+    "caller_scope",
+    "require_active_run",
+]
 
 T = TypeVar("T")
 
@@ -41,6 +51,7 @@ class ActiveRun:
         self._writer = writer
         self.name = name
         self.experiment = experiment
+        self._explicit: list[ExplicitModel] = []
 
     @property
     def run_id(self) -> str | None:
@@ -88,17 +99,61 @@ class ActiveRun:
         """Attach a tag."""
         self._guard(lambda w: w.set_tag(key, value))
 
-    def log_model(self, model: Any, name: str = "model", **data: Any) -> None:
-        """Save a fitted model with its signature (skops; no code runs on load)."""
-        from .capture import log_model
+    @property
+    def explicit_models(self) -> list[ExplicitModel]:
+        """The models ``log_model`` saved in this run so far."""
+        return list(self._explicit)
 
-        self._guard(lambda w: log_model(w, model, name, x=data.get("x"), y=data.get("y")))
+    def log_model(
+        self,
+        model: Any,
+        name: str = "model",
+        *,
+        x: Any = None,
+        y: Any = None,
+        input_example: Any = None,
+        signature: Any = None,
+        scope: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Save a fitted model with its signature (skops; no code runs on load).
 
-    def log_artifact(self, path_or_object: Any, name: str | None = None) -> None:
+        The signature is ``signature=`` if given, else read from ``input_example`` (rows
+        the model takes, as MLflow names it), else from ``x``/``y``, else from the model
+        and a DataFrame in ``scope`` (default: the caller's variables) holding its
+        features. A model the tracked block also fitted is saved once, under ``name``.
+        """
+        from .capture import ExplicitModel, frames_in, log_model, model_meta
+        from .estimators import FittedState
+
+        if scope is None:
+            scope = caller_scope(sys._getframe(1))
+        meta = model_meta(
+            model,
+            x=x,
+            y=y,
+            inputs=frames_in(scope),
+            input_example=input_example,
+            given=signature,
+        )  # a bad example or signature is refused before anything is stored
+        state = FittedState(model)
+        if self._guard(lambda w: log_model(w, model, name, meta=meta)) is not None:
+            self._explicit = [e for e in self._explicit if e.name != name]
+            given = signature is not None or input_example is not None
+            self._explicit.append(ExplicitModel(name, model, state, given))
+
+    def log_artifact(
+        self,
+        path_or_object: Any,
+        name: str | None = None,
+        *,
+        scope: Mapping[str, Any] | None = None,
+    ) -> None:
         """Attach a file (path) or an object (bytes, dict, figure, chart, DataFrame, model)."""
         data, kind, fmt, default = artifact_bytes(path_or_object)
         if kind == "model":
-            self.log_model(path_or_object, name or "model")
+            if scope is None:
+                scope = caller_scope(sys._getframe(1))
+            self.log_model(path_or_object, name or "model", scope=scope)
             return
         final = name or default
         if not final:
@@ -108,6 +163,15 @@ class ActiveRun:
     def __repr__(self) -> str:
         rid = self.run_id[:8] if self.run_id else "not recorded"
         return f"<ActiveRun {self.name!r} in {self.experiment!r} ({rid})>"
+
+
+def caller_scope(frame: Any) -> Mapping[str, Any]:
+    """The variables visible where ``log_model`` was called (locals over globals)."""
+    if frame is None:
+        return {}
+    if frame.f_locals is frame.f_globals:
+        return frame.f_globals
+    return ChainMap(dict(frame.f_locals), frame.f_globals)
 
 
 def artifact_bytes(obj: Any) -> tuple[bytes, str, str, str | None]:

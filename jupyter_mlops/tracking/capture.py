@@ -15,9 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.fingerprint import Fingerprint, data_kind, fingerprint
+from ..errors import ValidationError
 from .analysis import CellAnalysis, FitCall
 from .estimators import (
+    FittedState,
+    column_hints,
     default_params,
+    dtype_kind,
     estimator_params,
     is_estimator,
     is_fitted,
@@ -175,6 +179,21 @@ class CapturedModel:
     fit: FitCall | None
 
 
+@dataclass
+class ExplicitModel:
+    """A model saved by ``log_model`` during the run, and its fitted state at that moment:
+    the capture saves it only under this name, unless it was fitted again afterwards."""
+
+    name: str
+    obj: Any
+    state: FittedState
+    given: bool  # its signature came from signature= or input_example
+
+    def unchanged(self) -> bool:
+        """Whether the object still holds what was saved (not fitted again since)."""
+        return self.state.same_as(FittedState(self.obj))
+
+
 class CellCapture:
     """Capture for one execution of one cell; call ``before`` then ``after``."""
 
@@ -213,12 +232,18 @@ class CellCapture:
         ns: Mapping[str, Any],
         run: RunWriter,
         displayed: Iterable[tuple[Any, Mapping[str, Any]]] = (),
+        explicit: Iterable[ExplicitModel] = (),
     ) -> list[str]:
-        """Record everything into ``run``; returns the problems met (never raises)."""
+        """Record everything into ``run``; returns the problems met (never raises).
+
+        ``explicit`` are the models ``log_model`` saved during the run: a fitted model the
+        capture finds among them is that model (saved once, under the explicit name).
+        """
         problems: list[str] = []
+        saved = list(explicit)
         for step in (
             lambda: self._params_and_metrics(ns, run),
-            lambda: self._models(ns, run),
+            lambda: self._models(ns, run, saved),
             lambda: self._inputs(run),
             lambda: self._figures(run, displayed),
         ):
@@ -272,17 +297,19 @@ class CellCapture:
             fits[call.owner] = call
         names = [x.target for x in a.assignments] + list(fits)
         seen: set[str] = set()
-        found = []
+        found: dict[int, CapturedModel] = {}  # one model per object (`alias = clf` too)
         for name in names:
             if name in seen or _skip(name) or name not in ns:
                 continue
             seen.add(name)
             obj = ns[name]
             if is_estimator(obj) and is_fitted(obj):
-                found.append(CapturedModel(name, obj, fits.get(name)))
-        return found
+                known = found.get(id(obj))
+                if known is None or (known.fit is None and fits.get(name) is not None):
+                    found[id(obj)] = CapturedModel(name, obj, fits.get(name))
+        return list(found.values())
 
-    def _models(self, ns: Mapping[str, Any], run: RunWriter) -> None:
+    def _models(self, ns: Mapping[str, Any], run: RunWriter, explicit: list[ExplicitModel]) -> None:
         defaults: list[str] = []
         for model in self._fitted_models(ns):
             run.log_params(estimator_params(model.name, model.obj))
@@ -312,9 +339,19 @@ class CellCapture:
                 for role, node in (("x", fit and fit.x), ("y", fit and fit.y))
                 if isinstance(node, ast.Name)
             }
-            log_model(
-                run, target, model.name, x=x, y=y, inputs=self._input_frames(ns), fit_names=names
-            )
+            frames = [*self._input_frames(ns), *frames_in(ns)]
+            same = [
+                e for e in explicit if (e.obj is target or e.obj is model.obj) and e.unchanged()
+            ]
+            if same:  # saved by log_model: that artifact is this model; describe it fully
+                for e in same:
+                    meta = model_meta(e.obj, x=x, y=y, inputs=frames, fit_names=names)
+                    if e.given:
+                        meta = {**run.artifact_meta(e.name), "fit": names} if names else None
+                    if meta is not None:
+                        run.update_artifact_meta(e.name, meta)
+                continue
+            log_model(run, target, model.name, x=x, y=y, inputs=frames, fit_names=names)
 
     def _fit_data(self, model: CapturedModel, ns: Mapping[str, Any]) -> tuple[Any, Any]:
         if model.fit is None:
@@ -404,6 +441,206 @@ def _figure_bytes(mime: str, payload: Any) -> tuple[bytes, str, str] | None:
     return None
 
 
+_MLFLOW_TYPES = {
+    "double": "float64",
+    "float": "float32",
+    "long": "int64",
+    "integer": "int32",
+    "boolean": "bool",
+    "string": "object",
+}
+
+
+def example_frame(model: Any, example: Any) -> Any:
+    """An ``input_example`` as the frame (or 2-D array) the model takes, checked by
+    predicting on its first rows: an example the model cannot take is refused."""
+    import numpy as np
+    import pandas as pd
+
+    names = getattr(model, "feature_names_in_", None)
+    wanted = [str(c) for c in names] if names is not None else None
+    if isinstance(example, pd.DataFrame):
+        frame: Any = example
+    elif isinstance(example, pd.Series):
+        frame = example.to_frame().T.infer_objects()
+    elif isinstance(example, Mapping):
+        scalars = all(np.ndim(v) == 0 for v in example.values())
+        frame = pd.DataFrame([dict(example)] if scalars else dict(example))
+    elif isinstance(example, list) and example and all(isinstance(r, Mapping) for r in example):
+        frame = pd.DataFrame(example)
+    elif isinstance(example, np.ndarray | list | tuple):
+        arr = np.asarray(example)
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2:
+            raise ValidationError(
+                f"input_example has {arr.ndim} dimensions; give rows of columns (a DataFrame "
+                "or a 2-D array)."
+            )
+        frame = pd.DataFrame(arr, columns=wanted) if wanted and arr.shape[1] == len(wanted) else arr
+    else:
+        raise ValidationError(
+            f"input_example cannot be a {type(example).__name__}: give a DataFrame, a dict of "
+            "columns, a list of row dicts or a 2-D array."
+        )
+    if len(frame) == 0:
+        raise ValidationError("input_example has no rows; give at least one row.")
+    if isinstance(frame, pd.DataFrame):
+        frame.columns = [str(c) for c in frame.columns]
+        if wanted is not None:
+            missing = [c for c in wanted if c not in frame.columns]
+            if missing:
+                raise ValidationError(
+                    f"input_example lacks the columns {missing} the model was fitted on ({wanted})."
+                )
+            frame = frame[wanted]
+    n = getattr(model, "n_features_in_", None)
+    if isinstance(n, int) and frame.shape[1] != n:
+        raise ValidationError(f"input_example has {frame.shape[1]} columns; the model takes {n}.")
+    if hasattr(model, "predict"):
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.predict(frame[:5] if not isinstance(frame, pd.DataFrame) else frame.head(5))
+        except Exception as exc:
+            raise ValidationError(
+                f"The model cannot predict on input_example ({type(exc).__name__}: {exc}); "
+                "give rows of the data it was fitted on."
+            ) from exc
+    return frame
+
+
+def given_inputs(model: Any, given: Any) -> tuple[list[dict[str, str]], str]:
+    """The inputs of a ``signature=``: ours (``{"inputs": [{"name", "dtype"}]}``), MLflow's
+    (a ``ModelSignature`` or its ``to_dict()``) or ``{column: dtype}``, checked against the
+    model: the columns it was fitted on, and no text where it takes numbers."""
+    if not isinstance(given, Mapping) and callable(getattr(given, "to_dict", None)):
+        given = given.to_dict()  # mlflow.models.ModelSignature
+    if not isinstance(given, Mapping):
+        raise ValidationError(
+            "signature= is a dict: {'inputs': [{'name': 'age', 'dtype': 'float64'}, ...]} "
+            "(or {column: dtype}, or an MLflow ModelSignature)."
+        )
+    if "inputs" in given:
+        raw = given["inputs"]
+        if isinstance(raw, str):  # MLflow's to_dict(): a JSON string of column specs
+            try:
+                raw = json.loads(raw)
+            except ValueError as exc:
+                raise ValidationError(f"signature inputs are not valid JSON: {exc}") from exc
+        if not isinstance(raw, list) or not all(
+            isinstance(i, Mapping) and "name" in i for i in raw
+        ):
+            raise ValidationError("signature['inputs'] is a list of {'name': ..., 'dtype': ...}.")
+        pairs = [
+            (str(i["name"]), str(i.get("dtype") or _MLFLOW_TYPES.get(str(i.get("type")), "")))
+            for i in raw
+        ]
+    else:
+        pairs = [(str(k), str(v)) for k, v in given.items()]
+    for name, dtype in pairs:
+        if dtype_kind(dtype) == "any":
+            raise ValidationError(
+                f"signature column {name!r} has dtype {dtype!r}; use a numpy/pandas dtype "
+                "such as float64, int64, bool, object or category."
+            )
+    by_name = dict(pairs)
+    if len(by_name) != len(pairs):
+        raise ValidationError("signature= names a column twice.")
+    fitted = getattr(model, "feature_names_in_", None)
+    n = getattr(model, "n_features_in_", None)
+    if fitted is not None:
+        wanted = [str(c) for c in fitted]
+        if set(wanted) != set(by_name):
+            raise ValidationError(
+                f"signature= has the columns {list(by_name)}; the model was fitted on {wanted}."
+            )
+        pairs = [(c, by_name[c]) for c in wanted]
+        kind = "dataframe"
+    else:
+        if isinstance(n, int) and len(pairs) != n:
+            raise ValidationError(f"signature= has {len(pairs)} columns; the model takes {n}.")
+        kind = "ndarray"
+    try:
+        hints = column_hints(model, len(pairs))
+    except Exception:
+        hints = [None] * len(pairs)
+    for (name, dtype), hint in zip(pairs, hints, strict=True):
+        if hint is not None and dtype_kind(dtype) == "text" and dtype_kind(hint) != "text":
+            raise ValidationError(
+                f"signature= says column {name!r} holds text ({dtype}), but the model takes "
+                "numbers there; give a numeric dtype such as float64."
+            )
+        if hint is not None and dtype_kind(hint) == "text" and dtype_kind(dtype) != "text":
+            raise ValidationError(
+                f"signature= says column {name!r} holds {dtype}, but the model encodes text "
+                "categories there; give object (or category)."
+            )
+    return [{"name": n_, "dtype": d} for n_, d in pairs], kind
+
+
+def frames_in(namespace: Mapping[str, Any] | None) -> list[Any]:
+    """The DataFrames a namespace holds (where a model's training frame may be in scope)."""
+    if not namespace:
+        return []
+    out = []
+    try:
+        values = list(namespace.values())
+    except Exception:
+        return []
+    for value in values[:10_000]:
+        if data_kind(value) == "dataframe":
+            out.append(value)
+    return out
+
+
+def model_meta(
+    model: Any,
+    *,
+    x: Any = None,
+    y: Any = None,
+    inputs: Iterable[Any] = (),
+    fit_names: dict[str, str] | None = None,
+    input_example: Any = None,
+    given: Any = None,
+) -> dict[str, Any]:
+    """The metadata saved with a model: its signature, class, repr and fit names.
+
+    The signature comes from ``given`` (``signature=``), else ``input_example``, else
+    ``x``/``y`` (the data it was fitted on) when known, else from the model itself with
+    the dtypes of a frame among ``inputs`` that holds its feature names. Raises
+    ``ValidationError`` for an example or a signature the model cannot take.
+    """
+    example = None
+    if input_example is not None:
+        example = example_frame(model, input_example)
+        x = example
+    meta: dict[str, Any] = {
+        "signature": signature(model, x, y, list(inputs)),
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "repr": short_repr(model, 500),
+    }
+    if given is not None:
+        meta["signature"]["inputs"], meta["signature"]["input_kind"] = given_inputs(model, given)
+        meta["signature_given"] = True
+    if example is not None:
+        meta["input_example"] = json.loads(_head_json(example))
+    if fit_names:
+        meta["fit"] = fit_names
+    if "sklearn" in sys.modules:
+        meta["sklearn_version"] = sys.modules["sklearn"].__version__
+    return meta
+
+
+def _head_json(example: Any) -> str:
+    import pandas as pd
+
+    frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(example)
+    return frame.head(5).to_json(orient="split", index=False, date_format="iso")
+
+
 def log_model(
     run: RunWriter,
     model: Any,
@@ -413,30 +650,16 @@ def log_model(
     y: Any = None,
     inputs: Iterable[Any] = (),
     fit_names: dict[str, str] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> str:
     """Save a fitted model as artifact ``name`` with its signature; returns its object hash.
 
-    The signature comes from ``x``/``y`` (the data it was fitted on) when known, else from
-    a data input holding all of the model's feature names, else from the model itself.
-    ``fit_names`` (the variables passed to ``fit``) let a gate find the rows the model
-    was fitted on among the run's data.
+    ``meta`` is ``model_meta``'s result when the caller already built it; otherwise it is
+    built from ``x``/``y``/``inputs``/``fit_names`` (see ``model_meta``). ``fit_names``
+    (the variables passed to ``fit``) let a gate find the rows the model was fitted on
+    among the run's data.
     """
-    if x is None:
-        names = getattr(model, "feature_names_in_", None)
-        if names is not None:
-            wanted = [str(c) for c in names]
-            for frame in inputs:
-                if all(c in frame.columns for c in wanted):
-                    x = frame[wanted].iloc[:0]
-                    break
+    if meta is None:
+        meta = model_meta(model, x=x, y=y, inputs=inputs, fit_names=fit_names)
     data, fmt = dump_model(model)
-    meta = {
-        "signature": signature(model, x, y),
-        "class": f"{type(model).__module__}.{type(model).__qualname__}",
-        "repr": short_repr(model, 500),
-    }
-    if fit_names:
-        meta["fit"] = fit_names
-    if "sklearn" in sys.modules:
-        meta["sklearn_version"] = sys.modules["sklearn"].__version__
     return run.log_object(name, data, kind="model", format=fmt, meta=meta)

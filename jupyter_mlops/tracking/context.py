@@ -8,7 +8,7 @@ import linecache
 import sys
 import textwrap
 from collections import ChainMap
-from types import FrameType, TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import Any
 
 from ..store import Store
@@ -21,19 +21,83 @@ __all__ = ["Track", "default_experiment", "set_default_experiment"]
 
 
 def _with_body(frame: FrameType) -> str | None:
-    """The source of the ``with`` block whose statement is at the frame's current line."""
-    filename = frame.f_code.co_filename
+    """The source of the ``with`` block whose statement is at the frame's current line:
+    from the file it was read from (a script, a module, a notebook cell), else from the
+    ``python -c`` program or a string in scope that compiles to the running code (``exec``
+    of a variable)."""
+    code = frame.f_code
+    filename = code.co_filename
     lines = linecache.getlines(filename, frame.f_globals)
-    if not lines:
-        return None
-    line = frame.f_lineno
-    key = (filename, line, len(lines), lines[line - 1] if line <= len(lines) else "")
-    if key not in _bodies:
-        _bodies[key] = _find_body(lines, line)
-    return _bodies[key]
+    if lines:
+        line = frame.f_lineno
+        key = (filename, line, len(lines), lines[line - 1][:200] if line <= len(lines) else "")
+        if key not in _bodies:
+            _bodies[key] = _find_body(lines, line)
+        if _bodies[key] is not None:
+            return _bodies[key]
+    for text in _candidate_sources(frame):
+        if _compiles_to(text, code):
+            return _find_body(text.splitlines(keepends=True), frame.f_lineno)
+    return None
 
 
 _bodies: dict[tuple[str, int, int, str], str | None] = {}
+_MAX_SOURCE = 5_000_000
+
+
+def _candidate_sources(frame: FrameType) -> list[str]:
+    """Texts that may be the source of the running code: the ``python -c`` program and
+    strings held by the frames that led here (the variable an ``exec`` was given)."""
+    found: list[str] = []
+    argv = getattr(sys, "orig_argv", [])
+    if "-c" in argv[1:-1]:
+        found.append(argv[argv.index("-c", 1) + 1])
+    seen = {id(t) for t in found}
+    current: FrameType | None = frame
+    for _ in range(30):
+        if current is None:
+            break
+        spaces = [current.f_globals]
+        if current.f_locals is not current.f_globals:
+            spaces.append(current.f_locals)
+        values: list[object] = [v for space in spaces for v in list(space.values())[:5000]]
+        values += list(current.f_code.co_consts)
+        for value in values:
+            if (
+                isinstance(value, str)
+                and id(value) not in seen
+                and 0 < len(value) < _MAX_SOURCE
+                and "track" in value
+                and "\n" in value
+            ):
+                seen.add(id(value))
+                found.append(value)
+        current = current.f_back
+    return found
+
+
+_compiled: dict[tuple[int, str], frozenset[tuple[str, int, bytes]]] = {}
+
+
+def _compiles_to(text: str, code: CodeType) -> bool:
+    """Whether ``text`` compiles to a program holding ``code`` (same name, first line and
+    bytecode): only then is it the block's source."""
+    key = (hash(text), code.co_filename)
+    if key not in _compiled:
+        try:
+            top = compile(text, code.co_filename, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, TypeError):
+            top = None
+        signatures: set[tuple[str, int, bytes]] = set()
+        stack = [top] if top is not None else []
+        while stack:
+            item = stack.pop()
+            signatures.add((item.co_name, item.co_firstlineno, item.co_code))
+            stack.extend(c for c in item.co_consts if isinstance(c, CodeType))
+        if len(_compiled) > 64:
+            _compiled.clear()
+        _compiled[key] = frozenset(signatures)
+    return (code.co_name, code.co_firstlineno, code.co_code) in _compiled[key]
 
 
 def _find_body(lines: list[str], line: int) -> str | None:
@@ -50,6 +114,17 @@ def _find_body(lines: list[str], line: int) -> str | None:
             end = node.body[-1].end_lineno or node.body[-1].lineno
             return textwrap.dedent("".join(lines[start:end]))
     return None
+
+
+NO_SOURCE = (
+    "captured from the compiled block: its source text was not available (code run by "
+    "exec() of a string that is gone, or read from stdin), so the run records no code and "
+    "cannot be replayed; run it from a file to record it"
+)
+NOTHING = (
+    "nothing captured automatically: the block's source text was not available and its "
+    "compiled code could not be read; log with run.log_param/log_metric/log_model"
+)
 
 
 class Track:
@@ -89,14 +164,22 @@ class Track:
     def __enter__(self) -> ActiveRun:
         frame = sys._getframe(1)
         body = _with_body(frame) if self.capture else None
-        self._frame = frame if body is not None else None
+        analysis = None
+        tags = dict(self.tags)
+        if self.capture and body is None:
+            from .bytecode import block_analysis
+
+            analysis = block_analysis(frame.f_code, frame.f_lasti)
+            tags["mlops.capture"] = NO_SOURCE if analysis is not None else NOTHING
+        self._frame = frame if body is not None or analysis is not None else None
         self._execution = TrackedExecution(
             body or "",
             name=self.name,
             experiment=self.experiment,
             options=self.options,
-            tags=self.tags,
+            tags=tags,
             store=self.store,
+            analysis=analysis,
         )
         run = self._execution.start(self._namespace())
         self._activation = activate(run)

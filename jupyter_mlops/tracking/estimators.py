@@ -13,11 +13,16 @@ from .values import is_metric_value, is_scalar_param, short_repr
 from .writer import ChildRun
 
 __all__ = [
+    "NUMBER",
+    "FittedState",
+    "column_hints",
     "default_params",
+    "dtype_kind",
     "estimator_params",
     "is_estimator",
     "is_fitted",
     "is_search",
+    "model_inputs",
     "search_children",
     "signature",
 ]
@@ -164,40 +169,223 @@ def search_children(name: str, search: Any) -> list[ChildRun]:
     return children
 
 
-def _dtype_name(dtype: Any) -> str:
+# -- fitted state ---------------------------------------------------------------------------
+
+
+class FittedState:
+    """References to an estimator's fitted attributes (those of nested estimators too), to
+    tell later whether the same object was fitted again: a refit assigns new arrays.
+
+    Holding the references (not their ids) keeps a freed array's address from being
+    reused by the new one, so identity comparison is exact.
+    """
+
+    def __init__(self, obj: Any, depth: int = 0):
+        self.leaves: list[tuple[str, Any]] = []
+        self.nested: list[tuple[str, FittedState]] = []
+        try:
+            attrs = dict(vars(obj))
+        except TypeError:
+            return
+        for key, value in attrs.items():
+            if key.endswith("_") and not key.startswith("_"):
+                self.leaves.append((key, value))
+            if depth < 6:
+                for child in _nested_estimators(value):
+                    self.nested.append((key, FittedState(child, depth + 1)))
+
+    def same_as(self, other: FittedState) -> bool:
+        """Whether both states hold the very same fitted objects."""
+        if len(self.leaves) != len(other.leaves) or len(self.nested) != len(other.nested):
+            return False
+        for (ka, va), (kb, vb) in zip(self.leaves, other.leaves, strict=True):
+            if ka != kb or va is not vb:
+                return False
+        return all(
+            ka == kb and a.same_as(b)
+            for (ka, a), (kb, b) in zip(self.nested, other.nested, strict=True)
+        )
+
+
+def _nested_estimators(value: Any) -> list[Any]:
+    if is_estimator(value):
+        return [value]
+    if isinstance(value, list | tuple):
+        out = []
+        for item in value[:1000]:
+            if is_estimator(item):
+                out.append(item)
+            elif isinstance(item, tuple):
+                out.extend(v for v in item if is_estimator(v))
+        return out
+    return []
+
+
+# -- input dtypes ---------------------------------------------------------------------------
+
+NUMBER = "number"  # a hint: the column must be numeric (any numeric dtype will do)
+
+
+def dtype_kind(dtype: Any) -> str:
+    """float, int, bool, text or any, for a numpy/pandas dtype or its name."""
+    text = str(dtype).lower()
+    if text.startswith(("float", "double")):
+        return "float"
+    if text.startswith(("int", "uint")):
+        return "int"
+    if text.startswith(("bool", "boolean")):
+        return "bool"
+    if text in ("object", "category") or text.startswith(("str", "string")):
+        return "text"
+    return "any"
+
+
+def _categories_dtype(values: Any) -> str:
+    import numpy as np
+
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fiub":
+        return "bool" if arr.dtype.kind == "b" else str(arr.dtype)
+    return "object"
+
+
+def column_hints(est: Any, n: int) -> list[str | None]:
+    """What each of the ``n`` input columns of a fitted estimator must hold, read from the
+    estimator itself: an exact dtype where it says (an encoder's ``categories_``, an
+    imputer's fitted dtype), ``NUMBER`` where a numeric step takes the column, None where
+    nothing tells (a passthrough, a ``FunctionTransformer``)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    if isinstance(est, Pipeline):
+        for _, step in est.steps:
+            if step is None or (isinstance(step, str) and step == "passthrough"):
+                continue
+            return column_hints(step, n)
+        return [None] * n
+    if isinstance(est, ColumnTransformer):
+        hints: list[str | None] = [NUMBER] * n  # columns no transformer takes are dropped
+        by_name = {t[0]: t[1] for t in getattr(est, "transformers_", [])}
+        for name, indices in (getattr(est, "_transformer_to_input_indices", None) or {}).items():
+            trans = by_name.get(name)
+            if trans is None or (isinstance(trans, str) and trans == "drop"):
+                continue
+            if isinstance(trans, str):  # "passthrough": whatever comes next decides
+                sub: list[str | None] = [None] * len(indices)
+            else:
+                sub = column_hints(trans, len(indices))
+            for i, hint in zip(indices, sub, strict=False):
+                if 0 <= i < n:
+                    hints[i] = hint
+        return hints
+    if isinstance(est, FunctionTransformer):
+        return [None] * n
+    categories = getattr(est, "categories_", None)
+    if isinstance(categories, list) and len(categories) == n:
+        return [_categories_dtype(c) for c in categories]
+    fit_dtype = getattr(est, "_fit_dtype", None)  # SimpleImputer
+    if fit_dtype is not None:
+        import numpy as np
+
+        try:
+            kind = np.dtype(fit_dtype).kind
+        except TypeError:
+            kind = "O"
+        return ["object" if kind == "O" else NUMBER] * n
+    return [NUMBER] * n  # scikit-learn's estimators take numbers
+
+
+def _merge(hint: str | None, seen: str | None) -> str:
+    """The dtype to record from the estimator's hint and the dtype of a frame in scope."""
+    if seen is None or dtype_kind(seen) == "any":
+        return "float64" if hint in (None, NUMBER) else str(hint)
+    if hint is None:
+        return seen
+    if hint == NUMBER:
+        return seen if dtype_kind(seen) in ("float", "int", "bool") else "float64"
+    return seen if dtype_kind(seen) == dtype_kind(hint) else hint
+
+
+def frame_dtype(series: Any) -> str:
+    """A column's dtype name; a categorical column records its categories' dtype when they
+    are numbers (the server then takes numbers), else ``category``."""
+    dtype = series.dtype
+    if str(dtype) == "category":
+        inner = dtype.categories.dtype
+        if inner.kind in "fiub":
+            return str(inner)
+        return "category"
     return str(dtype)
 
 
-def signature(model: Any, x: Any = None, y: Any = None) -> dict[str, Any]:
-    """The input columns and dtypes a model was fitted on, and its output type.
+def model_inputs(model: Any, frames: Any = ()) -> tuple[list[dict[str, str]], str] | None:
+    """The input columns and kind of a fitted estimator whose training data is not known:
+    names from ``feature_names_in_`` (else ``x0…``), dtypes from the estimator's hints and,
+    for the columns where it does not say, from a DataFrame in ``frames`` that holds them
+    all. Numeric columns default to float64: every scikit-learn estimator takes it."""
+    names = getattr(model, "feature_names_in_", None)
+    n = getattr(model, "n_features_in_", None)
+    if names is not None:
+        cols = [str(c) for c in names]
+        kind = "dataframe"
+    elif isinstance(n, int) and n > 0:
+        cols = [f"x{i}" for i in range(n)]
+        kind = "ndarray"
+    else:
+        return None
+    try:
+        hints = column_hints(model, len(cols))
+    except Exception:
+        hints = [None] * len(cols)
+    seen: dict[str, str] = {}
+    if kind == "dataframe":
+        for frame in frames:
+            columns = getattr(frame, "columns", None)
+            if columns is None:
+                continue
+            try:
+                present = {str(c): c for c in columns}
+            except Exception:
+                continue
+            if all(c in present for c in cols):
+                seen = {c: frame_dtype(frame[present[c]]) for c in cols}
+                break
+    inputs = [
+        {"name": c, "dtype": _merge(h, seen.get(c))} for c, h in zip(cols, hints, strict=True)
+    ]
+    return inputs, kind
 
-    ``x``/``y`` are the data passed to ``fit`` when known; otherwise the model's
-    ``feature_names_in_``/``n_features_in_`` say what they can.
+
+def signature(model: Any, x: Any = None, y: Any = None, frames: Any = ()) -> dict[str, Any]:
+    """The input columns and dtypes a model takes, and its output type.
+
+    ``x``/``y`` are the data passed to ``fit`` (or an input example) when known; otherwise
+    ``model_inputs`` reads them from the model and the frames in scope.
     """
     from ..data.fingerprint import data_kind
 
     inputs: list[dict[str, str]] = []
     kind = data_kind(x) if x is not None else None
     if kind == "dataframe":
-        inputs = [{"name": str(c), "dtype": _dtype_name(t)} for c, t in x.dtypes.items()]
+        inputs = [{"name": str(c), "dtype": frame_dtype(x[c])} for c in x.columns]
     elif kind == "ndarray" and x.ndim == 2:
-        inputs = [{"name": f"x{i}", "dtype": _dtype_name(x.dtype)} for i in range(x.shape[1])]
+        dtype = "object" if x.dtype.kind in "US" else str(x.dtype)
+        inputs = [{"name": f"x{i}", "dtype": dtype} for i in range(x.shape[1])]
     else:
-        names = getattr(model, "feature_names_in_", None)
-        if names is not None:
-            inputs = [{"name": str(c), "dtype": "unknown"} for c in names]
-        elif getattr(model, "n_features_in_", None):
-            inputs = [{"name": f"x{i}", "dtype": "unknown"} for i in range(model.n_features_in_)]
+        found = model_inputs(model, frames)
+        if found is not None:
+            inputs, kind = found
     output: dict[str, Any] = {"name": "prediction"}
     if y is not None and hasattr(y, "dtype"):
-        output["dtype"] = _dtype_name(y.dtype)
+        output["dtype"] = str(y.dtype)
     if getattr(y, "name", None) is not None and data_kind(y) == "series":
         output["target"] = str(y.name)  # the label column gates look for in a holdout
     classes = getattr(model, "classes_", None)
     if classes is not None:
         try:
             output["classes"] = [c.item() if hasattr(c, "item") else c for c in classes][:1000]
-            output.setdefault("dtype", _dtype_name(classes.dtype))
+            output.setdefault("dtype", str(classes.dtype))
         except Exception:
             pass
     return {

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import MlopsError
 from ..store import Store, current_store
 from .active import ActiveRun, warn
-from .analysis import analyze
+from .analysis import CellAnalysis, analyze
 from .capture import CaptureOptions, CellCapture
 from .codeslice import HistoryCell, code_slice
 from .defaults import JOB_ENV
@@ -53,6 +53,7 @@ class TrackedExecution:
         history: Sequence[HistoryCell] = (),
         raw_source: str | None = None,
         parent_run_id: str | None = None,
+        analysis: CellAnalysis | None = None,
     ):
         self.source = source
         self.raw_source = raw_source if raw_source is not None else source
@@ -66,7 +67,9 @@ class TrackedExecution:
         self.notebook = notebook
         self.history = history
         self.parent_run_id = parent_run_id
-        self.analysis = analyze(source)
+        # ``analysis``: what the code does with names when it was read another way than
+        # from its source (``with mlops.track():`` in code whose text is gone)
+        self.analysis = analysis if analysis is not None else analyze(source)
         self.capture = CellCapture(self.analysis, self.options)
         self.run = ActiveRun(None, name, experiment)
         self._probe: EnvironmentProbe | None = None
@@ -183,7 +186,9 @@ class TrackedExecution:
             status = "interrupted"
         elif error is not None:
             status = "failed"
-        problems = self.capture.after(ns, writer, displayed=displayed)
+        problems = self.capture.after(
+            ns, writer, displayed=displayed, explicit=self.run.explicit_models
+        )
         if self.options.data and error is None:
             problems += self._snapshot_outputs(ns, writer)
         try:

@@ -258,6 +258,19 @@ class RunWriter:
         self._artifacts[name] = _Artifact(name, kind, digest, len(data), format, meta or {})
         return digest
 
+    def artifact_meta(self, name: str) -> dict[str, Any]:
+        """The metadata artifact ``name`` was logged with (empty if there is none)."""
+        found = self._artifacts.get(name)
+        return dict(found.meta) if found is not None else {}
+
+    def update_artifact_meta(self, name: str, meta: dict[str, Any]) -> None:
+        """Replace the metadata of artifact ``name`` (written with the run's next flush)."""
+        found = self._artifacts.get(name)
+        if found is not None:
+            self._artifacts[name] = _Artifact(
+                found.name, found.kind, found.digest, found.size, found.format, dict(meta)
+            )
+
     def add_lineage(self, output_version_id: int, input_version_ids: list[int]) -> None:
         """Record that this run derived an output data version from input versions."""
         for input_id in dict.fromkeys(input_version_ids):
