@@ -325,3 +325,20 @@ def test_retrain_gates_on_the_recorded_metric_without_a_holdout(ip):
         mlops.retrain_policy("churn", on="drift", gate="metrics.auc > 0")
     policy = mlops.retrain_policy("churn", on="drift", gate="metrics.accuracy >= 0.8")
     assert policy.spec["gate"] == ["metrics.accuracy >= 0.8"] and policy.spec["holdout"] is None
+
+
+def test_the_signature_line_accepts_a_numeric_widening_and_refuses_a_type_change():
+    """int64 → float64 (a column that gained a missing value) takes the same requests; a
+    number that became text does not."""
+    from jupyter_mlops.retraining.gate import Candidate, evaluate_gate
+
+    def candidate(dtypes: dict[str, str]) -> Candidate:
+        inputs = [{"name": k, "dtype": v} for k, v in dtypes.items()]
+        return Candidate(label="m", model=None, signature={"inputs": inputs}, training=[])
+
+    champion = candidate({"age": "int64", "plan": "object"})
+    widened = evaluate_gate([], candidate({"age": "float64", "plan": "object"}), champion, None)
+    line = widened.lines[0]
+    assert line.status == "PASS" and "age int64→float64" in line.detail
+    retyped = evaluate_gate([], candidate({"age": "object", "plan": "object"}), champion, None)
+    assert retyped.lines[0].status == "FAIL" and "dtype age int64→object" in retyped.lines[0].detail

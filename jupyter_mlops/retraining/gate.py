@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import QueryError, ValidationError
+from ..tracking.estimators import dtype_kind
 from ..tracking.expressions import Check
 
 __all__ = [
@@ -466,16 +467,24 @@ def _schema_line(challenger: Candidate, champion: Candidate | None) -> GateLine:
         problems.append(f"missing {', '.join(missing[:5])}")
     if extra:
         problems.append(f"new {', '.join(extra[:5])}")
-    changed = [
-        f"{c} {theirs[c]}→{mine[c]}"
-        for c in theirs
-        if c in mine and "unknown" not in (mine[c], theirs[c]) and mine[c] != theirs[c]
-    ]
+    differ = [c for c in theirs if c in mine and "unknown" not in (mine[c], theirs[c])]
+    differ = [c for c in differ if mine[c] != theirs[c]]
+    # int64 → float64 (a column that gained a missing value) still takes the same requests
+    widened = [c for c in differ if {_family(mine[c]), _family(theirs[c])} == {"number"}]
+    changed = [f"{c} {theirs[c]}→{mine[c]}" for c in differ if c not in widened]
     if changed:
         problems.append(f"dtype {', '.join(changed[:5])}")
     if problems:
         return GateLine(name, "FAIL", "; ".join(problems))
+    if widened:
+        shown = ", ".join(f"{c} {theirs[c]}→{mine[c]}" for c in widened[:5])
+        return GateLine(name, "PASS", f"{len(mine)} columns, same names; numeric dtypes {shown}")
     return GateLine(name, "PASS", f"{len(mine)} columns, same names and dtypes")
+
+
+def _family(dtype: str) -> str:
+    kind = dtype_kind(dtype)
+    return "number" if kind in ("int", "float") else kind
 
 
 def _missing_line(challenger: Candidate) -> GateLine:
