@@ -15,13 +15,19 @@ The same 5,000,000-row x 20-column frame (15 float64, 3 int64, 2 categorical; ``
 * jupyter_mlops: ``mlops.snapshot(df, "bench")``; storage is the bytes added under the
   store's ``objects/`` folder (the metadata database is reported apart).
 
+* (e) notebook-sized data: a 20,000-row customer table (ids, ints, rounded and raw floats,
+  city names as text, a plan categorical) added, then with 1% new rows appended (200 rows),
+  as dataset ``customers`` beside ``bench`` (its own Parquet file for DVC). Row-chunk sizes
+  follow the frame's size, so this append is held to a target of its own.
+
 Each tool runs in its own fresh subprocess, store creation and imports are not timed, and
 each does a tiny warm-up add first. ``os.sync()`` runs before every timed step. The whole
 sequence runs ``reps`` times on fresh stores; times are medians, bytes are the same every
 time. Also printed: content hashing throughput (``fingerprint(df)``) and the unchanged
 snapshot's time vs hashing time + 50 ms. Targets: append adds <= 3%, the modification
-<= 10% of the first version's bytes (DVC stores a full new copy of the file each time);
-hashing >= 1.5 GB/s; unchanged snapshot <= hashing + 50 ms and writes nothing.
+<= 10% of the first version's bytes (DVC stores a full new copy of the file each time), the
+20,000-row append <= 15% of that frame's first version; hashing >= 1.5 GB/s; unchanged
+snapshot <= hashing + 50 ms and writes nothing.
 """
 
 from __future__ import annotations
@@ -67,6 +73,36 @@ def make_frame(n: int, seed: int = 0) -> pd.DataFrame:
         rng.integers(0, 50, n).astype("int8"), categories=[f"k{i}" for i in range(50)]
     )
     return pd.DataFrame(cols)
+
+
+SMALL_ROWS = 20_000
+CITIES = ["Lyon", "Paris", "Nantes", "Lille", "Bordeaux", "Toulouse", "Nice", "Brest"]
+
+
+def customers_frame(n: int, start: int = 0, seed: int = 0) -> pd.DataFrame:
+    """A notebook-sized table: ids, ints, rounded and raw floats, text and a categorical."""
+    rng = np.random.default_rng(seed)
+    monthly = np.round(rng.normal(70, 20, n), 2)
+    tenure = rng.integers(1, 72, n)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(start, start + n) + 10_000,
+            "age": rng.integers(18, 90, n),
+            "tenure": tenure,
+            "monthly": monthly,
+            "total": np.round(monthly * tenure + rng.normal(0, 5, n), 2),
+            "score": rng.random(n),
+            "city": np.array(CITIES)[rng.integers(0, len(CITIES), n)].astype(str),
+            "plan": pd.Categorical(rng.choice(["basic", "plus", "pro", "team"], n)),
+        }
+    )
+
+
+def small_steps() -> list[tuple[str, Any]]:
+    """(key, maker) of the notebook-sized sequence: first add, then 1% rows appended."""
+    df = customers_frame(SMALL_ROWS)
+    extra = customers_frame(SMALL_ROWS // 100, start=SMALL_ROWS, seed=1)
+    return [("e1", lambda: df), ("e", lambda: pd.concat([df, extra], ignore_index=True))]
 
 
 def sizes(quick: bool) -> tuple[int, int]:
@@ -139,7 +175,9 @@ def part_ours(quick: bool) -> None:
     reported_new: dict[str, int] = {}
     versions: dict[str, int] = {}
     db_added: dict[str, int] = {}
-    first_size = 0
+    first_size = small_first = 0
+    small_ok = None
+    chunking: dict[str, dict[str, int]] = {}
     key_columns: list[str] = []
     cols: dict[str, str] = {}
     load_s: list[float] = []
@@ -164,6 +202,10 @@ def part_ours(quick: bool) -> None:
             if key == "a":
                 first_size = int(v.size_bytes)
                 manifest = load_manifest(v, store)
+                chunking["a"] = {
+                    "target_rows": manifest["chunking"]["target_rows"],
+                    "row_chunks": len(manifest["row_chunks"]),
+                }
                 key_columns = [
                     manifest["columns"][i]["name"] for i in manifest["chunking"]["key_columns"]
                 ]
@@ -177,6 +219,25 @@ def part_ours(quick: bool) -> None:
                 load_ok = bool(back.equals(frame))
                 del back
             del frame
+        for key, make in small_steps():
+            frame = make()
+            before = tree_bytes(objects)[0]
+            os.sync()
+            t = now()
+            v = mlops.snapshot(frame, "customers")
+            times.setdefault(key, []).append(now() - t)
+            added[key] = tree_bytes(objects)[0] - before
+            reported_new[key] = int(v.new_bytes)
+            versions[key] = int(v.version)
+            if key == "e1":
+                small_first = int(v.size_bytes)
+            manifest = load_manifest(v, store)
+            chunking[key] = {
+                "target_rows": manifest["chunking"]["target_rows"],
+                "row_chunks": len(manifest["row_chunks"]),
+            }
+            if r == 0 and key == "e":
+                small_ok = bool(mlops.load_data(f"customers@v{v.version}").equals(frame))
         log(f"{SCRIPT} ours: rep {r + 1}/{reps} done")
     # Hashing throughput, and unchanged snapshots (the latest version is "d_key": use it).
     fp_times, unchanged_times, unchanged_written = [], [], []
@@ -203,6 +264,9 @@ def part_ours(quick: bool) -> None:
             "db_added": db_added,
             "versions": versions,
             "first_size": first_size,
+            "small_first_size": small_first,
+            "small_ok": small_ok,
+            "chunking": chunking,
             "key_columns": key_columns,
             "columns": cols,
             "load_ms": ms(median(load_s)),
@@ -280,6 +344,20 @@ def part_dvc(quick: bool, arg: str | None) -> None:
                     pd.read_parquet(path)
                     read_s.append(now() - t)
                 del frame
+            small = root / "customers.parquet"
+            for key, make in small_steps():
+                frame = make()
+                before = tree_bytes(cache)[0]
+                os.sync()
+                t = now()
+                frame.to_parquet(small)
+                t_pq = now()
+                repo.add(str(small))
+                end = now()
+                times.setdefault(key, []).append(end - t)
+                parquet_t.setdefault(key, []).append(t_pq - t)
+                added[key] = tree_bytes(cache)[0] - before
+                file_size[key] = small.stat().st_size
         log(f"{SCRIPT} dvc: rep {r + 1}/{reps} done")
     from importlib.metadata import version
 
@@ -305,6 +383,10 @@ def _mb(x: int) -> float:
     return round(x / 1e6, 2)
 
 
+def _kb(x: int) -> float:
+    return round(x / 1e3, 1)
+
+
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     if args.part == "ours":
@@ -328,18 +410,22 @@ def main() -> None:
         "d": f"data 1d. 1% rows modified in one column ({cols['mod']}"
         + (", a chunking key too)" if cols["mod"] in ours["key_columns"] else ")"),
         "d_key": f"data 1d'. same, in a chunking-key column ({cols['key']})",
+        "e": f"data 1e. {SMALL_ROWS // 1000}k×8 frame (text, categorical): 1% rows appended",
     }
-    limits = {"c": 0.03, "d": 0.10, "d_key": 0.10}
+    limits = {"c": 0.03, "d": 0.10, "d_key": 0.10, "e": 0.15}
+    small_first = ours["small_first_size"]
     rows = []
     for key, label in labels.items():
         o_ms = median(ours["times_ms"][key])
         d_ms = median(dvc["times_ms"][key])
         o_add, d_add = ours["added"][key], dvc["added"][key]
-        share = o_add / first if first else float("nan")
-        d_share = d_add / first if first else float("nan")
+        base = small_first if key == "e" else first
+        size_of, unit = (_kb, "KB") if key == "e" else (_mb, "MB")
+        share = o_add / base if base else float("nan")
+        d_share = d_add / base if base else float("nan")
         note = (
-            f"added: ours {_mb(o_add)} MB ({share:.2%} of v1), DVC {_mb(d_add)} MB "
-            f"({d_share:.0%} of our v1); DVC parquet write "
+            f"added: ours {size_of(o_add)} {unit} ({share:.2%} of v1), DVC {size_of(d_add)} "
+            f"{unit} ({d_share:.0%} of our v1); DVC parquet write "
             f"{median(dvc['parquet_ms'][key]):.0f} ms of it"
         )
         rows.append(
@@ -360,12 +446,12 @@ def main() -> None:
             rows.append(
                 row(
                     f"{label} storage",
-                    _mb(o_add),
-                    _mb(d_add),
-                    unit="MB",
+                    size_of(o_add),
+                    size_of(d_add),
+                    unit=unit,
                     target=f"≤{limits[key]:.0%} of v1",
                     ok=share <= limits[key],
-                    note=f"{share:.2%} of v1 ({_mb(first)} MB)",
+                    note=f"{share:.2%} of v1 ({size_of(base)} {unit})",
                 )
             )
         else:
@@ -428,6 +514,7 @@ def main() -> None:
             f"({ours['added'][k] / first:.2%} / {dvc['added'][k] / first:.0%}), parquet "
             f"{median(dvc['parquet_ms'][k]):.0f} of {median(dvc['times_ms'][k]):.0f} ms"
             for k in labels
+            if k != "e"
         ),
         f"versions: {ours['versions']} (b must equal a's version); chunk key columns "
         f"{ours['key_columns']}",
@@ -438,9 +525,17 @@ def main() -> None:
         f"{dvc['import_ms']:.0f} ms; store creation, git init / dvc init",
         f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (2-core shared box)",
     ]
+    big, small = ours["chunking"]["a"], ours["chunking"]["e1"]
+    notes.append(
+        f"row-chunks (sized for the frame): {n:,} rows in {big['row_chunks']} chunks of "
+        f"~{big['target_rows']:,} rows; the {SMALL_ROWS:,}-row frame in "
+        f"{small['row_chunks']} of ~{small['target_rows']:,} (its first version "
+        f"{_kb(small_first)} KB, DVC's parquet {_kb(dvc['file_size']['e1'])} KB; appended "
+        f"version loads back equal: {ours['small_ok']})"
+    )
     if n < 1_000_000:
         notes.append(
-            "--quick: the frame is only a few row-chunks of ~65,536 rows, so the append and "
+            f"--quick: the frame is only {big['row_chunks']} row-chunks, so the append and "
             "modification shares are coarse; judge them at full size"
         )
     finish(SCRIPT, rows, notes, time.time() - started)

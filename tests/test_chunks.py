@@ -299,6 +299,47 @@ def test_storage_targets_500k_rows():
     assert column_share <= shares["add_column"] <= 1.05 * column_share
 
 
+def test_chunk_targets_follow_the_frame_size():
+    from jupyter_mlops.data.chunks.cdc import (
+        DEFAULT_TARGET_ROWS,
+        MIN_TARGET_ROWS,
+        SPLIT_MIN_ROWS,
+        target_for,
+    )
+
+    sizes = sorted({int(x) for x in np.geomspace(SPLIT_MIN_ROWS, 8_000_000, 400)})
+    targets = [target_for(n) for n in sizes]
+    assert targets == sorted(targets)  # a bigger frame never gets shorter chunks
+    for n, t in zip(sizes, targets, strict=True):
+        assert t & (t - 1) == 0 and MIN_TARGET_ROWS <= t <= DEFAULT_TARGET_ROWS
+        if MIN_TARGET_ROWS < t < DEFAULT_TARGET_ROWS:
+            assert 11 <= n / t <= 46, (n, t)  # about 32 chunks (16 for large frames)
+    assert target_for(20_000) == target_for(20_100)  # a 1% append is cut alike
+    assert all(target_for(n) == DEFAULT_TARGET_ROWS for n in (1_000_000, 5_000_000, 10**9))
+    assert target_for(SPLIT_MIN_ROWS - 1) == target_for(0) == DEFAULT_TARGET_ROWS
+    # the previous version's target is kept while within half of the size's target
+    ideal = target_for(20_000)
+    assert target_for(20_000, previous=ideal // 2) == ideal // 2
+    assert target_for(20_000, previous=ideal // 4) == ideal
+    assert target_for(20_000, previous=ideal * 2) == ideal
+    assert target_for(20_000, previous=DEFAULT_TARGET_ROWS) == ideal  # chunked before sizes adapted
+    assert target_for(1_000_000, previous=DEFAULT_TARGET_ROWS) == DEFAULT_TARGET_ROWS
+
+
+def test_default_chunking_small_frames_stay_whole_larger_ones_split():
+    from jupyter_mlops.data.chunks.cdc import target_for
+
+    store = Store()
+    tiny = _storage_frame(1000)
+    m = encode(tiny, store.put)
+    assert m["row_chunks"] == [1000] and m["chunking"]["target_rows"] == target_for(1000)
+    df = _storage_frame(20_000)
+    m = encode(df, store.put)
+    assert m["chunking"]["target_rows"] == target_for(20_000)
+    assert 24 <= len(m["row_chunks"]) <= 64
+    assert_same_frame(decode(m, store.get), df)
+
+
 def test_local_minima_match_brute_force():
     from jupyter_mlops.data.chunks.cdc import _sparse_local_minima
 

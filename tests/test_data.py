@@ -431,3 +431,176 @@ def test_mlops_data_magic(ip):
     assert "t: 2 version(s)" in page and "t@v1 → t@v2" in page and "1 changed" in page
     assert "Unknown" not in str(run_cell(ip, "%mlops data nope").error_in_exec or "")
     assert "No dataset 'nope'" in str(run_cell(ip, "%mlops data nope").error_in_exec)
+
+
+# --- row-chunk sizes follow the frame's size (issue 14, item 18) -------------------------
+
+CITIES = np.array(["Lyon", "Paris", "Nantes", "Lille", "Bordeaux", "Toulouse", "Nice", "Brest"])
+
+
+def customers_frame(n: int, start: int = 0, seed: int = 0) -> pd.DataFrame:
+    """A notebook-sized customer table: ids, ints, rounded and raw floats, text, a category."""
+    rng = np.random.default_rng(seed)
+    monthly = np.round(rng.normal(70, 20, n), 2)
+    tenure = rng.integers(1, 72, n)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(start, start + n) + 10_000,
+            "age": rng.integers(18, 90, n),
+            "tenure": tenure,
+            "monthly": monthly,
+            "total": np.round(monthly * tenure + rng.normal(0, 5, n), 2),
+            "score": rng.random(n),
+            "city": CITIES[rng.integers(0, len(CITIES), n)].astype(str),
+            "plan": pd.Categorical(rng.choice(["basic", "plus", "pro", "team"], n)),
+        }
+    )
+
+
+def with_appended(df: pd.DataFrame, share: float = 0.01) -> pd.DataFrame:
+    """``df`` and ``share`` of its length in new customers after it (a fresh RangeIndex)."""
+    k = max(1, int(len(df) * share))
+    return pd.concat([df, customers_frame(k, start=len(df), seed=len(df))], ignore_index=True)
+
+
+def objects_bytes(store_dir: Path) -> int:
+    return sum(p.stat().st_size for p in (store_dir / "objects").rglob("*") if p.is_file())
+
+
+def chunking(version) -> dict:
+    from jupyter_mlops.data.versions import load_manifest
+    from jupyter_mlops.store import current_store
+
+    return load_manifest(version, current_store())["chunking"]
+
+
+def assert_loads_exactly(ref: str, want: pd.DataFrame) -> None:
+    back = mlops.load_data(ref)
+    pd.testing.assert_frame_equal(back, want, check_exact=True)
+    assert list(back.dtypes) == list(want.dtypes)
+
+
+@pytest.mark.parametrize("n", [2_000, 20_000, 200_000])
+def test_appending_one_percent_stores_a_small_share_at_any_size(store_dir, n):
+    df = customers_frame(n)
+    v1 = mlops.snapshot(df, "customers")
+    before = objects_bytes(store_dir)
+    grown = with_appended(df)
+    v2 = mlops.snapshot(grown, "customers")
+    added = objects_bytes(store_dir) - before
+    assert added == v2.new_bytes  # what the version reports is what reached the disk
+    assert added <= 0.15 * v1.size_bytes, (
+        f"{n} rows + 1%: {added:,} of {v1.size_bytes:,} bytes "
+        f"({added / v1.size_bytes:.1%}), chunking {chunking(v1)['target_rows']}"
+    )
+    assert chunking(v2)["target_rows"] == chunking(v1)["target_rows"]
+    assert_loads_exactly("customers@v1", df)
+    assert_loads_exactly("customers@v2", grown)
+
+
+def test_an_append_across_a_size_bucket_keeps_the_previous_chunking(store_dir):
+    from jupyter_mlops.data.chunks.cdc import target_for
+
+    # the first size from 20,000 rows whose 1% append asks for another target on its own
+    n = next(n for n in range(20_000, 60_000, 10) if target_for(n * 101 // 100) != target_for(n))
+    df = customers_frame(n)
+    v1 = mlops.snapshot(df, "growing")
+    grown = with_appended(df)
+    v2 = mlops.snapshot(grown, "growing")
+    assert chunking(v2)["target_rows"] == chunking(v1)["target_rows"] == target_for(n)
+    assert v2.new_bytes <= 0.15 * v1.size_bytes
+    # the same rows as a first version elsewhere are cut for their own size: all new chunks
+    alone = mlops.snapshot(grown.copy(), "fresh")
+    assert alone.new_bytes == 0 and alone.content_hash == v2.content_hash  # same content
+    # ...and a version that shrinks well below the bucket gets the target its size asks for
+    small = df.iloc[: n // 5].reset_index(drop=True)
+    v3 = mlops.snapshot(small, "growing")
+    assert chunking(v3)["target_rows"] == target_for(len(small)) < chunking(v2)["target_rows"]
+    for ref, want in (("growing@v1", df), ("growing@v2", grown), ("growing@v3", small)):
+        assert_loads_exactly(ref, want)
+
+
+def _snapshot_as_before_adaptive_chunks(store, df: pd.DataFrame, name: str):
+    """Store ``df`` as version 1 of ``name`` as jupyter_mlops did before chunk sizes
+    adapted: every frame cut with a 65,536-row target (so a 20,000-row frame is one chunk)."""
+    import json
+    import time
+
+    from jupyter_mlops.data.chunks.codec import encode
+    from jupyter_mlops.data.chunks.manifest import chunk_hashes
+    from jupyter_mlops.data.fingerprint import fingerprint
+    from jupyter_mlops.data.stats import column_stats
+    from jupyter_mlops.store import schema
+
+    fp = fingerprint(df)
+    manifest = encode(df, store.objects.put, target_rows=65_536)
+    manifest["content_hash"] = fp.content_hash
+    document = json.dumps(manifest, sort_keys=True).encode()
+    size = sum(store.objects.size(h) for h in chunk_hashes(manifest)) + len(document)
+    with store.write() as conn:
+        dataset_id = conn.execute(
+            schema.datasets.insert().values(name=name, created=time.time())
+        ).inserted_primary_key[0]
+        conn.execute(
+            schema.data_versions.insert().values(
+                dataset_id=dataset_id,
+                version=1,
+                content_hash=fp.content_hash,
+                manifest_hash=store.objects.put(document),
+                kind="dataframe",
+                n_rows=len(df),
+                n_columns=df.shape[1],
+                schema=json.dumps(fp.columns or []),
+                stats=json.dumps(column_stats(df)),
+                size_bytes=size,
+                new_bytes=size,
+                created=time.time(),
+            )
+        )
+    from jupyter_mlops.data.versions import resolve
+
+    return resolve(f"{name}@v1", store)
+
+
+def test_versions_cut_before_chunk_sizes_adapted_still_read_and_keep_their_identity(
+    store_dir, tmp_path
+):
+    store = mlops.open_store(store_dir)
+    df = customers_frame(20_000)
+    old = _snapshot_as_before_adaptive_chunks(store, df, "legacy")
+    assert chunking(old)["target_rows"] == 65_536
+    assert_loads_exactly("legacy@v1", df)
+    grown = with_appended(df)
+    v2 = mlops.snapshot(grown, "legacy")  # re-cut once for its size
+    assert chunking(v2)["target_rows"] < 65_536
+    grown_more = with_appended(grown)
+    v3 = mlops.snapshot(grown_more, "legacy")
+    assert v3.new_bytes <= 0.15 * v2.size_bytes
+    # identity does not depend on chunking: v1's rows again are that version, nothing written
+    before = objects_bytes(store_dir)
+    again = mlops.snapshot(df.copy(), "legacy")
+    assert again.content_hash == old.content_hash and again.manifest_hash == old.manifest_hash
+    assert again.new_bytes == 0 and objects_bytes(store_dir) == before
+    for ref, want in (("legacy@v1", df), ("legacy@v2", grown), ("legacy@v3", grown_more)):
+        assert_loads_exactly(ref, want)
+    # a store that never saw the old chunking gives the same content hash, cut differently
+    doctor = run_cli(store_dir, "doctor")
+    assert doctor.returncode == 0, doctor.stdout
+    cut = chunking(v2)["target_rows"]
+    mlops.open_store(tmp_path / "other")
+    fresh = mlops.snapshot(df, "legacy")
+    assert chunking(fresh)["target_rows"] == cut
+    assert fresh.content_hash == old.content_hash and fresh.manifest_hash != old.manifest_hash
+
+
+def test_a_lost_previous_manifest_does_not_stop_the_next_snapshot(store_dir):
+    df = customers_frame(5_000)
+    v1 = mlops.snapshot(df, "customers")
+    lost = store_dir / "objects" / v1.manifest_hash[:2] / v1.manifest_hash[2:]
+    lost.unlink()
+    grown = with_appended(df)
+    v2 = mlops.snapshot(grown, "customers")  # cut for its own size, the same target here
+    assert v2.version == 2
+    assert_loads_exactly("customers@v2", grown)
+    doctor = run_cli(store_dir, "doctor")
+    assert doctor.returncode != 0 and "customers@v1" in doctor.stdout, doctor.stdout

@@ -3,7 +3,10 @@ resolve references, load versions back, and list a dataset's history.
 
 A version's identity is its content hash (``fingerprint``); its bytes are content-addressed
 chunks (``chunks``) plus a manifest object. Snapshotting unchanged data returns the existing
-version and writes nothing; equal data in another dataset reuses the same chunks.
+version and writes nothing; equal data in another dataset reuses the same chunks. How long
+the row-chunks are follows the frame's size, and the next version of a dataset is cut like
+the one before it while that still fits its size (``chunks.cdc.target_for``), so appending a
+few rows to a frame of any size stores little more than those rows.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import NotFoundError, ValidationError
+from ..errors import MlopsError, NotFoundError, ValidationError
 from ..store import Store, current_store, schema
 from .fingerprint import Fingerprint, data_kind, fingerprint
 from .references import DataRef, check_dataset_name, parse_data_ref
@@ -296,7 +299,8 @@ def snapshot(
     if same is not None and store.objects.exists(same.manifest_hash):
         manifest_hash, size, new_bytes = same.manifest_hash, int(same.size_bytes), 0
     else:
-        manifest_hash, size, new_bytes = _write_chunks(obj, store, fp)
+        previous = _previous_target(store, latest.manifest_hash if latest is not None else None)
+        manifest_hash, size, new_bytes = _write_chunks(obj, store, fp, previous)
     from .stats import column_stats
 
     stats = column_stats(obj)
@@ -346,8 +350,36 @@ def snapshot(
     return result
 
 
-def _write_chunks(obj: Any, store: Store, fp: Fingerprint) -> tuple[str, int, int]:
-    """Encode ``obj`` into chunks; returns (manifest hash, total bytes, new bytes)."""
+def _previous_target(store: Store, manifest_hash: str | None) -> int | None:
+    """The row-chunk target the dataset's latest version was cut with, if this chunker made it.
+
+    None when there is no such version, or its manifest cannot be read (``doctor`` reports
+    that; here it only means the next version is cut for its own size).
+    """
+    from .chunks.cdc import ALGORITHM
+
+    if manifest_hash is None:
+        return None
+    try:
+        manifest = json.loads(store.objects.get(manifest_hash))
+    except (MlopsError, ValueError):
+        return None
+    chunking = manifest.get("chunking") if isinstance(manifest, dict) else None
+    if not isinstance(chunking, dict) or chunking.get("algorithm") != ALGORITHM:
+        return None
+    target = chunking.get("target_rows")
+    return target if isinstance(target, int) and target >= 4 else None
+
+
+def _write_chunks(
+    obj: Any, store: Store, fp: Fingerprint, previous: int | None = None
+) -> tuple[str, int, int]:
+    """Encode ``obj`` into chunks; returns (manifest hash, total bytes, new bytes).
+
+    ``previous`` is the target the dataset's latest version was cut with (see
+    :func:`.chunks.cdc.target_for`).
+    """
+    from .chunks.cdc import target_for
     from .chunks.codec import encode
 
     objects = store.objects
@@ -368,6 +400,7 @@ def _write_chunks(obj: Any, store: Store, fp: Fingerprint) -> tuple[str, int, in
         manifest = encode(
             obj,
             put,
+            target_rows=target_for(fp.shape[0] if fp.shape else 1, previous),
             progress=(lambda n: bar.update(n - bar.n)) if bar else None,
             buffers=objects.local,  # zero-copy views are safe only for local files
         )

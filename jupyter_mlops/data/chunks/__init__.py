@@ -16,7 +16,8 @@ nothing is ever stored that would not round-trip exactly.
 
 Modules, each importing only those listed before it:
 
-* :mod:`.cdc`: the content-defined chunker (where rows are cut; ``DEFAULT_TARGET_ROWS``).
+* :mod:`.cdc`: the content-defined chunker (where rows are cut, and how many rows a chunk
+  holds for a frame's size: ``target_for``).
 * :mod:`.base`: the prepared-column base class and shared byte layouts.
 * :mod:`.numeric`: ``raw`` (numpy bool/int/float/complex/datetime64/timedelta64, bytes and
   unicode) and ``masked`` (nullable Int/UInt/Float/boolean); n-D ndarrays by whole rows.

@@ -12,6 +12,15 @@ scattered rows moves very few boundaries (about 1/16 of what a single key column
 editing any column rewrites that column's chunks. The same boundaries apply to every column
 and to the index.
 
+How long a chunk is on average (``target_rows``) follows the frame's size (:func:`target_for`):
+an append rewrites about one chunk and every chunk costs an object per column and a line in
+the manifest, so a frame gets about 32 chunks (16 above 131,072 rows, where objects are
+already large), never under 128 rows each, frames under 1,024 rows stay one chunk, and frames
+of about a million rows or more keep 65,536 (``DEFAULT_TARGET_ROWS``). The manifest records
+the target; the next version of a dataset reuses it while it lies between half the target
+its own size asks for and that target, so an append that crosses a size bucket (or a frame
+whose size hovers around one) does not re-cut the frame.
+
 The chunker knows nothing of dtypes or storage: it reads each column through the
 :class:`KeyedColumn` interface (a preference rank and 64-bit row keys, which the encoders
 compute with :func:`bits64` and :func:`mix`) and returns row offsets. Changing anything here
@@ -27,6 +36,8 @@ import numpy as np
 __all__ = [
     "ALGORITHM",
     "DEFAULT_TARGET_ROWS",
+    "MIN_TARGET_ROWS",
+    "SPLIT_MIN_ROWS",
     "KeyedColumn",
     "bits64",
     "boundaries",
@@ -35,11 +46,17 @@ __all__ = [
     "min_rows",
     "mix",
     "parameters",
+    "target_for",
     "window",
 ]
 
 ALGORITHM = "cdc-localmin-v2"
-DEFAULT_TARGET_ROWS = 65536
+DEFAULT_TARGET_ROWS = 65536  # large frames (about 1M rows and more); the longest target
+MIN_TARGET_ROWS = 128  # the shortest target: below it the manifest outweighs what is saved
+SPLIT_MIN_ROWS = 1024  # frames with fewer rows stay one chunk
+_CHUNKS = 32  # chunks per frame up to _FEWER_CHUNKS_ROWS rows
+_CHUNKS_LARGE = 16  # and above (each object already holds over 8,192 rows)
+_FEWER_CHUNKS_ROWS = 1 << 17
 _KEY_SAMPLE = 8192
 _KEY_MAX_COLUMNS = 4
 _KEY_MAX_GROUPS = 16
@@ -62,6 +79,35 @@ class KeyedColumn(Protocol):
     def key(self, start: int, stop: int) -> np.ndarray | None:
         """64-bit keys (uint64) of rows ``start:stop``; None: this column has none."""
         ...
+
+
+def target_for(nrows: int, previous: int | None = None) -> int:
+    """The average row-chunk length for a frame of ``nrows`` rows (see the module docstring).
+
+    A power of two: the one nearest ``nrows / 32`` (``/ 16`` above 131,072 rows), between
+    ``MIN_TARGET_ROWS`` and ``DEFAULT_TARGET_ROWS``; frames under ``SPLIT_MIN_ROWS`` rows get
+    ``DEFAULT_TARGET_ROWS`` and so one chunk (a few more objects would cost more than
+    rewriting them). Equal row counts give equal targets, so two snapshots of the same frame
+    are cut alike. ``previous`` is the target the dataset's latest version was cut with: it
+    is kept while it lies between half the size-based target and that target, so a version
+    that grew across a bucket boundary (or a frame whose size hovers around one) keeps the
+    boundaries of the version before it and shares its chunks; a frame that grew four-fold,
+    or shrank, gets the target its size asks for.
+    """
+    ideal = _size_target(int(nrows))
+    if previous is not None and ideal // 2 <= int(previous) <= ideal:
+        return int(previous)
+    return ideal
+
+
+def _size_target(n: int) -> int:
+    """The power of two nearest ``n / chunks``, clamped (exact integer arithmetic)."""
+    if n < SPLIT_MIN_ROWS:
+        return DEFAULT_TARGET_ROWS
+    chunks = _CHUNKS if n <= _FEWER_CHUNKS_ROWS else _CHUNKS_LARGE
+    # 2**k is nearest x = n / chunks when 2**(2k - 1) <= x**2 < 2**(2k + 1)
+    k = (((2 * n * n) // (chunks * chunks)).bit_length() - 1) // 2
+    return min(DEFAULT_TARGET_ROWS, max(MIN_TARGET_ROWS, 1 << k))
 
 
 def min_rows(target: int) -> int:

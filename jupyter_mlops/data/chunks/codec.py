@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import ValidationError
 from .base import SUPPORTED, Column, fetch
-from .cdc import DEFAULT_TARGET_ROWS, boundaries, cut_candidates, parameters
+from .cdc import boundaries, cut_candidates, parameters, target_for
 from .columns import decode_values, prepare
 from .index import decode_index, decode_whole_index, encode_whole_index, finish_index, prepare_index
 from .labels import json_labels, label_from_json, label_to_json
@@ -40,9 +40,12 @@ def encode(
 
     ``obj`` is a pandas DataFrame or Series or a numpy ndarray. ``put(bytes) -> hex digest``
     is the object store's write (it dedups by SHA-256, so calling it for bytes already stored
-    costs a hash and nothing more). ``target_rows`` is the average row-chunk length (default
-    65,536); keep it fixed for a dataset, since it decides where chunks are cut and so how
-    much two versions share. ``progress(rows_done)`` is called after each row-chunk.
+    costs a hash and nothing more). ``target_rows`` is the average row-chunk length; by
+    default :func:`.cdc.target_for` picks it from the row count (about 32 chunks, 65,536
+    rows for large frames, one chunk under 1,024 rows). It decides where chunks are cut and
+    so how much two versions share: ``snapshot`` passes the one the dataset's previous
+    version was cut with while it still fits (the manifest records it under ``chunking``).
+    ``progress(rows_done)`` is called after each row-chunk.
     ``workers`` threads call ``put`` concurrently (hashing and writing release the GIL, so
     this nearly doubles throughput on two cores); ``put`` must then be thread-safe, as
     ``ObjectStore.put`` is. Pass ``workers=1`` to call it from this thread only.
@@ -58,8 +61,7 @@ def encode(
     """
     import pandas as pd
 
-    target = int(target_rows or DEFAULT_TARGET_ROWS)
-    if target < 4:
+    if target_rows is not None and int(target_rows) < 4:
         raise ValidationError(f"target_rows must be at least 4, got {target_rows!r}.")
     manifest: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     if isinstance(obj, pd.DataFrame):
@@ -103,6 +105,7 @@ def encode(
             "a DataFrame first (e.g. pd.read_csv / pd.DataFrame(list(generator)))."
         )
 
+    target = int(target_rows) if target_rows is not None else target_for(nrows)
     key_cols = cols if cols else index_cols
     cand, key_groups = cut_candidates(key_cols, nrows, target)
     bounds = boundaries(cand, nrows, target)

@@ -11,7 +11,8 @@ object, serialized with sorted keys, and adds its ``content_hash``)::
     shape, order  an ndarray's shape and memory order ("C" or "F")
     nrows         rows in all
     row_chunks    the row count of each row-chunk, in order
-    chunking      how the rows were cut (see .cdc.parameters)
+    chunking      how the rows were cut (see .cdc.parameters); its ``target_rows`` is what
+                  the dataset's next version is cut with while it fits (.cdc.target_for)
     columns       one spec per column: "name", "enc", "dtype", encoding parameters, "v"
                   (the encoding's version) and "chunks", one object hash per row-chunk
     index         the index spec ("range", "runs", "multi" or "index"; see .index)
