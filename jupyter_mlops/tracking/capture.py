@@ -20,6 +20,7 @@ from .analysis import CellAnalysis, FitCall
 from .estimators import (
     FittedState,
     column_hints,
+    components,
     default_params,
     dtype_kind,
     estimator_params,
@@ -307,7 +308,12 @@ class CellCapture:
                 known = found.get(id(obj))
                 if known is None or (known.fit is None and fits.get(name) is not None):
                     found[id(obj)] = CapturedModel(name, obj, fits.get(name))
-        return list(found.values())
+        # `pre = ColumnTransformer(...)`, `pipe = Pipeline([("pre", pre), ...])`: the step
+        # is a part of `pipe`, not a model of its own
+        parts: set[int] = set()
+        for model in found.values():
+            parts |= {id(c) for c in components(model.obj)}
+        return [m for key, m in found.items() if key not in parts]
 
     def _models(self, ns: Mapping[str, Any], run: RunWriter, explicit: list[ExplicitModel]) -> None:
         defaults: list[str] = []
