@@ -394,3 +394,52 @@ def test_register_with_two_models_fails_visibly_on_the_card_and_later_cells_work
     ).success
     assert list(mlops.model_versions("churn").version) == [1]
     assert run_cell(ip, "z = 2 + 2").success and ip.user_ns["z"] == 4
+
+
+LOOP = """%%track gd
+import jupyter_mlops as mlops
+lr = 0.1
+w = 0.0
+for i in range(50):
+    grad = 2 * (w - 3.0)
+    w = w - lr * grad
+    loss = (w - 3.0) ** 2
+    mlops.log_metric("loss", loss, step=i)
+"""
+
+
+def test_fifty_stepped_points_are_fifty_and_loop_state_is_no_param(ip):
+    assert run_cell(ip, LOOP).success
+    run = only_run()
+    history = run.metric_history("loss")
+    assert list(history.step) == list(range(50))  # no extra point at step 0
+    assert run.metrics["loss"] == pytest.approx(ip.user_ns["loss"])
+    assert run.params == {"lr": 0.1}  # w, grad, loss, i: rebound in the loop, not params
+
+
+def test_the_same_loop_cell_run_twice_records_the_same_both_times(ip):
+    assert run_cell(ip, LOOP).success
+    assert run_cell(ip, LOOP).success  # now `loss`, `w` and `grad` exist from the first run
+    first, second = (mlops.get_run(r) for r in mlops.runs().sort_values("start_time").run_id)
+    assert first.params == second.params == {"lr": 0.1}
+    assert first.metrics == pytest.approx(second.metrics)
+    assert list(second.metric_history("loss").step) == list(range(50))
+
+
+def test_a_metric_assigned_in_a_while_loop_is_a_metric_and_its_state_no_param(ip):
+    code = (
+        "%%track\n"
+        "tol = 1e-3\n"
+        "w, val_loss, epoch = 0.0, 1.0, 0\n"
+        "while val_loss > tol:\n"
+        "    w = w + 0.5 * (1.0 - w)\n"
+        "    val_loss = (1.0 - w) ** 2\n"
+        "    epoch += 1\n"
+    )
+    assert run_cell(ip, code).success
+    assert run_cell(ip, code).success
+    for run_id in mlops.runs().run_id:
+        run = mlops.get_run(run_id)
+        assert run.params == {"tol": 1e-3}
+        assert run.metrics["val_loss"] == pytest.approx(ip.user_ns["val_loss"])
+        assert len(run.metric_history("val_loss")) == 1

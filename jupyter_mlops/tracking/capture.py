@@ -223,7 +223,8 @@ class CellCapture:
                 except Exception:
                     pass
             elif is_scalar_param(value) and not isinstance(value, type):
-                self.input_params[name] = value
+                if name not in a.loop_binds:  # a loop's state left by an earlier run
+                    self.input_params[name] = value
         if "matplotlib.pyplot" in sys.modules:
             self._figures_before = set(sys.modules["matplotlib.pyplot"].get_fignums())
 
@@ -264,10 +265,14 @@ class CellCapture:
         for name, assignment in last.items():
             if _skip(name) or name in a.loop_targets or name not in ns:
                 continue
+            if run.has_metric(name):  # logged with log_metric (a curve): a metric only
+                continue
             value = ns[name]
             kinds = _call_kinds(assignment.value, ns)
             metric_like = bool(kinds) or is_metric_name(name) or name in self.options.metrics
             if metric_like and self._log_metric_value(run, name, value, assignment.source, kinds):
+                continue
+            if name in a.loop_binds:  # rebound in a loop (`w = w - lr * grad`): state
                 continue
             if is_scalar_param(value) and not is_estimator(value):
                 run.log_param(name, value)
@@ -275,7 +280,7 @@ class CellCapture:
             if name in ns:
                 run.log_param(name, ns[name])
         for name in self.options.metrics:
-            if name in ns and name not in last:
+            if name in ns and name not in last and not run.has_metric(name):
                 self._log_metric_value(run, name, ns[name], name, {"metric"})
 
     def _log_metric_value(

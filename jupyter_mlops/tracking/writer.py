@@ -234,6 +234,11 @@ class RunWriter:
         for key, value in values.items():
             self.log_metric(key, value, step=step)
 
+    def has_metric(self, key: str) -> bool:
+        """Whether metric ``key`` was logged in this run already (by ``log_metric`` in the
+        code: the capture then adds no point of its own to that curve)."""
+        return key in self._latest
+
     def set_tag(self, key: str, value: Any) -> None:
         """Attach a tag (a string label) to the run."""
         self._tags[_check_key("tag", key)] = str(value)
