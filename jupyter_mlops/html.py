@@ -31,6 +31,7 @@ class RunFields(Protocol):
     error: str | None
 
 
+_REGISTER_ERROR_TAG = "mlops.register_error"  # tracking.writer.REGISTER_ERROR_TAG
 _STATUS_COLORS = {
     "finished": "#1a7f37",
     "running": "#0969da",
@@ -137,12 +138,15 @@ def run_card(run: RunFields) -> str:
         extras.append(f"{len(figures)} figure{'s' if len(figures) > 1 else ''}")
     if run.children:
         extras.append(f"{len(run.children)} child runs")
-    if run.tags:
-        extras.append(", ".join(f"{k}={v}" for k, v in run.tags.items()))
+    tags = {k: v for k, v in run.tags.items() if k != _REGISTER_ERROR_TAG}
+    if tags:
+        extras.append(", ".join(f"{k}={v}" for k, v in tags.items()))
     error = ""
     if run.error:
         last = run.error.strip().splitlines()[-1]
         error = f"<div class=err>{esc(last)}</div>"
+    if run.tags.get(_REGISTER_ERROR_TAG):  # `%%track --register` that did not register
+        error += f"<div class=err>{esc(run.tags[_REGISTER_ERROR_TAG])}</div>"
     return (
         _STYLE
         + "<div class=mlops-card>"

@@ -188,20 +188,35 @@ class MlopsMagics(Magics):
                 displayed=displayed,
             )
             if run_id is not None:
-                self._show_card(run_id)
+                version = None
                 if register is not None and error is None:
-                    self._register(run_id, register, args.model)
+                    version = self._register(run_id, register, args.model)
+                self._show_card(run_id)
+                if version is not None:
+                    from IPython.display import display
 
-    def _register(self, run_id: str, name: str, model: str | None) -> None:
-        from IPython.display import display
+                    display(version)
 
+    def _register(self, run_id: str, name: str, model: str | None) -> Any:
+        """Register the run's model; when that fails, the reason is kept on the run and
+        its card shows it as an error line (a note on stderr is easily missed)."""
         from .errors import MlopsError
         from .registry.service import register
+        from .tracking.writer import REGISTER_ERROR_TAG, tag_run
 
         try:
-            display(register(run_id, name, model=model))
+            return register(run_id, name, model=model)
         except MlopsError as exc:
-            print(f"jupyter_mlops: the run was recorded but not registered: {exc}", file=sys.stderr)
+            why = f"Not registered as {name}: {exc}"
+            if model is None and "model=" in str(exc):
+                why += f" In %%track, choose it with --register {name} --model VAR."
+            try:
+                from .store import current_store
+
+                tag_run(current_store(), run_id, REGISTER_ERROR_TAG, why)
+            except MlopsError as tag_exc:  # the store cannot be written: say it here then
+                print(f"jupyter_mlops: {why} ({tag_exc})", file=sys.stderr)
+            return None
 
     def _history(self, cell: str) -> tuple[list[Any], int]:
         """The cells executed before this one, and this cell's execution count."""

@@ -238,6 +238,16 @@ BLOCKS = {
         "squares = [v * v for v in values if v > limit]\n"
         "f = lambda: offset + 1\n"
     ),
+    "state rebound in a while loop": (
+        "w = 0.0\n"
+        "loss = 1.0\n"
+        "while loss > tol:\n"
+        "    grad = 2 * (w - 1.0)\n"
+        "    w = w - lr * grad\n"
+        "    loss = (w - 1.0) ** 2\n"
+        "    steps += 1\n"
+        "final = w\n"
+    ),
     "imports and attributes": (
         "import math\nfrom sklearn import metrics\nr2 = metrics.r2_score(y, pred)\n"
         "clf = models.tree.fit(data.X, data.y)\n"
@@ -280,6 +290,7 @@ def test_the_compiled_block_reads_like_its_source(block):
     }
     assert got.binds == want.binds - comprehension and "after" not in got.binds
     assert got.loop_targets == want.loop_targets
+    assert got.loop_binds - comprehension == want.loop_binds - comprehension
     assert [a.target for a in got.assignments] == [a.target for a in want.assignments]
 
     def fits(analysis):

@@ -327,3 +327,119 @@ def test_run_card_shows_the_essentials(ip):
     for fragment in ("baseline", "finished", "accuracy", "model.C", "df", "LogisticRegression"):
         assert fragment in html
     assert "<script" not in html
+
+
+PIPELINE_SETUP = """
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+rng = np.random.default_rng(0)
+churn = pd.DataFrame({"tenure": rng.normal(size=60), "plan": rng.choice(["a", "b"], 60)})
+churn["churned"] = (churn.tenure > 0).astype(int)
+X, y = churn[["tenure", "plan"]], churn.churned
+"""
+
+
+def test_register_takes_the_pipeline_not_its_step_held_in_a_variable(ip, capsys):
+    run_cell(ip, PIPELINE_SETUP)
+    cell = (
+        "%%track --register churn\n"
+        "pre = ColumnTransformer([('num', StandardScaler(), ['tenure']),"
+        " ('cat', OneHotEncoder(), ['plan'])])\n"
+        "pipe = Pipeline([('pre', pre), ('clf', LogisticRegression())])\n"
+        "pipe.fit(X, y)\n"
+    )
+    assert run_cell(ip, cell).success
+    assert "not registered" not in capsys.readouterr().err
+    run = only_run()
+    assert [m["name"] for m in run.models] == ["pipe"]
+    assert not any(k.startswith("pre.") for k in run.params)  # the step is no second model
+    (version,) = mlops.model_versions("churn").itertuples()
+    assert version.run_id == run.run_id
+    loaded = mlops.load_model("churn@latest")
+    assert type(loaded).__name__ == "Pipeline"
+    assert list(loaded.predict(ip.user_ns["X"])) == list(
+        ip.user_ns["pipe"].predict(ip.user_ns["X"])
+    )
+
+
+def test_register_with_two_models_fails_visibly_on_the_card_and_later_cells_work(ip, capsys):
+    run_cell(ip, PIPELINE_SETUP)
+    cell = (
+        "%%track two --register churn\n"
+        "num = X[['tenure']]\n"
+        "lr = LogisticRegression().fit(num, y)\n"
+        "tree = DecisionTreeClassifier(max_depth=2).fit(num, y)\n"
+    )
+    assert run_cell(ip, cell).success  # the cell itself ran; its registration did not
+    run = only_run()
+    assert sorted(m["name"] for m in run.models) == ["lr", "tree"]
+    why = run.tags["mlops.register_error"]
+    assert "churn" in why and "lr, tree" in why and "--model" in why
+    card = run._repr_html_()
+    assert "<div class=err>" in card and "Not registered as churn" in card
+    assert "mlops.register_error" not in card  # shown as the error line, not as a tag
+    assert "not registered" not in capsys.readouterr().err
+    assert mlops.models().empty
+    # later cells still work, and choosing the model registers it
+    assert run_cell(
+        ip,
+        "%%track again --register churn --model tree\n"
+        "tree = DecisionTreeClassifier(max_depth=3).fit(X[['tenure']], y)\n"
+        "lr2 = 1\n",
+    ).success
+    assert list(mlops.model_versions("churn").version) == [1]
+    assert run_cell(ip, "z = 2 + 2").success and ip.user_ns["z"] == 4
+
+
+LOOP = """%%track gd
+import jupyter_mlops as mlops
+lr = 0.1
+w = 0.0
+for i in range(50):
+    grad = 2 * (w - 3.0)
+    w = w - lr * grad
+    loss = (w - 3.0) ** 2
+    mlops.log_metric("loss", loss, step=i)
+"""
+
+
+def test_fifty_stepped_points_are_fifty_and_loop_state_is_no_param(ip):
+    assert run_cell(ip, LOOP).success
+    run = only_run()
+    history = run.metric_history("loss")
+    assert list(history.step) == list(range(50))  # no extra point at step 0
+    assert run.metrics["loss"] == pytest.approx(ip.user_ns["loss"])
+    assert run.params == {"lr": 0.1}  # w, grad, loss, i: rebound in the loop, not params
+
+
+def test_the_same_loop_cell_run_twice_records_the_same_both_times(ip):
+    assert run_cell(ip, LOOP).success
+    assert run_cell(ip, LOOP).success  # now `loss`, `w` and `grad` exist from the first run
+    first, second = (mlops.get_run(r) for r in mlops.runs().sort_values("start_time").run_id)
+    assert first.params == second.params == {"lr": 0.1}
+    assert first.metrics == pytest.approx(second.metrics)
+    assert list(second.metric_history("loss").step) == list(range(50))
+
+
+def test_a_metric_assigned_in_a_while_loop_is_a_metric_and_its_state_no_param(ip):
+    code = (
+        "%%track\n"
+        "tol = 1e-3\n"
+        "w, val_loss, epoch = 0.0, 1.0, 0\n"
+        "while val_loss > tol:\n"
+        "    w = w + 0.5 * (1.0 - w)\n"
+        "    val_loss = (1.0 - w) ** 2\n"
+        "    epoch += 1\n"
+    )
+    assert run_cell(ip, code).success
+    assert run_cell(ip, code).success
+    for run_id in mlops.runs().run_id:
+        run = mlops.get_run(run_id)
+        assert run.params == {"tol": 1e-3}
+        assert run.metrics["val_loss"] == pytest.approx(ip.user_ns["val_loss"])
+        assert len(run.metric_history("val_loss")) == 1

@@ -152,7 +152,9 @@ def test_register_magic_errors_keep_the_run(ip, capsys):
     result = run_cell(ip, "%%track bad --register 'a b'\nz = 1")
     assert "not a valid model name" in str(result.error_in_exec) and "z" not in ip.user_ns
     assert run_cell(ip, "%%track --register churn\nz = 1").success
-    assert "recorded but not registered" in capsys.readouterr().err
+    run = mlops.get_run(mlops.runs().run_id[0])
+    assert "saved no model" in run.tags["mlops.register_error"]  # on the card, not stderr
+    assert "Not registered as churn" in run._repr_html_()
     assert mlops.models().empty and len(mlops.runs()) == 1
 
 

@@ -43,6 +43,8 @@ class CellAnalysis:
     binds: set[str] = field(default_factory=set)
     mutates: set[str] = field(default_factory=set)
     loop_targets: set[str] = field(default_factory=set)
+    # names bound inside a for/while loop's body (its state: `w = w - lr * grad`, `loss = ...`)
+    loop_binds: set[str] = field(default_factory=set)
     imports_star: bool = False
     assignments: list[Assignment] = field(default_factory=list)
     fit_calls: list[FitCall] = field(default_factory=list)
@@ -76,6 +78,7 @@ class _Visitor(ast.NodeVisitor):
         self.r = result
         self.text = text
         self.depth = 0  # inside def/lambda/class bodies: names there are not the cell's
+        self.loops = 0  # inside for/while bodies
 
     def _seg(self, node: ast.AST) -> str:
         return ast.get_source_segment(self.text, node) or ast.unparse(node)
@@ -85,6 +88,8 @@ class _Visitor(ast.NodeVisitor):
             self.r.loads.add(node.id)
         elif self.depth == 0:
             self.r.binds.add(node.id)
+            if self.loops:
+                self.r.loop_binds.add(node.id)
 
     def _scoped(self, node: ast.AST, name: str | None) -> None:
         if name is not None and self.depth == 0:
@@ -136,9 +141,22 @@ class _Visitor(ast.NodeVisitor):
     def visit_For(self, node: ast.For) -> None:
         if self.depth == 0:
             self.r.loop_targets.update(_target_names(node.target))
-        self.generic_visit(node)
+            self.r.loop_binds.update(_target_names(node.target))
+        self.visit(node.iter)
+        self.visit(node.target)
+        self._loop_body(node.body + node.orelse)
 
     visit_AsyncFor = visit_For  # type: ignore[assignment]
+
+    def visit_While(self, node: ast.While) -> None:
+        self.visit(node.test)
+        self._loop_body(node.body + node.orelse)
+
+    def _loop_body(self, body: list[ast.stmt]) -> None:
+        self.loops += 1
+        for stmt in body:
+            self.visit(stmt)
+        self.loops -= 1
 
     def visit_Assign(self, node: ast.Assign) -> None:
         if self.depth == 0:
@@ -158,6 +176,8 @@ class _Visitor(ast.NodeVisitor):
             if isinstance(node.target, ast.Name):
                 self.r.loads.add(node.target.id)
                 self.r.binds.add(node.target.id)
+                if self.loops:
+                    self.r.loop_binds.add(node.target.id)
             self._record_mutation(node.target)
         self.generic_visit(node)
 
@@ -287,21 +307,56 @@ def analyze(source: str) -> CellAnalysis:
     if body is not None:
         return analyze(body)
     result = CellAnalysis(source=source)
-    bound: set[str] = set()
     for stmt in tree.body:
         part = CellAnalysis(source=source)
         _Visitor(part, source).visit(stmt)
-        # A name read before any earlier statement of the cell bound it comes from outside.
-        local = part.loop_targets | part.comprehension_targets
-        result.free_names |= {
-            n for n in part.loads if n not in bound and n not in _BUILTINS and n not in local
-        }
-        bound |= part.binds
         result.loads |= part.loads
         result.binds |= part.binds
         result.mutates |= part.mutates
         result.loop_targets |= part.loop_targets
+        result.loop_binds |= part.loop_binds
         result.imports_star |= part.imports_star
         result.assignments += part.assignments
         result.fit_calls += part.fit_calls
+    result.free_names = _free_names(tree.body, set(), source)
     return result
+
+
+def _free_names(body: list[ast.stmt], bound: set[str], source: str) -> set[str]:
+    """The names ``body`` reads before one of its statements bound them: what it takes from
+    outside. Statement by statement, into the bodies of loops, ``if``, ``with`` and ``try``,
+    so ``loss = f(i); log(loss)`` inside a loop reads its own ``loss``. Adds to ``bound``."""
+    free: set[str] = set()
+
+    def leaf(node: ast.AST) -> None:
+        part = CellAnalysis(source=source)
+        _Visitor(part, source).visit(node)
+        skip = bound | part.comprehension_targets | part.loop_targets
+        free.update(n for n in part.loads if n not in skip and n not in _BUILTINS)
+        bound.update(part.binds)
+
+    for stmt in body:
+        if isinstance(stmt, ast.For | ast.AsyncFor):
+            leaf(stmt.iter)
+            bound.update(_target_names(stmt.target))
+            free.update(_free_names(stmt.body + stmt.orelse, bound, source))
+        elif isinstance(stmt, ast.While):
+            leaf(stmt.test)
+            free.update(_free_names(stmt.body + stmt.orelse, bound, source))
+        elif isinstance(stmt, ast.If):
+            leaf(stmt.test)
+            # either branch may run: each starts from what was bound before the `if`
+            before = set(bound)
+            branches = [set(before), set(before)]
+            free.update(_free_names(stmt.body, branches[0], source))
+            free.update(_free_names(stmt.orelse, branches[1], source))
+            bound.update(branches[0] | branches[1])
+        elif isinstance(stmt, ast.With | ast.AsyncWith):
+            for item in stmt.items:
+                leaf(item.context_expr)
+                if item.optional_vars is not None:
+                    leaf(item.optional_vars)
+            free.update(_free_names(stmt.body, bound, source))
+        else:
+            leaf(stmt)
+    return free

@@ -88,6 +88,7 @@ class _Reader:
         self.segment: list[dis.Instruction] = []
         self.after_store = False
         self.loop_stores = 0
+        self.in_loop = False
         self.pending_fit: tuple[list[ast.expr], bool] | None = None  # args of `X(...).fit`
 
     # -- names ----------------------------------------------------------------------------
@@ -110,8 +111,16 @@ class _Reader:
     # -- statements -------------------------------------------------------------------------
     def read(self, body: list[dis.Instruction]) -> None:
         previous = ""
+        # a backward jump closes a loop (for or while): what lies between its target and
+        # the jump is the loop's body, whose stores are the loop's state
+        loops = [
+            (ins.argval, ins.offset)
+            for ins in body
+            if "BACKWARD" in ins.opname and isinstance(ins.argval, int)
+        ]
         for ins in body:
             op = ins.opname
+            self.in_loop = any(start <= ins.offset <= end for start, end in loops)
             if self.after_store and op not in _STORES:
                 self.segment = []
                 self.after_store = False
@@ -145,6 +154,8 @@ class _Reader:
     def store(self, name: str, loop: bool) -> None:
         self.stored.add(name)
         self.r.binds.add(name)
+        if loop or self.in_loop:
+            self.r.loop_binds.add(name)
         if loop:
             self.r.loop_targets.add(name)
             return

@@ -20,6 +20,7 @@ from .analysis import CellAnalysis, FitCall
 from .estimators import (
     FittedState,
     column_hints,
+    components,
     default_params,
     dtype_kind,
     estimator_params,
@@ -222,7 +223,8 @@ class CellCapture:
                 except Exception:
                     pass
             elif is_scalar_param(value) and not isinstance(value, type):
-                self.input_params[name] = value
+                if name not in a.loop_binds:  # a loop's state left by an earlier run
+                    self.input_params[name] = value
         if "matplotlib.pyplot" in sys.modules:
             self._figures_before = set(sys.modules["matplotlib.pyplot"].get_fignums())
 
@@ -263,10 +265,14 @@ class CellCapture:
         for name, assignment in last.items():
             if _skip(name) or name in a.loop_targets or name not in ns:
                 continue
+            if run.has_metric(name):  # logged with log_metric (a curve): a metric only
+                continue
             value = ns[name]
             kinds = _call_kinds(assignment.value, ns)
             metric_like = bool(kinds) or is_metric_name(name) or name in self.options.metrics
             if metric_like and self._log_metric_value(run, name, value, assignment.source, kinds):
+                continue
+            if name in a.loop_binds:  # rebound in a loop (`w = w - lr * grad`): state
                 continue
             if is_scalar_param(value) and not is_estimator(value):
                 run.log_param(name, value)
@@ -274,7 +280,7 @@ class CellCapture:
             if name in ns:
                 run.log_param(name, ns[name])
         for name in self.options.metrics:
-            if name in ns and name not in last:
+            if name in ns and name not in last and not run.has_metric(name):
                 self._log_metric_value(run, name, ns[name], name, {"metric"})
 
     def _log_metric_value(
@@ -307,7 +313,12 @@ class CellCapture:
                 known = found.get(id(obj))
                 if known is None or (known.fit is None and fits.get(name) is not None):
                     found[id(obj)] = CapturedModel(name, obj, fits.get(name))
-        return list(found.values())
+        # `pre = ColumnTransformer(...)`, `pipe = Pipeline([("pre", pre), ...])`: the step
+        # is a part of `pipe`, not a model of its own
+        parts: set[int] = set()
+        for model in found.values():
+            parts |= {id(c) for c in components(model.obj)}
+        return [m for key, m in found.items() if key not in parts]
 
     def _models(self, ns: Mapping[str, Any], run: RunWriter, explicit: list[ExplicitModel]) -> None:
         defaults: list[str] = []

@@ -16,6 +16,7 @@ __all__ = [
     "NUMBER",
     "FittedState",
     "column_hints",
+    "components",
     "default_params",
     "dtype_kind",
     "estimator_params",
@@ -219,6 +220,55 @@ def _nested_estimators(value: Any) -> list[Any]:
                 out.extend(v for v in item if is_estimator(v))
         return out
     return []
+
+
+def _estimators_in(value: Any, depth: int = 0) -> list[Any]:
+    """The estimators a param or fitted attribute holds: itself, or those in a list, tuple
+    (a ``(name, estimator, columns)`` step) or mapping (``named_transformers_``)."""
+    if is_estimator(value):
+        return [value]
+    if depth > 2:
+        return []
+    if isinstance(value, dict) or type(value).__name__ == "Bunch":
+        items = list(value.values())
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        return []
+    out: list[Any] = []
+    for item in items[:1000]:
+        out.extend(_estimators_in(item, depth + 1))
+    return out
+
+
+def components(est: Any) -> list[Any]:
+    """Every estimator object ``est`` is made of, at any depth: Pipeline steps,
+    ColumnTransformer and FeatureUnion transformers (as given and as fitted), a
+    meta-estimator's ``estimator``/``estimator_``/``estimators_``/``best_estimator_``.
+    Found by object identity, so a model that is a part of another one in a cell is not
+    taken for a second model."""
+    seen: dict[int, Any] = {id(est): est}
+    todo = [est]
+    while todo and len(seen) < 10_000:
+        current = todo.pop()
+        values: list[Any] = []
+        try:
+            values += list(current.get_params(deep=False).values())
+        except Exception:
+            pass
+        try:
+            attrs = vars(current)
+        except TypeError:
+            attrs = {}
+        values += [v for k, v in attrs.items() if k.endswith("_") and not k.startswith("_")]
+        values += [attrs[k] for k in ("steps", "transformers", "transformer_list") if k in attrs]
+        for value in values:
+            for inner in _estimators_in(value):
+                if id(inner) not in seen:
+                    seen[id(inner)] = inner
+                    todo.append(inner)
+    del seen[id(est)]
+    return list(seen.values())
 
 
 # -- input dtypes ---------------------------------------------------------------------------

@@ -24,7 +24,15 @@ from ..store.process import this_process
 from ..store.unsaved import forget, remember
 from .values import decode_param, encode_param, to_float
 
-__all__ = ["ChildRun", "RunWriter", "attach_artifact", "get_or_create_experiment", "save_unsaved"]
+__all__ = [
+    "REGISTER_ERROR_TAG",
+    "ChildRun",
+    "RunWriter",
+    "attach_artifact",
+    "get_or_create_experiment",
+    "save_unsaved",
+    "tag_run",
+]
 
 _FLUSH_EVERY_S = 2.0
 _MAX_KEY = 250
@@ -66,6 +74,9 @@ def _finite_or_none(number: float) -> float | None:
 # store needs no new table; left out of ``Run.tags`` and of listings, which show what the
 # user set.
 DEFAULT_PARAMS_TAG = "mlops.default_params"
+# Why ``%%track --register NAME`` did not register the run's model: kept on the run, and
+# drawn by the run card as its error line (html.run_card reads this key).
+REGISTER_ERROR_TAG = "mlops.register_error"
 
 
 def _summary_json(params: dict[str, Any], metrics: dict[str, Any], tags: dict[str, str]) -> str:
@@ -222,6 +233,11 @@ class RunWriter:
         """Record several metrics at one step."""
         for key, value in values.items():
             self.log_metric(key, value, step=step)
+
+    def has_metric(self, key: str) -> bool:
+        """Whether metric ``key`` was logged in this run already (by ``log_metric`` in the
+        code: the capture then adds no point of its own to that curve)."""
+        return key in self._latest
 
     def set_tag(self, key: str, value: Any) -> None:
         """Attach a tag (a string label) to the run."""
@@ -556,3 +572,25 @@ def attach_artifact(
 
     store.write_retrying(work)
     return digest
+
+
+def tag_run(store: Store, run_id: str, key: str, value: str) -> None:
+    """Set tag ``key`` on a run that has already finished (such as why registering its
+    model failed), in its tags and in the summary that listings read."""
+    _check_key("tag", key)
+
+    def work(conn: sa.Connection) -> None:
+        t = schema.tags
+        conn.execute(t.delete().where(t.c.run_id == run_id, t.c.key == key))
+        conn.execute(t.insert().values(run_id=run_id, key=key, value=str(value)))
+        r = schema.runs
+        summary = conn.execute(sa.select(r.c.summary).where(r.c.run_id == run_id)).scalar()
+        try:
+            doc = json.loads(summary) if summary else {}
+        except ValueError:
+            doc = {}
+        if isinstance(doc, dict):
+            doc.setdefault("t", {})[key] = str(value)
+            conn.execute(r.update().where(r.c.run_id == run_id).values(summary=json.dumps(doc)))
+
+    store.write_retrying(work)
