@@ -339,6 +339,7 @@ def _populate(n: int) -> None:
 
 def test_runs_view_over_10000_runs_opens_fast(store_dir):
     _populate(10_000)
+    mlops.set_experiment("big")  # the notebook's experiment: the explorer shows its runs
     mlops.runs(limit=1)  # warm the store connection and imports, as an open notebook has
     t0 = time.perf_counter()
     view = runs_view(page_size=25)
@@ -478,3 +479,45 @@ def test_defaults_are_read_from_each_estimator_class():
     assert {"s.refit", "s.estimator__tol"} <= found
     assert not {"s.cv", "s.estimator", "s.param_grid", "s.estimator__max_iter"} & found
     assert found <= set(estimator_params("s", search))
+
+
+def test_every_view_says_its_scope(ip):
+    """The runs explorer and compare say which experiments they show; the explorer shows
+    the notebook's experiment unless told otherwise (``--all``, a name, a filter)."""
+    from .test_query import open_notebook, train
+
+    open_notebook(ip, "quickstart")
+    qs = train(ip, "qs", 0.97)
+    open_notebook(ip, "registry")
+    reg = [train(ip, "reg-a", 0.90), train(ip, "reg-b", 0.80)]
+
+    static, _live = displayed(ip, "%mlops runs")
+    view = ip.user_ns["_"]
+    assert "experiment 'registry' · 1–2 of 2" in static["text/html"]
+    assert "<td>reg-a</td>" in static["text/html"] and "<td>qs</td>" not in static["text/html"]
+    assert "experiment 'registry'" in view.header.value and "experiment" not in view.columns
+
+    for line in ("%mlops runs --all", "%mlops runs *"):
+        static, _live = displayed(ip, line)
+        view = ip.user_ns["_"]
+        assert "all experiments · 1–3 of 3" in static["text/html"]
+        assert (
+            "<th>experiment</th>" in static["text/html"]
+            and "<td>quickstart</td>" in (static["text/html"])
+        )
+        assert "all experiments" in view.header.value
+    static, _live = displayed(ip, "%mlops runs quickstart")
+    assert "experiment 'quickstart' · 1–1 of 1" in static["text/html"]
+
+    # a filter naming the experiment sets the scope; the header follows it
+    view = runs_view()
+    view.apply_filter("experiment = 'quickstart'")
+    assert list(view.frame.name) == ["qs"] and "all experiments" in view.header.value
+    view.apply_filter("")
+    assert set(view.frame.name) == {"reg-a", "reg-b"}
+    assert "experiment 'registry'" in view.header.value
+
+    assert "2 runs · experiment 'registry'" in compare(*mlops.runs().run_id)._repr_html_()
+    mixed = compare(qs, reg[0])
+    assert "experiments 'quickstart', 'registry'" in mixed._repr_html_()
+    assert "experiments 'quickstart', 'registry'" in mixed.widget.children[0].value

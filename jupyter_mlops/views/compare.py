@@ -273,13 +273,21 @@ class Comparison:
 
     # -- displays ------------------------------------------------------------------------
 
+    @property
+    def scope_text(self) -> str:
+        """The experiments the compared runs come from, as the header says them."""
+        names = sorted({r.experiment for r in self.runs})
+        if len(names) == 1:
+            return f"experiment '{names[0]}'"
+        return "experiments " + ", ".join(f"'{n}'" for n in names)
+
     def _header_html(self) -> str:
         esc = html.escape
         return (
             "<div class=hd><span class=nm>Compare "
             + esc(", ".join(self.labels))
             + f"</span><span class=mut>{len(self.runs)} runs · "
-            + esc(", ".join(sorted({r.experiment for r in self.runs})))
+            + esc(self.scope_text, quote=False)
             + "</span></div>"
         )
 
