@@ -133,7 +133,13 @@ def runs(
     order_by: str | list[str] | None = None,
     limit: int | None = None,
 ) -> Any:
-    """Runs as a pandas DataFrame; ``filter`` like ``"metrics.accuracy > 0.8 and status = 'finished'"``."""
+    """Runs as a pandas DataFrame; ``filter`` like ``"metrics.accuracy > 0.8 and status = 'finished'"``.
+
+    By default the runs of this notebook's experiment (the one ``%load_ext`` announces and
+    ``set_experiment`` sets), as MLflow's ``search_runs``; ``experiment="*"`` for every
+    experiment, ``experiment="name"`` for another one. A filter that names ``experiment``
+    (``"experiment = 'churn'"``) sets the scope itself.
+    """
     return _runs(experiment, filter, order_by, limit)
 
 
@@ -269,7 +275,10 @@ def set_description(ref: str, description: str, *, reason: str | None = None) ->
 
 
 def runs_view(experiment: str | None = None, filter: str | None = None, page_size: int = 25) -> Any:
-    """A sortable, filterable table of runs (a widget); tick runs and press Compare."""
+    """A sortable, filterable table of runs (a widget); tick runs and press Compare.
+
+    Scoped as ``runs()``: this notebook's experiment by default, ``"*"`` for all; the
+    header says which."""
     from .views.runs import runs_view as _runs_view
 
     return _runs_view(experiment, filter, page_size)

@@ -15,7 +15,7 @@ __all__ = ["main"]
 def _cmd_runs(args: argparse.Namespace) -> int:
     from .tracking.search import runs
 
-    frame = runs(args.experiment, args.filter, args.order_by, args.limit)
+    frame = runs(args.experiment or "*", args.filter, args.order_by, args.limit)
     if args.columns:
         wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
         frame = frame[[c for c in frame.columns if c in wanted]]
@@ -224,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("runs", help="List runs as a table.")
-    p.add_argument("-e", "--experiment", default=None)
+    p.add_argument("-e", "--experiment", default=None, help="Only this experiment (default: all).")
     p.add_argument("-f", "--filter", default=None, help='e.g. "metrics.accuracy > 0.9"')
     p.add_argument("-o", "--order-by", default=None, help="e.g. -metrics.accuracy")
     p.add_argument("-n", "--limit", type=int, default=50)

@@ -7,7 +7,9 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-__all__ = ["RunFields", "format_value", "gate_lines_html", "run_card"]
+from .errors import MlopsError
+
+__all__ = ["RunFields", "format_value", "gate_lines_html", "metric_curves", "run_card", "sparkline"]
 
 
 class RunFields(Protocol):
@@ -110,9 +112,90 @@ def _table(
     )
 
 
-def run_card(run: RunFields) -> str:
-    """The compact card shown under a tracked cell: status, params, metrics, data, models."""
+_SPARK_W, _SPARK_H, _SPARK_PAD = 160, 40, 3
+
+
+def sparkline(points: list[tuple[float, float]], label: str = "") -> str:
+    """A small static SVG curve (160×40) of ``(step, value)`` points, with min, max and last
+    beside it: inline, no script and no external resource, so a saved notebook shows it.
+    Non-finite values are left out of the line; fewer than two finite points draw nothing."""
+    finite = [(float(x), float(y)) for x, y in points if math.isfinite(y) and math.isfinite(x)]
+    if len(finite) < 2:
+        return ""
+    values = [y for _, y in finite]
+    steps = [x for x, _ in finite]
+    xs = steps if max(steps) > min(steps) else [float(i) for i in range(len(finite))]
+    if len(finite) > _SPARK_W:  # one point per pixel is all a sparkline can show
+        keep = sorted({round(i * (len(finite) - 1) / (_SPARK_W - 1)) for i in range(_SPARK_W)})
+        xs, values_shown = [xs[i] for i in keep], [values[i] for i in keep]
+    else:
+        values_shown = values
+    lo, hi = min(values), max(values)
+    x0, x1 = min(xs), max(xs)
+    width, height = _SPARK_W - 2 * _SPARK_PAD, _SPARK_H - 2 * _SPARK_PAD
+
+    def at(x: float, y: float) -> str:
+        px = _SPARK_PAD + (x - x0) / (x1 - x0) * width
+        py = _SPARK_PAD + (0.5 if hi == lo else (hi - y) / (hi - lo)) * height
+        return f"{px:.1f},{py:.1f}"
+
+    line = " ".join(at(x, y) for x, y in zip(xs, values_shown, strict=True))
+    last_x, last_y = at(xs[-1], values_shown[-1]).split(",")
+    name = html.escape(label)
+    svg = (
+        f"<svg class=mlops-spark width={_SPARK_W} height={_SPARK_H} "
+        f"viewBox='0 0 {_SPARK_W} {_SPARK_H}' role=img "
+        f"aria-label='{name} over {len(finite)} steps' xmlns='http://www.w3.org/2000/svg'>"
+        f"<title>{name}: {len(finite)} steps</title>"
+        f"<polyline points='{line}' fill=none stroke='#0969da' stroke-width=1.5 "
+        "stroke-linejoin=round stroke-linecap=round />"
+        f"<circle cx={last_x} cy={last_y} r=2 fill='#0969da' /></svg>"
+    )
+    labels = (
+        f"<span class=mut>min</span> {html.escape(format_value(lo))} "
+        f"<span class=mut>max</span> {html.escape(format_value(hi))} "
+        f"<span class=mut>last</span> {html.escape(format_value(values[-1]))}"
+    )
+    return (
+        "<div class=mlops-curve style='display:flex;gap:8px;align-items:center'>"
+        f"{svg}<div style='font-size:11px;line-height:1.35'>{labels}</div></div>"
+    )
+
+
+def metric_curves(run: Any) -> dict[str, list[tuple[float, float]]]:
+    """{metric: [(step, value), ...]} for the metrics a run logged at two or more points,
+    read through the run's ``metric_history`` (runs drawn from plain fields have none)."""
+    history = getattr(run, "metric_history", None)
+    if history is None:
+        return {}
+    out: dict[str, list[tuple[float, float]]] = {}
+    for key in sorted(run.metrics):
+        try:
+            frame = history(key)
+        except (MlopsError, OSError):  # the card still shows what the run holds in memory
+            continue
+        if len(frame) >= 2:
+            out[key] = list(zip(frame["step"].tolist(), frame["value"].tolist(), strict=True))
+    return out
+
+
+def _curves_html(curves: dict[str, list[tuple[float, float]]]) -> str:
+    """The card's curves section: one sparkline per stepped metric."""
+    drawn = [(k, sparkline(v, k)) for k, v in curves.items()]
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{svg}</td></tr>" for k, svg in drawn if svg)
+    if not rows:
+        return ""
+    n = rows.count("<tr>")
+    return f"<div><table><tr><th colspan=2>curves ({n})</th></tr>{rows}</table></div>"
+
+
+def run_card(run: RunFields, curves: dict[str, list[tuple[float, float]]] | None = None) -> str:
+    """The compact card shown under a tracked cell: status, params, metrics, data, models,
+    and a small curve for every metric logged at several steps (``curves``: {metric:
+    [(step, value)]}; by default read from the run's ``metric_history``)."""
     esc = html.escape
+    if curves is None:
+        curves = metric_curves(run)
     color = _STATUS_COLORS.get(run.status, "#57606a")
     started = datetime.fromtimestamp(run.start_time, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     params = [(k, format_value(v)) for k, v in run.params.items()]
@@ -158,6 +241,7 @@ def run_card(run: RunFields) -> str:
         + (f"<span class=mut>{esc(' · '.join(extras))}</span>" if extras else "")
         + "</div><div class=grid>"
         + _table("metrics", metrics)
+        + _curves_html(curves)
         + _table("params", params, folded=run.default_params)
         + _table("data", data)
         + _table("models", models)

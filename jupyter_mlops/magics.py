@@ -290,7 +290,8 @@ class MlopsMagics(Magics):
 
     @line_magic
     def mlops(self, line: str) -> Any:
-        """``%mlops runs [EXPERIMENT]`` (the runs explorer), ``%mlops registry [MODEL]``,
+        """``%mlops runs [EXPERIMENT | --all]`` (the runs explorer: this notebook's experiment,
+        another one, or every one), ``%mlops registry [MODEL]``,
         ``%mlops data [NAME]`` (datasets,
         or one dataset's history and latest diff), ``%mlops store``, ``%mlops experiment [NAME]``."""
         from . import api
@@ -298,15 +299,18 @@ class MlopsMagics(Magics):
         words = line.split()
         if not words:
             raise UsageError(
-                "Usage: %mlops runs [EXPERIMENT] | registry [MODEL] | data [NAME] | store | experiment [NAME]"
+                "Usage: %mlops runs [EXPERIMENT | --all] | registry [MODEL] | data [NAME] | store | experiment [NAME]"
             )
         command, rest = words[0], words[1:]
         if command == "runs":
             from .errors import MlopsError
             from .views.runs import runs_view
 
+            name = " ".join(rest) or None
+            if name in ("--all", "-a"):
+                name = "*"
             try:
-                return runs_view(" ".join(rest) or None)
+                return runs_view(name)
             except MlopsError as exc:
                 raise UsageError(str(exc)) from None
         if command == "data":

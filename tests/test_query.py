@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import jupyter_mlops as mlops
-from jupyter_mlops.errors import QueryError
+from jupyter_mlops.errors import QueryError, ValidationError
 from jupyter_mlops.tracking import query as q
+from jupyter_mlops.tracking.defaults import set_default_experiment
+
+from .conftest import cli, run_cell
 
 
 @pytest.fixture
 def six_runs(store_dir):
+    mlops.set_experiment("q")  # runs() reads the default experiment's runs
     specs = [
         ("a", "lbfgs", 0.1, 0.70, "growth"),
         ("b", "lbfgs", 1.0, 0.85, "growth"),
@@ -157,3 +163,75 @@ def test_long_flat_filters_work_up_to_the_limit(six_runs):
     assert len(mlops.runs(filter=f"metrics.acc in ({values})")) == 5
     sums = "metrics.acc " + "+ 0" * 90 + " > 0.9"
     assert names(mlops.runs(filter=sums, order_by="name")) == ["c", "d"]
+
+
+def open_notebook(ip, name: str) -> None:
+    """What a new kernel for notebook ``name`` does: the frontend tells the kernel the
+    notebook's path and ``%load_ext`` announces the experiment named after it."""
+    from IPython.utils.capture import capture_output
+
+    set_default_experiment(None)
+    ip.user_ns["__session__"] = str(Path.cwd() / f"{name}.ipynb")
+    with capture_output() as out:
+        assert run_cell(ip, "%reload_ext jupyter_mlops").success
+    assert f"experiment '{name}'" in out.stdout
+
+
+def train(ip, name: str, accuracy: float) -> str:
+    code = (
+        f"%%track {name}\nimport jupyter_mlops as mlops\nmlops.log_metric('accuracy', {accuracy})\n"
+    )
+    assert run_cell(ip, code).success
+    return mlops.runs(experiment="*", filter=f"name = '{name}'").run_id[0]
+
+
+@pytest.fixture
+def two_notebooks(ip):
+    """quickstart.ipynb then registry.ipynb run in one folder (one store), as ``make lab``."""
+    open_notebook(ip, "quickstart")
+    ids = {"qs": train(ip, "qs", 0.97)}
+    open_notebook(ip, "registry")
+    ids |= {"reg-a": train(ip, "reg-a", 0.90), "reg-b": train(ip, "reg-b", 0.80)}
+    return ids
+
+
+def test_runs_default_to_the_notebooks_experiment(two_notebooks):
+    ids = two_notebooks
+    # the issue's case: the registry notebook's best run is its own, not quickstart's
+    frame = mlops.runs(order_by="-metrics.accuracy")
+    assert list(frame.name) == ["reg-a", "reg-b"] and frame.run_id[0] == ids["reg-a"]
+    assert set(frame.experiment) == {"registry"} and frame.attrs["experiment"] == "registry"
+    # "*" for every experiment, a name for another one, a filter on experiment sets the scope
+    every = mlops.runs(experiment="*", order_by="-metrics.accuracy")
+    assert list(every.name) == ["qs", "reg-a", "reg-b"] and every.attrs["experiment"] is None
+    assert list(mlops.runs(experiment="quickstart").name) == ["qs"]
+    assert list(mlops.runs(filter="experiment = 'quickstart'").name) == ["qs"]
+    assert names(mlops.runs(filter="experiment != 'nope'", order_by="name")) == [
+        "qs",
+        "reg-a",
+        "reg-b",
+    ]
+    assert names(mlops.runs(filter="metrics.accuracy > 0.85")) == ["reg-a"]
+    # set_experiment moves the default scope; get_run reads any run
+    mlops.set_experiment("quickstart")
+    assert list(mlops.runs().name) == ["qs"]
+    assert mlops.get_run(ids["reg-b"]).experiment == "registry"
+
+
+def test_callers_that_mean_every_experiment_get_every_one(two_notebooks, store_dir):
+    from jupyter_mlops.server.payloads import runs_payload
+    from jupyter_mlops.store import current_store
+
+    # the sidebar's REST route lists the store's recent runs, whatever the kernel's experiment
+    assert {r["name"] for r in runs_payload(current_store())} == {"qs", "reg-a", "reg-b"}
+    out = cli(store_dir, "runs", "--format", "csv", "-c", "name")
+    assert sorted(out.stdout.split()[1:]) == ["qs", "reg-a", "reg-b"]
+    out = cli(store_dir, "runs", "--format", "csv", "-c", "name", "-e", "quickstart")
+    assert out.stdout.split()[1:] == ["qs"]
+
+
+@pytest.mark.parametrize("bad", ["", "  ", 3])
+def test_a_bad_experiment_is_refused_and_nothing_changes(two_notebooks, bad):
+    with pytest.raises(ValidationError, match="experiment name or '\\*'"):
+        mlops.runs(experiment=bad)
+    assert len(mlops.runs(experiment="*")) == 3 and len(mlops.runs()) == 2

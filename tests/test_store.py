@@ -114,7 +114,7 @@ def _make_v1_store(home: Path) -> None:
 
 def test_older_store_is_migrated_in_place_with_data_intact(store_dir):
     _make_v1_store(store_dir)
-    frame = mlops.runs()
+    frame = mlops.runs(experiment="*")  # the old run is in experiment 'old'
     assert list(frame.name) == ["legacy"]
     assert frame["params.C"][0] == 0.5 and frame["metrics.acc"][0] == 0.9
     run = mlops.get_run(frame.run_id[0])
@@ -126,7 +126,9 @@ def test_older_store_is_migrated_in_place_with_data_intact(store_dir):
     assert versions == list(range(1, LATEST_VERSION + 1))
     with mlops.track("new", capture=False) as new:  # the migrated store takes new runs
         new.log_metric("acc", 0.95)
-    mixed = mlops.runs(order_by="name")  # one run with a summary row, one read the old way
+    mixed = mlops.runs(
+        experiment="*", order_by="name"
+    )  # one run with a summary row, one read the old way
     assert list(mixed.name) == ["legacy", "new"]
     assert mixed["params.C"][0] == 0.5 and list(mixed["metrics.acc"]) == [0.9, 0.95]
 

@@ -226,8 +226,10 @@ def test_compare_side_by_side_curves_scatter_code_and_data(three):
 
 
 def test_compare_bad_input(three):
-    with pytest.raises(ValidationError, match="at least two"):
-        compare(three["c0.1"])
+    with pytest.raises(ValidationError, match="at least one run"):
+        compare()
+    with pytest.raises(ValidationError, match="at least one run"):
+        compare([])
     with pytest.raises(ValidationError, match="same run twice"):
         compare(three["c0.1"], three["c0.1"])
     with pytest.raises(NotFoundError):
@@ -339,6 +341,7 @@ def _populate(n: int) -> None:
 
 def test_runs_view_over_10000_runs_opens_fast(store_dir):
     _populate(10_000)
+    mlops.set_experiment("big")  # the notebook's experiment: the explorer shows its runs
     mlops.runs(limit=1)  # warm the store connection and imports, as an open notebook has
     t0 = time.perf_counter()
     view = runs_view(page_size=25)
@@ -478,3 +481,99 @@ def test_defaults_are_read_from_each_estimator_class():
     assert {"s.refit", "s.estimator__tol"} <= found
     assert not {"s.cv", "s.estimator", "s.param_grid", "s.estimator__max_iter"} & found
     assert found <= set(estimator_params("s", search))
+
+
+def test_every_view_says_its_scope(ip):
+    """The runs explorer and compare say which experiments they show; the explorer shows
+    the notebook's experiment unless told otherwise (``--all``, a name, a filter)."""
+    from .test_query import open_notebook, train
+
+    open_notebook(ip, "quickstart")
+    qs = train(ip, "qs", 0.97)
+    open_notebook(ip, "registry")
+    reg = [train(ip, "reg-a", 0.90), train(ip, "reg-b", 0.80)]
+
+    static, _live = displayed(ip, "%mlops runs")
+    view = ip.user_ns["_"]
+    assert "experiment 'registry' · 1–2 of 2" in static["text/html"]
+    assert "<td>reg-a</td>" in static["text/html"] and "<td>qs</td>" not in static["text/html"]
+    assert "experiment 'registry'" in view.header.value and "experiment" not in view.columns
+
+    for line in ("%mlops runs --all", "%mlops runs *"):
+        static, _live = displayed(ip, line)
+        view = ip.user_ns["_"]
+        assert "all experiments · 1–3 of 3" in static["text/html"]
+        assert (
+            "<th>experiment</th>" in static["text/html"]
+            and "<td>quickstart</td>" in (static["text/html"])
+        )
+        assert "all experiments" in view.header.value
+    static, _live = displayed(ip, "%mlops runs quickstart")
+    assert "experiment 'quickstart' · 1–1 of 1" in static["text/html"]
+
+    # a filter naming the experiment sets the scope; the header follows it
+    view = runs_view()
+    view.apply_filter("experiment = 'quickstart'")
+    assert list(view.frame.name) == ["qs"] and "all experiments" in view.header.value
+    view.apply_filter("")
+    assert set(view.frame.name) == {"reg-a", "reg-b"}
+    assert "experiment 'registry'" in view.header.value
+
+    assert "2 runs · experiment 'registry'" in compare(*mlops.runs().run_id)._repr_html_()
+    mixed = compare(qs, reg[0])
+    assert "experiments 'quickstart', 'registry'" in mixed._repr_html_()
+    assert "experiments 'quickstart', 'registry'" in mixed.widget.children[0].value
+
+
+def test_compare_one_run_shows_its_curves(three):
+    """``compare(run_id)`` with one run: its numbers and its curves (nothing to diff)."""
+    c = compare(three["c1.0"])
+    assert c.labels == ["c1.0"] and repr(c) == "<Comparison of 1 run: c1.0>"
+    assert list(c.histories) == ["loss", "val_loss"] and len(c.histories["loss"]) == 4
+    assert list(c.histories["loss"].value) == pytest.approx([1 / (e + 2) for e in range(4)])
+    assert c.to_dict()["params"]["C"] == [1.0] and c.to_dict()["differs"]["params"] == []
+    _header, tabs, _hider = c.widget.children
+    assert tabs.titles[:2] == ("Params & metrics", "Curves")
+    assert c.curve_metric.options == ("loss", "val_loss")
+    static = c._repr_html_()
+    assert "1 run · experiment 'default'" in static and "class=mlops-diff" not in static
+    assert "loss" in static and "val_loss" in static  # its curves (SVG, or the summary table)
+    assert "C = 1.0" in c.code_diff_html() and c.data_diffs == []
+
+
+def test_run_card_draws_a_curve_per_stepped_metric(three):
+    """The card under a tracked cell: an inline SVG sparkline (min/max/last) for each
+    metric logged at several steps, none for the scalar ones; escaped names; nothing
+    fetched from elsewhere, so a saved notebook shows it."""
+    run = mlops.get_run(three["c0.1"])
+    card = run._repr_html_()
+    assert card.count("<svg") == 2  # loss and val_loss; accuracy is one value
+    svgs = re.findall(r"<svg.*?</svg>", card, flags=re.S)
+    assert {re.search(r"aria-label='(\w+) over 4 steps'", s).group(1) for s in svgs} == {
+        "loss",
+        "val_loss",
+    }
+    assert all("width=160 height=40" in s for s in svgs)
+    assert "accuracy over" not in card
+    loss = [1.0 / (e + 1 + 0.1) for e in range(4)]
+    assert f"<span class=mut>min</span> {min(loss):.6g}" in card
+    assert f"<span class=mut>last</span> {loss[-1]:.6g}" in card
+    assert not re.search(r"(src|href)=|<script|url\(", card)
+
+
+def test_sparkline_escapes_and_skips_what_it_cannot_draw(ip):
+    from jupyter_mlops.html import sparkline
+
+    code = (
+        "%%track odd\nimport jupyter_mlops as mlops\n"
+        "for i in range(3):\n    mlops.log_metric('<b>x</b>', float(i), step=i)\n"
+        "mlops.log_metric('once', 0.5)\n"
+    )
+    assert run_cell(ip, code).success
+    card = mlops.get_run(mlops.runs(filter="name = 'odd'").run_id[0])._repr_html_()
+    assert card.count("<svg") == 1 and "<b>x</b>" not in card and "&lt;b&gt;x&lt;/b&gt;" in card
+    assert sparkline([(0, 1.0)]) == "" and sparkline([(0, float("nan")), (1, 2.0)]) == ""
+    flat = sparkline([(0, 3.0), (1, 3.0)], "c")  # a constant curve: a flat line mid-height
+    assert "points='3.0,20.0 157.0,20.0'" in flat
+    long = sparkline([(i, float(i % 7)) for i in range(10_000)], "n")
+    assert long.count(",") <= 2 * 160 + 10 and "over 10000 steps" in long

@@ -266,7 +266,7 @@ def runs_payload(store: Store, *, limit: int = 20) -> list[dict[str, Any]]:
 
     if not store.exists:
         return []
-    frame = runs(None, None, "-start_time", limit, store=store)
+    frame = runs("*", None, "-start_time", limit, store=store)
     keep = [c for c in frame.columns if not c.startswith(("params.", "tags."))]
     return _records(frame[keep])
 

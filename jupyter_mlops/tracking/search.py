@@ -2,6 +2,11 @@
 
 One query selects the runs (filter, order and limit all run in the database); three
 more fetch their params, latest metrics and tags, which are pivoted into columns.
+
+Scope, as MLflow's ``search_runs``: by default the runs of the default experiment (the one
+``%load_ext`` announces and ``set_experiment`` sets), so a notebook sees its own runs and
+not another notebook's; ``experiment="*"`` reads every experiment, and a filter that names
+``experiment`` sets the scope itself.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import QueryError
+from ..errors import QueryError, ValidationError
 from ..store import Store, current_store, schema
 from . import query as q
+from .defaults import default_experiment
 from .values import decode_param
 
-__all__ = ["runs", "select_run_ids"]
+__all__ = ["ALL_EXPERIMENTS", "resolve_experiment", "runs", "scope_text", "select_run_ids"]
+
+ALL_EXPERIMENTS = "*"
 
 _TIME_ATTRS = {"start_time", "end_time"}
 
@@ -136,13 +144,52 @@ class _Compiler:
         return [(k.desc() if desc else k.asc()).nulls_last() for k in keys]
 
 
+def _names_experiment(tree: q.Node) -> bool:
+    """Whether a filter's syntax tree refers to the ``experiment`` attribute."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, q.Field) and node.namespace == "attr" and node.key == "experiment":
+            return True
+        stack.extend(q._children(node))
+    return False
+
+
+def resolve_experiment(experiment: str | None, filter: str | None = None) -> str | None:
+    """The experiment ``runs(experiment, filter)`` reads; ``None`` means every experiment.
+
+    ``None`` gives the default experiment (where runs go when none is named), unless the
+    filter names ``experiment`` itself; ``"*"`` gives every experiment.
+    """
+    if experiment == ALL_EXPERIMENTS:
+        return None
+    if experiment is not None:
+        if not isinstance(experiment, str) or not experiment.strip():
+            raise ValidationError(
+                f"experiment must be an experiment name or '*' for all, got {experiment!r}."
+            )
+        return experiment
+    if filter and filter.strip() and _names_experiment(q.parse(filter)):
+        return None
+    return default_experiment()
+
+
+def scope_text(experiment: str | None) -> str:
+    """How a view's header names a resolved scope: "experiment 'x'" or "all experiments"."""
+    return "all experiments" if experiment is None else f"experiment '{experiment}'"
+
+
 def select_run_ids(
     experiment: str | None = None,
     filter: str | None = None,
     order_by: str | list[str] | None = None,
     limit: int | None = None,
 ) -> sa.Select[Any]:
-    """The SELECT of run rows (runs + experiment name) for these arguments."""
+    """The SELECT of run rows (runs + experiment name) for these arguments.
+
+    ``experiment`` here is a resolved scope (see ``resolve_experiment``): ``None`` selects
+    runs of every experiment.
+    """
     r, e = schema.runs, schema.experiments
     joins: dict[tuple[str, str], sa.Alias] = {}
     where = []
@@ -189,15 +236,20 @@ def runs(
 ) -> Any:
     """Runs as a DataFrame: one row per run, ``params.*``, ``metrics.*`` and ``tags.*`` columns.
 
-    ``filter`` uses the query language of ``jupyter_mlops.tracking.query``; ``order_by``
+    ``experiment``: ``None`` for the default experiment's runs (unless ``filter`` names
+    ``experiment``), ``"*"`` for every experiment's, or a name; the frame's
+    ``attrs["experiment"]`` holds the scope read (``None``: all). ``filter`` uses the query language of ``jupyter_mlops.tracking.query``; ``order_by``
     takes ``"-metrics.accuracy"`` or ``"metrics.accuracy desc"`` (default: newest first).
     """
     import pandas as pd
 
     store = store or current_store()
+    experiment = resolve_experiment(experiment, filter)
     stmt = select_run_ids(experiment, filter, order_by, limit)
     if not store.exists:
-        return pd.DataFrame(columns=_BASE_COLUMNS)
+        empty = pd.DataFrame(columns=_BASE_COLUMNS)
+        empty.attrs["experiment"] = experiment
+        return empty
     every = experiment is None and not (filter and filter.strip()) and limit is None
     with store.read() as conn:
         rows = _raw(conn, stmt)
@@ -239,6 +291,7 @@ def runs(
             extra[f"{prefix}.{key}"] = _typed(wide[key], prefix)
     if extra:
         frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
+    frame.attrs["experiment"] = experiment
     return frame
 
 

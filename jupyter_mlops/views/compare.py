@@ -1,5 +1,7 @@
 """``compare(run_a, run_b, ...)``: runs side by side, as a widget and as static HTML.
 
+``compare(run_id)`` with one run shows that run's numbers and curves (nothing to diff).
+
 Params and metrics side by side with differing values highlighted; metric curves over
 steps overlaid; a scatter of any metric against any param; a diff of the first two runs'
 code; their data inputs side by side, with ``data_diff`` where a shared input changed
@@ -48,7 +50,7 @@ def _shown(value: Any) -> str:
 
 
 class Comparison:
-    """Two or more runs compared; displays as a widget in a notebook, as HTML elsewhere."""
+    """Runs compared (one run: its numbers and curves); a widget in a notebook, HTML elsewhere."""
 
     def __init__(self, runs: list[Run], store: Store | None = None):
         self.runs = runs
@@ -184,7 +186,12 @@ class Comparison:
     # -- code and data -------------------------------------------------------------------
 
     def code_diff_html(self) -> str:
-        """A unified diff of the first two runs' code."""
+        """A unified diff of the first two runs' code (one run: its code)."""
+        if len(self.runs) == 1:
+            code = self.runs[0].code or ""
+            if not code:
+                return "<div class=mut>No code recorded.</div>"
+            return "<div class=mlops-code>" + html.escape(code) + "</div>"
         a, b = self.runs[:2]
         lines = list(
             difflib.unified_diff(
@@ -246,6 +253,8 @@ class Comparison:
         """(name, DataDiff or a message) for inputs of the first two runs that changed."""
         from ..data.diff import data_diff
 
+        if len(self.runs) < 2:
+            return []
         a, b = ({(i["role"], i["name"]): i for i in r.inputs} for r in self.runs[:2])
         out: list[tuple[str, Any]] = []
         for key in sorted(set(a) & set(b)):
@@ -273,13 +282,21 @@ class Comparison:
 
     # -- displays ------------------------------------------------------------------------
 
+    @property
+    def scope_text(self) -> str:
+        """The experiments the compared runs come from, as the header says them."""
+        names = sorted({r.experiment for r in self.runs})
+        if len(names) == 1:
+            return f"experiment '{names[0]}'"
+        return "experiments " + ", ".join(f"'{n}'" for n in names)
+
     def _header_html(self) -> str:
         esc = html.escape
         return (
             "<div class=hd><span class=nm>Compare "
             + esc(", ".join(self.labels))
-            + f"</span><span class=mut>{len(self.runs)} runs · "
-            + esc(", ".join(sorted({r.experiment for r in self.runs})))
+            + f"</span><span class=mut>{len(self.runs)} run{'s' if len(self.runs) > 1 else ''} · "
+            + esc(self.scope_text, quote=False)
             + "</span></div>"
         )
 
@@ -351,7 +368,8 @@ class Comparison:
         return bundle
 
     def __repr__(self) -> str:
-        return f"<Comparison of {len(self.runs)} runs: {', '.join(self.labels)}>"
+        n = len(self.runs)
+        return f"<Comparison of {n} run{'s' if n > 1 else ''}: {', '.join(self.labels)}>"
 
 
 def _build_widget(c: Comparison) -> Any:
@@ -400,14 +418,17 @@ def _build_widget(c: Comparison) -> Any:
 
 
 def compare(*runs: str | Run, store: Store | None = None) -> Comparison:
-    """Compare two or more runs (run ids, id prefixes, or ``Run`` objects).
+    """Compare runs (run ids, id prefixes, or ``Run`` objects); one run shows its params,
+    metrics and curves over steps.
 
     ``compare(*mlops.runs(filter=...).run_id)`` compares every run a query finds.
     """
     if len(runs) == 1 and isinstance(runs[0], list | tuple):
         runs = tuple(runs[0])
-    if len(runs) < 2:
-        raise ValidationError(f"compare() needs at least two runs, got {len(runs)}.")
+    if not runs:
+        raise ValidationError(
+            "compare() needs at least one run: pass run ids, e.g. compare(*mlops.runs().run_id)."
+        )
     loaded = [r if isinstance(r, Run) else get_run(r, store=store) for r in runs]
     ids = [r.run_id for r in loaded]
     if len(set(ids)) < len(ids):

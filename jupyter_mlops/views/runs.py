@@ -17,6 +17,7 @@ from ..errors import MlopsError, ValidationError
 from ..html import _STYLE, format_value
 from ..store import Store
 from ..tracking.search import runs as search_runs
+from ..tracking.search import scope_text
 from .fallback import ShownEverywhere, live_style, new_token
 
 __all__ = ["RunsView", "runs_view"]
@@ -86,12 +87,14 @@ class RunsView(ShownEverywhere, widgets.VBox):
         self._wanted: list[str] | None = None  # the user's column choice, kept across filters
         self.comparison: Any = None
         self._raw = search_runs(experiment, filter or None, store=store)  # errors raise here
+        self.scope: str | None = self._raw.attrs.get("experiment")  # None: every experiment
         from .theme import prewarm
 
         prewarm()  # Compare is one click away: load its chart runtime meanwhile
         self.frame = self._raw
 
         small = widgets.Layout(width="auto")
+        self.header = widgets.HTML()
         self.filter_box = widgets.Text(
             value=filter or "",
             placeholder="metrics.accuracy > 0.9 and params.C < 1   (Enter to apply)",
@@ -142,6 +145,7 @@ class RunsView(ShownEverywhere, widgets.VBox):
 
         super().__init__(
             [
+                self.header,
                 widgets.HBox([self.filter_box, self.refresh_button]),
                 self.error,
                 widgets.HBox(
@@ -168,9 +172,14 @@ class RunsView(ShownEverywhere, widgets.VBox):
     def columns(self) -> list[str]:
         """The table's columns: run id, name, status, start, duration, then the chosen ones."""
         fixed = [c for c in _FIXED if c in self.frame.columns]
-        if self.experiment is None and self.frame["experiment"].nunique() > 1:
+        if self.scope is None and self.frame["experiment"].nunique() > 1:
             fixed.insert(2, "experiment")
         return fixed + [c for c in self.column_chooser.value if c in self.frame.columns]
+
+    @property
+    def scope_text(self) -> str:
+        """The runs' scope as the header says it: "experiment 'x'" or "all experiments"."""
+        return scope_text(self.scope)
 
     @property
     def pages(self) -> int:
@@ -195,6 +204,7 @@ class RunsView(ShownEverywhere, widgets.VBox):
             return
         self.error.value = ""
         self._raw = raw
+        self.scope = raw.attrs.get("experiment")
         wanted = default_columns(raw) if self._wanted is None else self._wanted
         self._set_column_options([c for c in wanted if c in raw.columns])
         sort = self.sort_by.value
@@ -367,6 +377,10 @@ class RunsView(ShownEverywhere, widgets.VBox):
                     shown = f"<span style='color:{_STATUS.get(text, '#9a6700')}'>●</span> {shown}"
                 parts.append(_CELL.format(align=align, title=html.escape(text), text=shown))
             cells.value = "".join(parts)
+        self.header.value = (
+            "<div style='font-size:13px;margin:2px 0 4px'><b>Runs</b> "
+            f"<span style='opacity:.75'>· {html.escape(self.scope_text, quote=False)}</span></div>"
+        )
         self.page_label.value = f"<span style='padding:0 10px'>{self._page_text()}</span>"
         self.prev_button.disabled = self.page == 0
         self.next_button.disabled = self.page >= self.pages - 1
@@ -426,12 +440,10 @@ class RunsView(ShownEverywhere, widgets.VBox):
         )
         query = self.filter_box.value.strip()
         where = f" · filter <code>{esc(query)}</code>" if query else ""
-        scope = f" in {esc(self.experiment)}" if self.experiment else ""
         return (
             _STYLE
-            + "<div class=mlops-card><div class=hd><span class=nm>Runs"
-            + scope
-            + f"</span><span class=mut>{self._page_text()}{where}</span></div>"
+            + "<div class=mlops-card><div class=hd><span class=nm>Runs</span>"
+            + f"<span class=mut>{esc(self.scope_text, quote=False)} · {self._page_text()}{where}</span></div>"
             + f"<table><tr>{head}</tr>{body}</table></div>"
         )
 
@@ -462,6 +474,7 @@ def runs_view(
 ) -> RunsView:
     """A sortable, filterable table of runs; tick runs and press Compare to compare them.
 
-    ``filter`` uses the query language of ``mlops.runs(filter=...)``.
+    ``experiment``: the default experiment's runs when ``None``, every experiment's with
+    ``"*"``, or one name; the header says which. ``filter`` uses the query language of ``mlops.runs(filter=...)``.
     """
     return RunsView(experiment, filter, page_size, store=store)
