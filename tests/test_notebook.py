@@ -113,8 +113,9 @@ def test_registry_notebook(tmp_path, store_dir):
         o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
     ]
     assert len(widgets) == 3  # the runs explorer, the comparison, the registry panel
-    html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
-    assert any("1–3 of 3" in h for h in html)  # the explorer's static table, shown everywhere
+    # each view shows its static table as its own output first (saved and exported notebooks)
+    tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert any("1–3 of 3" in h for h in tables)
     card = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
     assert card and card[0].startswith("# cancer — version 1")
     production = mlops.get_model_version("cancer@production")
@@ -150,8 +151,8 @@ def test_monitoring_notebook(tmp_path, store_dir):
     widgets = [
         o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
     ]
-    html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
-    assert widgets and any("mlops-static" in h and "radius" in h for h in html)
+    tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert widgets and any("radius" in h and "mlops-static" in h for h in tables)
     table = mlops.alerts("screening")
     assert {"feature_drift", "metric"} <= set(table.kind)
 
