@@ -310,3 +310,43 @@ def test_a_deployment_process_of_an_exported_folder_refuses_it(marker: Path, tmp
     assert proc.returncode != 0
     assert "not known to be safe" in proc.stderr
     assert not marker.exists()
+
+
+def test_trust_is_never_read_back_from_the_store(victim, marker: Path):
+    """A database writer who marks a deployment trusted and plants a pickle gets nothing:
+    a restart (what the sidebar's Restart does) loads without trust unless its caller
+    gives it again."""
+    from jupyter_mlops.serving.deployments import restart_deployment
+
+    deployment = mlops.deploy("victim@1")
+    try:
+        _plant_pickle("victim@1", pickle.dumps(_Touch(str(marker))))
+        store = current_store()
+        options = dict(deployment.options, trusted=True)
+        with store.write() as conn:
+            conn.execute(
+                sa.update(schema.deployments)
+                .where(schema.deployments.c.deployment_id == deployment.deployment_id)
+                .values(options=json.dumps(options))
+            )
+        with pytest.raises(MlopsError) as info:
+            restart_deployment(deployment.deployment_id)
+        assert "pickle" in str(info.value)
+        assert not marker.exists()
+    finally:
+        running = mlops.deployments()
+        if not running.empty:
+            mlops.undeploy("victim")
+    assert (mlops.deployments(all=True).status != "running").all()
+
+
+def _plant_pickle(ref: str, data: bytes) -> None:
+    store = current_store()
+    digest = store.objects.put(data)
+    mv = mlops.get_model_version(ref)
+    with store.write() as conn:
+        conn.execute(
+            sa.update(schema.model_versions)
+            .where(schema.model_versions.c.version_id == mv.version_id)
+            .values(object_hash=digest, format="pickle")
+        )

@@ -373,8 +373,8 @@ async def test_the_summary_pages_models_and_jobs_as_asked(jp_fetch, registered):
 async def test_a_restart_keeps_every_option_the_deployment_had(jp_fetch, registered, store_dir):
     """The sidebar's Restart (``deployments/{id}/restart``) used to redeploy with only the
     reference, port and workers: a deployment on another interface with a token came back
-    on 127.0.0.1 without it. It keeps host, port, token, workers, trusted, logging,
-    retention and the body limit."""
+    on 127.0.0.1 without it. It keeps host, port, token, workers, logging, retention and
+    the body limit; trust only when the request gives it again."""
     from jupyter_mlops.serving.deployments import deploy
     from jupyter_mlops.serving.launcher import stop_launcher
     from jupyter_mlops.store import current_store, schema
@@ -410,7 +410,10 @@ async def test_a_restart_keeps_every_option_the_deployment_had(jp_fetch, registe
             max_body_mb=2,
         )
         before = row(first.deployment_id)
-        code, out = await send(jp_fetch, "POST", "deployments", first.deployment_id, "restart")
+        # trust is never read back from the store: the caller gives it again
+        code, out = await send(
+            jp_fetch, "POST", "deployments", first.deployment_id, "restart", body={"trusted": True}
+        )
         assert code == 201 and out["status"] == "running", out
         assert out["deployment_id"] != first.deployment_id and out["url"] == first.url
         after = row(out["deployment_id"])

@@ -150,6 +150,7 @@ _FIELDS: dict[str, tuple[Callable[[Any], bool], str, bool]] = {
     "cooldown": (lambda v: _is_str(v) or _is_number(v), "a string or a number", False),
     "watch": (_is_str_list, "a list of strings", True),
     "enabled": (lambda v: isinstance(v, bool), "a boolean", False),
+    "trusted": (lambda v: isinstance(v, bool), "a boolean", False),
     "reason": (_is_str, "a string", True),
     "alias": (_is_str, "a string", False),
     "version": (_is_int, "an integer", False),
@@ -315,7 +316,9 @@ class DeploymentRestartHandler(MlopsHandler):
     async def post(self, deployment_id: str) -> None:
         from ..serving.deployments import restart_deployment
 
-        fresh = await self.run(restart_deployment, deployment_id, store=self.store)
+        # trust is the caller's to give again ({"trusted": true}), never read back from the store
+        trusted = checked(self.body(), ("trusted",)).get("trusted", False)
+        fresh = await self.run(restart_deployment, deployment_id, trusted=trusted, store=self.store)
         self.reply(_deployment_dict(fresh), 201)
 
 

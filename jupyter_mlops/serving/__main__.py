@@ -66,7 +66,8 @@ def _serve_deployment(args: argparse.Namespace) -> int:
     try:
         sock = bind(row.host, args.port or row.port or 0)
         mv = get_model_version(row.reference, store)
-        model = load_version(mv, trusted=bool(options.get("trusted")))
+        # trust comes from whoever started this process, never from the store's row
+        model = load_version(mv, trusted=bool(args.trusted))
     except MlopsError as exc:
         _update(store, row.deployment_id, status="failed", message=str(exc))
         print(f"error: {exc}", file=sys.stderr)
@@ -79,7 +80,7 @@ def _serve_deployment(args: argparse.Namespace) -> int:
         max_body_bytes=int(options.get("max_body_bytes") or 16 * 1024 * 1024),
         log=bool(options.get("log", True)),
         retention=options.get("retention"),
-        trusted=bool(options.get("trusted")),
+        trusted=bool(args.trusted),
     )
 
     def started() -> None:

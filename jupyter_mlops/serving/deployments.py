@@ -147,10 +147,11 @@ class Deployment:
         _stop(self, self._store or current_store())
         return self.refresh()
 
-    def restart(self) -> Deployment:
+    def restart(self, *, trusted: bool = False) -> Deployment:
         """Stop and start again with every option it was deployed with (host, port, token,
-        workers, ...); returns the new deployment."""
-        return restart_deployment(self.deployment_id, store=self._store)
+        workers, ...); returns the new deployment. Trust is never read back from the store:
+        pass ``trusted=True`` again for a model that needs it."""
+        return restart_deployment(self.deployment_id, trusted=trusted, store=self._store)
 
     def curl(self) -> str:
         """A curl command that calls this deployment with one row of zeros."""
@@ -513,7 +514,7 @@ def deploy(
         },
     )
     log_path = str(_log_dir(store) / f"{deployment_id}.log")
-    pid = _start_process(store, deployment_id, port or 0, log_path)
+    pid = _start_process(store, deployment_id, port or 0, log_path, trusted=trusted)
     try:
         return _wait_ready(store, deployment_id, reference, pid, log_path, wait, shown_token)
     except KeyboardInterrupt:  # do not leave a half-started server behind
@@ -551,17 +552,23 @@ def _wait_ready(
         time.sleep(0.02)
 
 
-def _start_process(store: Store, deployment_id: str, port: int, log_path: str) -> int:
+def _start_process(
+    store: Store, deployment_id: str, port: int, log_path: str, *, trusted: bool = False
+) -> int:
     """Start the serving process: forked by the store's warm launcher when one runs
     (a fraction of a second; the first deployment of a store starts the launcher and waits
-    for its imports), else a new interpreter. Returns the pid, recorded in the store."""
+    for its imports), else a new interpreter. Returns the pid, recorded in the store.
+
+    ``trusted`` goes to the process from here (its command line, or the launcher's local
+    socket), never through the store: whoever can write the database must not be able to
+    make a deployment load a model with trust."""
     from .launcher import ensure_launcher, launch, launcher_usable, spawn_detached, store_env
 
     loc = store.location
     env = store_env(store)
     pid = None
     if os.environ.get("MLOPS_LAUNCHER", "1") != "0" and launcher_usable(loc.home):
-        pid = launch(loc.home, deployment_id, port, env, log_path)
+        pid = launch(loc.home, deployment_id, port, env, log_path, trusted=trusted)
         if pid is None:  # start it and wait: its imports are what a new process pays anyway
             started = ensure_launcher(loc.home, env)
             deadline = time.monotonic() + 30
@@ -569,7 +576,7 @@ def _start_process(store: Store, deployment_id: str, port: int, log_path: str) -
                 if started is not None and started.poll() is not None:
                     break  # it could not start (see serving/launcher.log): go without it
                 time.sleep(0.05)
-                pid = launch(loc.home, deployment_id, port, env, log_path)
+                pid = launch(loc.home, deployment_id, port, env, log_path, trusted=trusted)
     if pid is None:
         command = [
             sys.executable,
@@ -579,6 +586,7 @@ def _start_process(store: Store, deployment_id: str, port: int, log_path: str) -
             deployment_id,
             "--port",
             str(port),
+            *(["--trusted"] if trusted else []),
         ]
         child = spawn_detached(command, log_path, env)
         _CHILDREN[child.pid] = child
@@ -588,12 +596,13 @@ def _start_process(store: Store, deployment_id: str, port: int, log_path: str) -
 
 
 def restart_deployment(
-    deployment_id: str, *, wait: float = 60.0, store: Store | None = None
+    deployment_id: str, *, trusted: bool = False, wait: float = 60.0, store: Store | None = None
 ) -> Deployment:
     """Stop a deployment (when it still runs) and start it again exactly as it was
     deployed: the same reference, host, port, workers and token (its stored hash, so
-    clients keep theirs; none is shown), logging, retention, trust and body limit. The
-    restart is a new deployment recording ``restarted_from``; the old one is stopped."""
+    clients keep theirs; none is shown), logging, retention and body limit. The restart is
+    a new deployment recording ``restarted_from``; the old one is stopped. Trust is the
+    caller's to give again (``trusted=True``), never read back from the store."""
     from ..registry.service import get_model_version
 
     store = store or current_store()
@@ -605,6 +614,7 @@ def restart_deployment(
     if old.state not in ("stopped", "failed"):
         _stop(old, store)
     options = {k: v for k, v in old.options.items() if k != "columns"}
+    options["trusted"] = trusted
     new_id = _insert_deployment(
         store,
         mv,
@@ -616,7 +626,7 @@ def restart_deployment(
         options={**options, "restarted_from": deployment_id},
     )
     log_path = str(_log_dir(store) / f"{new_id}.log")
-    pid = _start_process(store, new_id, row.port or 0, log_path)
+    pid = _start_process(store, new_id, row.port or 0, log_path, trusted=trusted)
     try:
         return _wait_ready(store, new_id, row.reference, pid, log_path, wait, None)
     except KeyboardInterrupt:

@@ -116,10 +116,17 @@ def _fork(home: Path, request: dict[str, Any]) -> int | None:
 
 
 def launch(
-    home: Path, deployment_id: str, port: int, env: dict[str, str], log_path: str
+    home: Path,
+    deployment_id: str,
+    port: int,
+    env: dict[str, str],
+    log_path: str,
+    *,
+    trusted: bool = False,
 ) -> int | None:
     """Ask the launcher to fork deployment ``deployment_id``; its pid, or None."""
-    return _fork(home, {"deployment": deployment_id, "port": port, "env": env, "log": log_path})
+    request = {"deployment": deployment_id, "port": port, "env": env, "log": log_path}
+    return _fork(home, {**request, "trusted": trusted is True})
 
 
 def launch_runner(home: Path, model: str, env: dict[str, str], log_path: str) -> int | None:
@@ -200,7 +207,10 @@ def _child(request: dict[str, Any]) -> None:
         else:
             from .__main__ import main
 
-            code = main(["--deployment", request["deployment"], "--port", str(request["port"])])
+            trust = ["--trusted"] if request.get("trusted") is True else []
+            code = main(
+                ["--deployment", request["deployment"], "--port", str(request["port"]), *trust]
+            )
     except BaseException as exc:  # report, then leave without running the launcher's code
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     finally:
