@@ -136,7 +136,7 @@ def test_track_versions_inputs_and_outputs_with_lineage(ip):
     assert run_cell(
         ip, "%%track prep -e shop\nclean = sales[sales.a % 2 == 0]\nraw_copy = raw"
     ).success
-    run = mlops.get_run(mlops.runs().run_id[0])
+    run = mlops.get_run(mlops.runs(experiment="shop").run_id[0])
     inputs = {i["name"]: i for i in run.inputs}
     assert set(inputs) == {"sales", "raw", "clean"}
     assert inputs["clean"]["role"] == "output"
@@ -153,7 +153,7 @@ def test_track_versions_inputs_and_outputs_with_lineage(ip):
     assert len(mlops.data_history("shop/clean")) == 1 and len(mlops.data_history("sales")) == 1
     # --no-data records nothing
     assert run_cell(ip, "%%track -e shop --no-data\nz = sales.a.sum()").success
-    assert mlops.get_run(mlops.runs().run_id[0]).inputs == []
+    assert mlops.get_run(mlops.runs(experiment="shop").run_id[0]).inputs == []
 
 
 def test_data_diff_rows_schema_and_stats(store_dir):

@@ -98,7 +98,8 @@ def test_sidebar_deploys_stops_and_retrains(project):
             # Monitor opens a new notebook that shows the monitoring panel.
             row.locator('button[data-action="monitor"]').click()
             panel = page.locator(".jp-NotebookPanel:visible")
-            panel.locator(".jp-OutputArea-output", has_text="cancer").first.wait_for(
+            # the live panel (its static table, for saved notebooks, hides once it draws)
+            panel.locator(".jp-OutputArea-output:visible", has_text="cancer").first.wait_for(
                 timeout=120_000
             )
             assert (
