@@ -4,6 +4,12 @@ resolve references, load versions back, and list a dataset's history.
 A version's identity is its content hash (``fingerprint``); its bytes are content-addressed
 chunks (``chunks``) plus a manifest object. Snapshotting unchanged data returns the existing
 version and writes nothing; equal data in another dataset reuses the same chunks.
+
+A version may also be *recorded* without its rows (``snapshot(..., store_rows=False)``):
+content hash, schema and statistics only, with a small manifest that says so. Batch
+scoring records its input and predictions this way by default, since writing every scored
+frame costs many times the prediction. Loading such a version is a clear error; snapshotting
+the same content with its rows later stores them under the same version.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from .fingerprint import Fingerprint, data_kind, fingerprint
 from .references import DataRef, check_dataset_name, parse_data_ref
 
 __all__ = [
+    "RECORD_FORMAT",
     "DataVersion",
     "data_history",
     "datasets",
@@ -35,6 +42,8 @@ __all__ = [
 ]
 
 _PROGRESS_ROWS = 1_000_000
+RECORD_FORMAT = "jupyter_mlops-record"
+"""The manifest format of a version recorded without its rows (``store_rows=False``)."""
 # id(obj) -> (dataset, content hash) for objects returned by load_data or snapshot, so a
 # tracked cell reading them records them under their dataset. Entries leave with the object.
 _loaded: dict[int, tuple[str, str]] = {}
@@ -63,6 +72,7 @@ class DataVersion:
     version_id: int
     manifest_hash: str
     description: str | None = None
+    rows_stored: bool = True
     _store: Store | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -76,7 +86,8 @@ class DataVersion:
         return (self.n_rows,) if self.kind == "series" else (self.n_rows, self.n_columns)
 
     def load(self) -> Any:
-        """The data exactly as it was snapshotted."""
+        """The data exactly as it was snapshotted (an error for a version recorded without
+        its rows, see ``rows_stored``)."""
         return _load_version(self, self._store or current_store())
 
     def _repr_html_(self) -> str:
@@ -111,8 +122,30 @@ def _version_from_row(row: Any, dataset: str, store: Store) -> DataVersion:
         version_id=row.version_id,
         manifest_hash=row.manifest_hash,
         description=row.description,
+        rows_stored=row.manifest_hash != _record_digest(row.kind, row.content_hash),
         _store=store,
     )
+
+
+def _record_manifest(kind: str, content_hash: str) -> bytes:
+    """The manifest of a version recorded without its rows: the same bytes for the same
+    content, so its object is shared and its hash is known without reading it."""
+    return json.dumps(
+        {
+            "format": RECORD_FORMAT,
+            "version": 1,
+            "kind": kind,
+            "content_hash": content_hash,
+            "rows": "not stored",
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def _record_digest(kind: str, content_hash: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(_record_manifest(kind, content_hash)).hexdigest()
 
 
 def _stats_by_column(stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -219,7 +252,14 @@ def load_manifest(version: DataVersion, store: Store) -> dict[str, Any]:
 def _load_version(version: DataVersion, store: Store) -> Any:
     from .chunks import decode
 
-    obj = decode(load_manifest(version, store), store.objects.get)
+    manifest = load_manifest(version, store)
+    if manifest.get("format") == RECORD_FORMAT:
+        raise NotFoundError(
+            f"{version.ref} was recorded by content hash, schema and statistics only; its rows "
+            "were not stored, so it cannot be loaded. (mlops.predict_batch records its input "
+            "and predictions this way unless snapshot=True; mlops.snapshot stores the rows.)"
+        )
+    obj = decode(manifest, store.objects.get)
     _remember(obj, version.dataset, version.content_hash)
     return obj
 
@@ -256,12 +296,16 @@ def snapshot(
     description: str | None = None,
     fp: Fingerprint | None = None,
     reuse_any: bool = False,
+    store_rows: bool = True,
 ) -> DataVersion:
     """Save ``obj`` as the next version of dataset ``name``; unchanged data returns the
     existing version and writes nothing.
 
     With ``reuse_any`` (used by ``%%track``), data equal to *any* version of the dataset
     returns that version, so reading an older version never creates a new one.
+    ``store_rows=False`` records the version by content hash, schema and statistics only
+    (no chunks are written; ``load`` says so); a later snapshot of the same content with
+    its rows stores them under that same version.
     """
     store = store or current_store()
     check_dataset_name(name)
@@ -272,31 +316,54 @@ def snapshot(
             "pandas Series or a numpy ndarray."
         )
     fp = fp or fingerprint(obj)
+    record_digest = _record_digest(kind, fp.content_hash)
     dv, ds = schema.data_versions, schema.datasets
     with store.read() as conn:
         latest = conn.execute(
             _versions_query().where(ds.c.name == name).order_by(dv.c.version.desc()).limit(1)
         ).first()
+        match = None
         if latest is not None and latest.content_hash == fp.content_hash:
-            return _version_from_row(latest, name, store)
-        if reuse_any and latest is not None:
-            older = conn.execute(
+            match = latest
+        elif reuse_any and latest is not None:
+            match = conn.execute(
                 _versions_query()
                 .where(ds.c.name == name, dv.c.content_hash == fp.content_hash)
                 .order_by(dv.c.version.desc())
                 .limit(1)
             ).first()
-            if older is not None:
-                return _version_from_row(older, name, store)
-        same = conn.execute(
-            sa.select(dv.c.manifest_hash, dv.c.size_bytes)
-            .where(dv.c.content_hash == fp.content_hash)
-            .limit(1)
-        ).first()
+        if match is not None and (not store_rows or match.manifest_hash != record_digest):
+            return _version_from_row(match, name, store)
+        same_query = sa.select(dv.c.manifest_hash, dv.c.size_bytes).where(
+            dv.c.content_hash == fp.content_hash
+        )
+        if store_rows:  # a manifest that holds the rows, not another record
+            same_query = same_query.where(dv.c.manifest_hash != record_digest)
+        else:  # rows stored elsewhere are better than none
+            same_query = same_query.order_by((dv.c.manifest_hash == record_digest).asc())
+        same = conn.execute(same_query.limit(1)).first()
     if same is not None and store.objects.exists(same.manifest_hash):
         manifest_hash, size, new_bytes = same.manifest_hash, int(same.size_bytes), 0
-    else:
+    elif store_rows:
         manifest_hash, size, new_bytes = _write_chunks(obj, store, fp)
+    else:
+        document = _record_manifest(kind, fp.content_hash)
+        manifest_hash, written = store.objects.write(document)
+        size, new_bytes = len(document), len(document) if written else 0
+    if match is not None:  # a recorded version of this content: its rows are stored now
+        version_id = match.version_id
+
+        def upgrade(conn: sa.Connection) -> None:
+            conn.execute(
+                dv.update()
+                .where(dv.c.version_id == version_id, dv.c.manifest_hash == record_digest)
+                .values(manifest_hash=manifest_hash, size_bytes=size, new_bytes=new_bytes)
+            )
+
+        store.write_retrying(upgrade)
+        result = resolve(f"{name}@v{match.version}", store)
+        _remember(obj, name, fp.content_hash)
+        return result
     from .stats import column_stats
 
     stats = column_stats(obj)

@@ -231,6 +231,11 @@ class InputSchema:
                 row = int(np.flatnonzero(first.to_numpy())[0]) if first.any() else 0
                 raise _bad(c.name, row, series.iloc[row], f"numbers ({c.dtype})")
             if c.kind == "float" or (c.kind == "int" and series.dtype.kind == "f"):
+                if isinstance(series.dtype, np.dtype) and series.dtype.kind == "f":
+                    raw = series.to_numpy()  # no copy; NaN and ±inf show in min or max
+                    if np.isfinite(raw.min()) and np.isfinite(raw.max()):
+                        out[c.name] = series
+                        continue
                 values = series.to_numpy(dtype=np.float64, na_value=np.nan)
                 bad = ~np.isfinite(values)
                 if bad.any():
@@ -241,7 +246,9 @@ class InputSchema:
                             f"{rows[:10].tolist()}, and this model cannot take them."
                         )
             out[c.name] = series
-        frame = pd.DataFrame(out, copy=False)
+        if [str(c) for c in frame.columns] != self.names:  # in signature order
+            frame = pd.DataFrame(out, copy=False)
+        # positional: the frame's own array (a view when its columns share one block)
         return frame.to_numpy() if self.positional else frame
 
 
