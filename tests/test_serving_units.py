@@ -205,3 +205,57 @@ def test_small_flushes_extend_one_segment(store_dir):
     report = collect_garbage(store, grace_s=0.0)
     assert report.removed == 0  # replaced segments' objects went with them; the live ones stay
     assert len(inference_log("m")) == 25
+
+
+def test_json_bodies_parse_exactly_as_the_standard_parser_does():
+    """orjson (the fast path) turns integers beyond 64 bits into floats and refuses what
+    json.loads accepts; every body must still parse to what json.loads gives."""
+    import json
+
+    from jupyter_mlops.serving.protocols import exceeds_json_depth, parse_json
+
+    bodies = [
+        b'{"inputs": [{"name": "a", "shape": [1], "datatype": "INT64", '
+        b'"data": [-9223372036854775809]}]}',
+        b"[123456789012345678901234567890, 18446744073709551616, 1e400, -1e400, NaN]",
+        b'{"dataframe_split": {"columns": ["a"], "data": [[0.0072113596587564995], '
+        b"[1e-400], [-0.0], [2.2250738585072014e-308], [1234567890123456789.5]]}}",
+        b'\xef\xbb\xbf{"a": 1}',
+        b'{"s": "\\ud800 [ { \\" ]", "a": 1, "a": 2}',
+        '{"é": "ü"}'.encode("utf-16"),
+    ]
+    for body in bodies:
+        got, want = parse_json(body), json.loads(body)
+        assert repr(got) == repr(want), body
+        assert json.dumps(got) == json.dumps(want)
+    # depth: brackets inside strings (escaped quotes and backslashes too) are text
+    assert not exceeds_json_depth(
+        b'{"a": "' + b"[" * 500 + b'\\\\", "b": ["\\"' + b"{" * 200 + b'"]}'
+    )
+    assert exceeds_json_depth(b'{"a": "\\\\"' + b", " + b"[" * 101 + b"]" * 101 + b"}")
+    assert not exceeds_json_depth(b"[" * 100 + b"]" * 100)
+    assert exceeds_json_depth(b'"x",' + b"[" * 101)
+
+
+def test_positional_float_rows_are_converted_at_once_with_the_same_checks():
+    """An all-float model fitted on a frame gets one float64 matrix; anything but plain
+    finite numbers is checked value by value with the usual messages."""
+    s = InputSchema(
+        [Column("a", "float64", "float"), Column("b", "float64", "float")],
+        allow_nan=False,
+        ndarray=False,
+    )
+    s.positional = True
+    matrix = s.frame({"b": [3, 4.5], "a": [1.25, -2]})
+    assert matrix.dtype == np.float64 and matrix.tolist() == [[1.25, 3.0], [-2.0, 4.5]]
+    assert s.frame({"a": [True], "b": [1]}).tolist() == [[1.0, 1.0]]  # booleans as before
+    for change, words in [
+        ({"a": [10**400]}, "finite numbers"),
+        ({"a": [None]}, "cannot take them"),
+        ({"a": [float("nan")]}, "cannot take them"),
+        ({"a": [float("-inf")]}, "finite numbers"),
+        ({"a": ["1.5"]}, "expects numbers"),
+        ({"a": [[1.0]]}, "expects numbers"),
+    ]:
+        with pytest.raises(SignatureError, match=words):
+            s.frame({"a": [1.0], "b": [2.0], **change})

@@ -91,11 +91,22 @@ def _numpy_numeric(label: Any, s: Any) -> dict[str, Any]:
     as_float = values.dtype == np.float64 or values.dtype.kind in "iu"
     mean = values.mean(dtype=np.float64) if as_float else values.astype(np.float64).mean()
     out["mean"] = _num(mean)
-    if len(values) > 1:
-        out["std"] = _num(values.std(ddof=1, dtype=np.float64))
-    else:
-        out["std"] = None
+    out["std"] = _std(values, float(mean)) if len(values) > 1 else None
     return out
+
+
+def _std(values: Any, mean: float) -> float | None:
+    """The sample standard deviation. For float64 in one BLAS pass (the sum of squares
+    less n·mean²) when that loses no precision, i.e. when the mean is not large against
+    the spread; otherwise (and for other dtypes) numpy's two-pass ``std``."""
+    n = len(values)
+    if values.dtype == np.float64 and values.ndim == 1 and math.isfinite(mean):
+        squares = float(np.dot(values, values))
+        centered = squares - n * mean * mean
+        # the subtraction cancels about log10(squares / centered) digits: keep 12 of 16
+        if math.isfinite(squares) and centered > 0 and squares < 1e4 * centered:
+            return _num(math.sqrt(centered / (n - 1)))
+    return _num(values.std(ddof=1, dtype=np.float64))
 
 
 def _one(label: Any, s: Any) -> dict[str, Any]:

@@ -113,9 +113,7 @@ def predict_batch(
     result_frame.attrs["request_id"] = request_id
     if log:
         assert thread is not None
-        thread.join()
-        if "error" in logged:
-            raise logged["error"]
+        # the predictions are recorded while the input's thread may still be hashing
         out_version = save_version(
             result_frame,
             f"inference/{served.name}/predictions",
@@ -123,6 +121,9 @@ def predict_batch(
             reuse_any=True,
             store_rows=snapshot,
         )
+        thread.join()
+        if "error" in logged:
+            raise logged["error"]
         latency_ms = (time.perf_counter() - started) * 1000.0
         log_batch(
             store,
