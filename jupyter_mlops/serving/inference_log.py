@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from ..durations import parse_duration
 from ..errors import NotFoundError, ValidationError
 from ..store import Store, current_store, schema
-from .segments import NumericRows, build_tables, read_table, write_table
+from .memory import release_memory
+from .segments import NumericRows, build_tables, count_requests, read_table, write_table
 
 __all__ = [
     "InferenceLogger",
@@ -90,6 +91,7 @@ class InferenceLogger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_trim = 0.0
+        self._last_release = 0.0
         self.written = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -167,8 +169,16 @@ class InferenceLogger:
             return 0
         self._drained.set()
         self.written += written
+        del batch  # the request buffers go now, and their pages back to the OS
+        self._release_if_due()
         self._trim_if_due()
         return written
+
+    def _release_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_release >= 1.0:
+            self._last_release = now
+            release_memory()
 
     def _trim_if_due(self) -> None:
         now = time.time()
@@ -255,7 +265,6 @@ class Tail:
 def _segment_row(table: Any, digest: str, deployment_id: str | None, model: str) -> dict:
     times = table.column("time").to_numpy()
     versions = table.column("version").to_numpy()
-    ids = table.column("request_id").to_pylist()
     return {
         "deployment_id": deployment_id,
         "model_name": model,
@@ -263,7 +272,7 @@ def _segment_row(table: Any, digest: str, deployment_id: str | None, model: str)
         "version_max": int(versions.max()),
         "time_min": float(times.min()),
         "time_max": float(times.max()),
-        "requests": len({i.split(":", 1)[0] for i in ids}),
+        "requests": count_requests(table.column("request_id")),
         "rows": table.num_rows,
         "object_hash": digest,
         "columns": json.dumps(table.column_names),
