@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -372,7 +373,21 @@ def snapshot(
         len(fp.columns) if fp.columns is not None else (fp.shape[1] if len(fp.shape) > 1 else 1)
     )
 
-    def work(conn: sa.Connection) -> int:
+    row = {
+        "content_hash": fp.content_hash,
+        "manifest_hash": manifest_hash,
+        "kind": kind,
+        "n_rows": n_rows,
+        "n_columns": n_columns,
+        "schema": json.dumps(fp.columns or []),
+        "stats": json.dumps(stats),
+        "size_bytes": size,
+        "new_bytes": new_bytes,
+        "run_id": run_id,
+        "description": description,
+    }
+
+    def work(conn: sa.Connection) -> tuple[int, int | None, float]:
         found = conn.execute(sa.select(ds.c.dataset_id).where(ds.c.name == name)).scalar()
         if found is None:
             found = conn.execute(
@@ -385,30 +400,20 @@ def snapshot(
             .limit(1)
         ).first()
         if last is not None and last.content_hash == fp.content_hash:
-            return -int(last.version)  # written meanwhile by another process
+            return int(last.version), None, 0.0  # written meanwhile by another process
         version = (last.version if last is not None else 0) + 1
-        conn.execute(
-            dv.insert().values(
-                dataset_id=found,
-                version=version,
-                content_hash=fp.content_hash,
-                manifest_hash=manifest_hash,
-                kind=kind,
-                n_rows=n_rows,
-                n_columns=n_columns,
-                schema=json.dumps(fp.columns or []),
-                stats=json.dumps(stats),
-                size_bytes=size,
-                new_bytes=new_bytes,
-                run_id=run_id,
-                description=description,
-                created=time.time(),
-            )
-        )
-        return version
+        created = time.time()
+        version_id = conn.execute(
+            dv.insert().values(dataset_id=found, version=version, created=created, **row)
+        ).inserted_primary_key[0]
+        return version, int(version_id), created
 
-    version = abs(store.write_retrying(work))
-    result = resolve(f"{name}@v{version}", store)
+    version, version_id, created = store.write_retrying(work)
+    if version_id is None:
+        result = resolve(f"{name}@v{version}", store)
+    else:  # what was just inserted, as resolve would read it back
+        inserted = SimpleNamespace(**row, version=version, created=created, version_id=version_id)
+        result = _version_from_row(inserted, name, store)
     _remember(obj, name, fp.content_hash)
     return result
 

@@ -92,6 +92,7 @@ class InferenceLogger:
         self._thread: threading.Thread | None = None
         self._last_trim = 0.0
         self._last_release = 0.0
+        self._unreleased = False
         self.written = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -153,6 +154,7 @@ class InferenceLogger:
             batch, self._buffer = self._buffer, []
             self._pending_rows = 0
         if not batch:
+            self._release_if_due(idle=True)
             self._trim_if_due()
             return 0
         try:
@@ -170,13 +172,17 @@ class InferenceLogger:
         self._drained.set()
         self.written += written
         del batch  # the request buffers go now, and their pages back to the OS
+        self._unreleased = True
         self._release_if_due()
         self._trim_if_due()
         return written
 
-    def _release_if_due(self) -> None:
+    def _release_if_due(self, idle: bool = False) -> None:
+        """Trim the heap after writes: at most once a second while entries keep coming
+        (a trim holds malloc's lock for a few ms), at once when the buffer is empty."""
         now = time.monotonic()
-        if now - self._last_release >= 1.0:
+        if self._unreleased and (idle or not self._buffer or now - self._last_release >= 1.0):
+            self._unreleased = False
             self._last_release = now
             release_memory()
 

@@ -414,7 +414,7 @@ def _rows(rows: list[Any], names: list[str], where: str) -> dict[str, list[Any]]
                 f'Row {i} of "{where}" has {len(r) if isinstance(r, list) else "no"} values; '
                 f"expected {width} ({names})."
             )
-    return {n: [r[j] for r in rows] for j, n in enumerate(names)}
+    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)) if width else {}
 
 
 def _positional(names: Any, schema: InputSchema) -> Any:
