@@ -256,6 +256,7 @@ def _jsonable(value: Any) -> Any:
 
 
 COMPACT_ROWS = 50_000  # a flush extends the previous small segment up to this many rows
+MERGE_ROWS = 5_000  # ... while that segment is this small, or under 4x the flush's rows
 
 
 @dataclass
@@ -298,7 +299,11 @@ def write_segments(
     flush whose entries have the layout of ``tail`` (this logger's previous segment, still
     under ``compact_rows``) replaces it with one segment holding both: the new object is
     written first, the index swaps in one transaction, then the old object goes (a crash
-    in between leaves only an unreferenced object for ``gc``). Returns the new tail.
+    in between leaves only an unreferenced object for ``gc``). A merge rewrites the tail,
+    so it happens only while the tail is under ``MERGE_ROWS`` or under 4x the flush:
+    each flush costs a few times its own rows, not a rewrite of up to ``compact_rows``
+    (which, once a second, was what slowed the requests served meanwhile). Returns the
+    new tail.
     """
     import pyarrow as pa
 
@@ -310,6 +315,7 @@ def write_segments(
         and len(tables) == 1
         and tables[0].column_names == tail.columns
         and tail.rows + tables[0].num_rows <= compact_rows
+        and (tail.rows <= MERGE_ROWS or tail.rows <= 4 * tables[0].num_rows)
     ):
         try:
             previous = read_table(store.objects.get(tail.object_hash))
