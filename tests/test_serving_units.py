@@ -264,7 +264,7 @@ def test_positional_float_rows_are_converted_at_once_with_the_same_checks():
 def test_a_flush_never_rewrites_a_large_tail(store_dir):
     """Every flush used to rewrite the previous segment up to 50,000 rows (read, merge,
     write: ~40 ms once a second at 1,000 requests/s, which slowed the requests served
-    meanwhile); a tail is extended only while it is small or under 4x the flush."""
+    meanwhile); a tail is extended only while it is under MERGE_ROWS."""
     import sqlalchemy as sa
 
     from jupyter_mlops.serving.inference_log import MERGE_ROWS, write_segments

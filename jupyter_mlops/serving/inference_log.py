@@ -4,8 +4,9 @@ the ground-truth labels that arrive later.
 
 Online writes are buffered in memory and written by a background thread, one Parquet
 segment per flush (see ``segments``; every ``flush_interval`` seconds, or sooner when
-``max_buffer`` entries wait), so logging never blocks a request. A clean stop flushes everything; a
-crash loses at most the entries of the last ``flush_interval``.
+``max_buffer`` entries or ``flush_rows`` rows wait), so logging never blocks a request.
+A clean stop flushes everything; a crash loses at most the entries of the last
+``flush_interval``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class InferenceLogger:
         deployment_id: str | None = None,
         flush_interval: float = 1.0,
         max_buffer: int = 500,
+        flush_rows: int = 10_000,
         max_pending_rows: int = 200_000,
         retention: Retention | None = None,
     ):
@@ -78,6 +80,7 @@ class InferenceLogger:
         self.deployment_id = deployment_id
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
+        self.flush_rows = flush_rows  # a flush's buffers stay a few MB (a server's RSS)
         self.retention = retention or Retention()
         self._buffer: list[tuple[Any, ...]] = []
         self._pending_rows = 0
@@ -124,7 +127,8 @@ class InferenceLogger:
             size = len(self._buffer)
             self._pending_rows += rows
             full = self._pending_rows > self.max_pending_rows
-        if size >= self.max_buffer or full:
+            due = size >= self.max_buffer or self._pending_rows >= self.flush_rows
+        if due or full:
             self._wake.set()
         if full:
             self._drained.clear()
@@ -256,7 +260,7 @@ def _jsonable(value: Any) -> Any:
 
 
 COMPACT_ROWS = 50_000  # a flush extends the previous small segment up to this many rows
-MERGE_ROWS = 5_000  # ... while that segment is this small, or under 4x the flush's rows
+MERGE_ROWS = 5_000  # ... while that segment is this small
 
 
 @dataclass
@@ -300,10 +304,9 @@ def write_segments(
     under ``compact_rows``) replaces it with one segment holding both: the new object is
     written first, the index swaps in one transaction, then the old object goes (a crash
     in between leaves only an unreferenced object for ``gc``). A merge rewrites the tail,
-    so it happens only while the tail is under ``MERGE_ROWS`` or under 4x the flush:
-    each flush costs a few times its own rows, not a rewrite of up to ``compact_rows``
-    (which, once a second, was what slowed the requests served meanwhile). Returns the
-    new tail.
+    so it happens only while the tail is under ``MERGE_ROWS``: a flush costs its own rows
+    plus at most that many, not a rewrite of up to ``compact_rows`` (which, once a
+    second, was what slowed the requests served meanwhile). Returns the new tail.
     """
     import pyarrow as pa
 
@@ -315,7 +318,7 @@ def write_segments(
         and len(tables) == 1
         and tables[0].column_names == tail.columns
         and tail.rows + tables[0].num_rows <= compact_rows
-        and (tail.rows <= MERGE_ROWS or tail.rows <= 4 * tables[0].num_rows)
+        and tail.rows <= MERGE_ROWS
     ):
         try:
             previous = read_table(store.objects.get(tail.object_hash))
