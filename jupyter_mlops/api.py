@@ -355,10 +355,14 @@ def predict_batch(
     proba: bool = False,
     chunk_size: int = 250_000,
     log: bool = True,
+    snapshot: bool = False,
     progress: bool = True,
 ) -> Any:
     """Score a DataFrame with a registered model: a DataFrame of predictions with the same
-    index (``proba=True`` adds class probabilities). The batch is logged as data versions."""
+    index (``proba=True`` adds class probabilities). The batch is logged with its input
+    and predictions as data versions recorded by content hash, schema and statistics;
+    ``snapshot=True`` also stores their rows (loadable with ``load_data``), which costs
+    several times the prediction on a large frame."""
     from .serving.batch import predict_batch as _predict_batch
 
     bar = None
@@ -369,7 +373,13 @@ def predict_batch(
             return tqdm(total=total, unit="rows", desc=f"scoring {reference}")
 
     return _predict_batch(
-        reference, data, proba=proba, chunk_size=chunk_size, log=log, progress=bar
+        reference,
+        data,
+        proba=proba,
+        chunk_size=chunk_size,
+        log=log,
+        snapshot=snapshot,
+        progress=bar,
     )
 
 

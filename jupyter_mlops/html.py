@@ -298,6 +298,11 @@ def data_diff_card(diff: Any) -> str:
     esc = html.escape
     if diff.identical:
         summary = "identical content"
+    elif diff.rows.get("added") is None:
+        summary = (
+            f"rows {diff.rows['a']} → {diff.rows['b']} · rows not stored (recorded by content "
+            "hash, schema and statistics): compare the statistics"
+        )
     else:
         r = diff.rows
         summary = (

@@ -293,3 +293,50 @@ def test_two_launchers_for_one_store_do_not_both_stay(churn, store_dir):
     stop_launcher(store_dir)
     for proc in (first, second):
         proc.wait(10)
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+
+
+def _huge_anonymous_maps(pid: int) -> list[str]:
+    """Anonymous mappings of 1 GiB or more: mimalloc's reservation (Arrow's default pool)."""
+    found = []
+    with open(f"/proc/{pid}/maps") as fh:
+        for line in fh:
+            fields = line.split()
+            start, end = (int(v, 16) for v in fields[0].split("-"))
+            if end - start >= 1 << 30 and len(fields) < 6:
+                found.append(line.strip())
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_logging_deployment_gives_its_buffers_back(churn):
+    """The inference log's Arrow buffers went to mimalloc (1 GiB reserved, freed memory
+    kept) and to per-thread malloc arenas, so a server under load grew by tens of MB and
+    never shrank; now Arrow uses malloc, threads share one arena, and the heap is trimmed
+    after each flush."""
+    from jupyter_mlops.serving.inference_log import logged_rows
+
+    x, _ = churn
+    d = mlops.deploy("churn@production")
+    body = oip_body(x.iloc[:100])
+    c = Client(d.port)
+
+    def traffic(requests: int) -> None:
+        before = logged_rows("churn", None)
+        for _ in range(requests):
+            assert c.post("/v2/models/churn/infer", body)[0] == 200
+        deadline = time.monotonic() + 60
+        while logged_rows("churn", None) < before + 100 * requests:  # flushed to the store
+            assert time.monotonic() < deadline, "the inference log was not written"
+            time.sleep(0.05)
+
+    traffic(100)
+    warm = _rss_mb(d.pid)
+    traffic(600)
+    assert _huge_anonymous_maps(d.pid) == []
+    assert _rss_mb(d.pid) - warm < 20, (warm, _rss_mb(d.pid))
+    c.close()

@@ -123,7 +123,9 @@ def data_diff(
 
     Rows are matched by the ``key`` column(s) when given, else by index label; with a
     default RangeIndex and a different row count they are matched by content (``match``
-    says which), since positions then no longer name the same rows.
+    says which), since positions then no longer name the same rows. A version recorded
+    without its rows (batch scoring's default) is compared by schema and statistics only
+    (``match="statistics"``; the added/removed/changed counts are None).
     """
     import pandas as pd
 
@@ -141,6 +143,19 @@ def data_diff(
         counts["unchanged"] = va.n_rows
         return DataDiff(
             va.ref, vb.ref, True, schema, counts, stats, keys, {"decoded": 0, "skipped": 0}
+        )
+    if not (va.rows_stored and vb.rows_stored):  # recorded without rows: statistics only
+        counts.update(added=None, removed=None, changed=None)
+        return DataDiff(
+            va.ref,
+            vb.ref,
+            False,
+            schema,
+            counts,
+            stats,
+            keys,
+            {"decoded": 0, "skipped": 0},
+            match="statistics",
         )
     ma, mb = load_manifest(va, store), load_manifest(vb, store)
     sig_a, sig_b = row_chunk_signatures(ma), row_chunk_signatures(mb)

@@ -7,6 +7,13 @@ version and writes nothing; equal data in another dataset reuses the same chunks
 the row-chunks are follows the frame's size, and the next version of a dataset is cut like
 the one before it while that still fits its size (``chunks.cdc.target_for``), so appending a
 few rows to a frame of any size stores little more than those rows.
+
+
+A version may also be *recorded* without its rows (``snapshot(..., store_rows=False)``):
+content hash, schema and statistics only, with a small manifest that says so. Batch
+scoring records its input and predictions this way by default, since writing every scored
+frame costs many times the prediction. Loading such a version is a clear error; snapshotting
+the same content with its rows later stores them under the same version.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +34,7 @@ from .fingerprint import Fingerprint, data_kind, fingerprint
 from .references import DataRef, check_dataset_name, parse_data_ref
 
 __all__ = [
+    "RECORD_FORMAT",
     "DataVersion",
     "data_history",
     "datasets",
@@ -38,6 +47,8 @@ __all__ = [
 ]
 
 _PROGRESS_ROWS = 1_000_000
+RECORD_FORMAT = "jupyter_mlops-record"
+"""The manifest format of a version recorded without its rows (``store_rows=False``)."""
 # id(obj) -> (dataset, content hash) for objects returned by load_data or snapshot, so a
 # tracked cell reading them records them under their dataset. Entries leave with the object.
 _loaded: dict[int, tuple[str, str]] = {}
@@ -66,6 +77,7 @@ class DataVersion:
     version_id: int
     manifest_hash: str
     description: str | None = None
+    rows_stored: bool = True
     _store: Store | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -79,7 +91,8 @@ class DataVersion:
         return (self.n_rows,) if self.kind == "series" else (self.n_rows, self.n_columns)
 
     def load(self) -> Any:
-        """The data exactly as it was snapshotted."""
+        """The data exactly as it was snapshotted (an error for a version recorded without
+        its rows, see ``rows_stored``)."""
         return _load_version(self, self._store or current_store())
 
     def _repr_html_(self) -> str:
@@ -114,8 +127,30 @@ def _version_from_row(row: Any, dataset: str, store: Store) -> DataVersion:
         version_id=row.version_id,
         manifest_hash=row.manifest_hash,
         description=row.description,
+        rows_stored=row.manifest_hash != _record_digest(row.kind, row.content_hash),
         _store=store,
     )
+
+
+def _record_manifest(kind: str, content_hash: str) -> bytes:
+    """The manifest of a version recorded without its rows: the same bytes for the same
+    content, so its object is shared and its hash is known without reading it."""
+    return json.dumps(
+        {
+            "format": RECORD_FORMAT,
+            "version": 1,
+            "kind": kind,
+            "content_hash": content_hash,
+            "rows": "not stored",
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def _record_digest(kind: str, content_hash: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(_record_manifest(kind, content_hash)).hexdigest()
 
 
 def _stats_by_column(stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -222,7 +257,14 @@ def load_manifest(version: DataVersion, store: Store) -> dict[str, Any]:
 def _load_version(version: DataVersion, store: Store) -> Any:
     from .chunks.codec import decode
 
-    obj = decode(load_manifest(version, store), store.objects.get)
+    manifest = load_manifest(version, store)
+    if manifest.get("format") == RECORD_FORMAT:
+        raise NotFoundError(
+            f"{version.ref} was recorded by content hash, schema and statistics only; its rows "
+            "were not stored, so it cannot be loaded. (mlops.predict_batch records its input "
+            "and predictions this way unless snapshot=True; mlops.snapshot stores the rows.)"
+        )
+    obj = decode(manifest, store.objects.get)
     _remember(obj, version.dataset, version.content_hash)
     return obj
 
@@ -259,12 +301,16 @@ def snapshot(
     description: str | None = None,
     fp: Fingerprint | None = None,
     reuse_any: bool = False,
+    store_rows: bool = True,
 ) -> DataVersion:
     """Save ``obj`` as the next version of dataset ``name``; unchanged data returns the
     existing version and writes nothing.
 
     With ``reuse_any`` (used by ``%%track``), data equal to *any* version of the dataset
     returns that version, so reading an older version never creates a new one.
+    ``store_rows=False`` records the version by content hash, schema and statistics only
+    (no chunks are written; ``load`` says so); a later snapshot of the same content with
+    its rows stores them under that same version.
     """
     store = store or current_store()
     check_dataset_name(name)
@@ -275,32 +321,55 @@ def snapshot(
             "pandas Series or a numpy ndarray."
         )
     fp = fp or fingerprint(obj)
+    record_digest = _record_digest(kind, fp.content_hash)
     dv, ds = schema.data_versions, schema.datasets
     with store.read() as conn:
         latest = conn.execute(
             _versions_query().where(ds.c.name == name).order_by(dv.c.version.desc()).limit(1)
         ).first()
+        match = None
         if latest is not None and latest.content_hash == fp.content_hash:
-            return _version_from_row(latest, name, store)
-        if reuse_any and latest is not None:
-            older = conn.execute(
+            match = latest
+        elif reuse_any and latest is not None:
+            match = conn.execute(
                 _versions_query()
                 .where(ds.c.name == name, dv.c.content_hash == fp.content_hash)
                 .order_by(dv.c.version.desc())
                 .limit(1)
             ).first()
-            if older is not None:
-                return _version_from_row(older, name, store)
-        same = conn.execute(
-            sa.select(dv.c.manifest_hash, dv.c.size_bytes)
-            .where(dv.c.content_hash == fp.content_hash)
-            .limit(1)
-        ).first()
+        if match is not None and (not store_rows or match.manifest_hash != record_digest):
+            return _version_from_row(match, name, store)
+        same_query = sa.select(dv.c.manifest_hash, dv.c.size_bytes).where(
+            dv.c.content_hash == fp.content_hash
+        )
+        if store_rows:  # a manifest that holds the rows, not another record
+            same_query = same_query.where(dv.c.manifest_hash != record_digest)
+        else:  # rows stored elsewhere are better than none
+            same_query = same_query.order_by((dv.c.manifest_hash == record_digest).asc())
+        same = conn.execute(same_query.limit(1)).first()
     if same is not None and store.objects.exists(same.manifest_hash):
         manifest_hash, size, new_bytes = same.manifest_hash, int(same.size_bytes), 0
-    else:
+    elif store_rows:
         previous = _previous_target(store, latest.manifest_hash if latest is not None else None)
         manifest_hash, size, new_bytes = _write_chunks(obj, store, fp, previous)
+    else:
+        document = _record_manifest(kind, fp.content_hash)
+        manifest_hash, written = store.objects.write(document)
+        size, new_bytes = len(document), len(document) if written else 0
+    if match is not None:  # a recorded version of this content: its rows are stored now
+        version_id = match.version_id
+
+        def upgrade(conn: sa.Connection) -> None:
+            conn.execute(
+                dv.update()
+                .where(dv.c.version_id == version_id, dv.c.manifest_hash == record_digest)
+                .values(manifest_hash=manifest_hash, size_bytes=size, new_bytes=new_bytes)
+            )
+
+        store.write_retrying(upgrade)
+        result = resolve(f"{name}@v{match.version}", store)
+        _remember(obj, name, fp.content_hash)
+        return result
     from .stats import column_stats
 
     stats = column_stats(obj)
@@ -309,7 +378,21 @@ def snapshot(
         len(fp.columns) if fp.columns is not None else (fp.shape[1] if len(fp.shape) > 1 else 1)
     )
 
-    def work(conn: sa.Connection) -> int:
+    row = {
+        "content_hash": fp.content_hash,
+        "manifest_hash": manifest_hash,
+        "kind": kind,
+        "n_rows": n_rows,
+        "n_columns": n_columns,
+        "schema": json.dumps(fp.columns or []),
+        "stats": json.dumps(stats),
+        "size_bytes": size,
+        "new_bytes": new_bytes,
+        "run_id": run_id,
+        "description": description,
+    }
+
+    def work(conn: sa.Connection) -> tuple[int, int | None, float]:
         found = conn.execute(sa.select(ds.c.dataset_id).where(ds.c.name == name)).scalar()
         if found is None:
             found = conn.execute(
@@ -322,30 +405,20 @@ def snapshot(
             .limit(1)
         ).first()
         if last is not None and last.content_hash == fp.content_hash:
-            return -int(last.version)  # written meanwhile by another process
+            return int(last.version), None, 0.0  # written meanwhile by another process
         version = (last.version if last is not None else 0) + 1
-        conn.execute(
-            dv.insert().values(
-                dataset_id=found,
-                version=version,
-                content_hash=fp.content_hash,
-                manifest_hash=manifest_hash,
-                kind=kind,
-                n_rows=n_rows,
-                n_columns=n_columns,
-                schema=json.dumps(fp.columns or []),
-                stats=json.dumps(stats),
-                size_bytes=size,
-                new_bytes=new_bytes,
-                run_id=run_id,
-                description=description,
-                created=time.time(),
-            )
-        )
-        return version
+        created = time.time()
+        version_id = conn.execute(
+            dv.insert().values(dataset_id=found, version=version, created=created, **row)
+        ).inserted_primary_key[0]
+        return version, int(version_id), created
 
-    version = abs(store.write_retrying(work))
-    result = resolve(f"{name}@v{version}", store)
+    version, version_id, created = store.write_retrying(work)
+    if version_id is None:
+        result = resolve(f"{name}@v{version}", store)
+    else:  # what was just inserted, as resolve would read it back
+        inserted = SimpleNamespace(**row, version=version, created=created, version_id=version_id)
+        result = _version_from_row(inserted, name, store)
     _remember(obj, name, fp.content_hash)
     return result
 

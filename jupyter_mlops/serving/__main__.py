@@ -50,9 +50,11 @@ def _serve_deployment(args: argparse.Namespace) -> int:
     from ..store.process import this_process
     from .app import ServeConfig
     from .deployments import _update
+    from .memory import use_system_allocator
     from .model import load_version
     from .server import bind, run
 
+    use_system_allocator()  # before the model loads
     store = current_store()
     dep = schema.deployments
     with store.read() as conn:
@@ -137,7 +139,10 @@ def _serve_foreground(args: argparse.Namespace) -> int:
         trusted=args.trusted,
     )
     # load (and check the folder) before listening: a bad folder is one clear error line
+    from .memory import use_system_allocator
     from .model import load_directory
+
+    use_system_allocator()
 
     model = load_directory(args.model, trusted=args.trusted)
     sock = bind(args.host, args.port)
@@ -190,6 +195,8 @@ def _serve_reference(args: argparse.Namespace, token: str | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the serving process."""
+    # before anything loads pyarrow, which reads it once (see serving.memory)
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     from ..errors import MlopsError
 
     args = _parser().parse_args(argv)

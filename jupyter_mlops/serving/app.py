@@ -140,12 +140,11 @@ class ServingApp:
 
         # positional models get arrays on purpose (see InputSchema.positional)
         warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
-        if self.config.log:
-            import pyarrow as pa
+        from .memory import use_system_allocator
 
-            # the log writer's buffers go back to the OS after each flush; Arrow's default
-            # pool keeps them, and a long-running server's memory would creep up
-            pa.set_memory_pool(pa.system_memory_pool())
+        # the log writer's buffers go back to the OS after each flush; Arrow's default
+        # pool keeps them, and a long-running server's memory would creep up
+        use_system_allocator()
         cfg = self.config
         if self._model is None:
             if cfg.directory:

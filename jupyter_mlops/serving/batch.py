@@ -1,9 +1,12 @@
 """Batch scoring: a DataFrame in, a DataFrame of predictions out, in chunks.
 
-The batch is logged as data versions (the input as a deduplicated snapshot of dataset
+The batch is logged as data versions (the input as a version of dataset
 ``inference/<model>/inputs`` and the predictions as ``inference/<model>/predictions``)
-plus one inference-log entry, not row by row. The input snapshot runs in a thread while
-the model predicts, so logging overlaps the work it records.
+plus one inference-log entry, not row by row. By default each version is *recorded*:
+content hash, schema and per-column statistics, without the rows, which costs a fraction
+of the prediction; ``snapshot=True`` stores the rows too (a full, deduplicated snapshot
+that ``mlops.load_data`` reads back). The input is recorded in a thread while the model
+predicts, so logging overlaps the work it records.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def predict_batch(
     chunk_size: int = 250_000,
     proba: bool = False,
     log: bool = True,
+    snapshot: bool = False,
     trusted: bool | list[str] = False,
     progress: Callable[[int], Any] | None = None,
     store: Store | None = None,
@@ -39,13 +43,18 @@ def predict_batch(
     """Score ``data`` with a registered model; returns a DataFrame with the input's index,
     a ``prediction`` column and, with ``proba=True``, one ``proba_<class>`` column per class.
 
-    ``progress`` is called with the total row count and returns an object with
-    ``update(n)`` and ``close()`` (a tqdm bar). ``.attrs`` of the result hold the model
-    version, the batch's request id and the data versions it was logged as.
+    ``log=True`` records the batch in the inference log with its input and predictions
+    as data versions: by content hash, schema and statistics (``DataVersion.rows_stored``
+    is False), or, with ``snapshot=True``, as full snapshots whose rows can be loaded back
+    (the same frame twice is stored once; a full snapshot of a frame scored before stores
+    its rows under the version already recorded). ``progress`` is called with the total
+    row count and returns an object with ``update(n)`` and ``close()`` (a tqdm bar).
+    ``.attrs`` of the result hold the model version, the batch's request id and the data
+    versions it was logged as.
     """
     import pandas as pd
 
-    from ..data.versions import snapshot
+    from ..data.versions import snapshot as save_version
 
     store = store or current_store()
     if chunk_size < 1:
@@ -63,8 +72,12 @@ def predict_batch(
 
     def log_inputs() -> None:
         try:
-            logged["input"] = snapshot(
-                data, f"inference/{served.name}/inputs", store=store, reuse_any=True
+            logged["input"] = save_version(
+                data,
+                f"inference/{served.name}/inputs",
+                store=store,
+                reuse_any=True,
+                store_rows=snapshot,
             )
         except BaseException as exc:  # reported after predicting
             logged["error"] = exc
@@ -100,12 +113,17 @@ def predict_batch(
     result_frame.attrs["request_id"] = request_id
     if log:
         assert thread is not None
+        # the predictions are recorded while the input's thread may still be hashing
+        out_version = save_version(
+            result_frame,
+            f"inference/{served.name}/predictions",
+            store=store,
+            reuse_any=True,
+            store_rows=snapshot,
+        )
         thread.join()
         if "error" in logged:
             raise logged["error"]
-        out_version = snapshot(
-            result_frame, f"inference/{served.name}/predictions", store=store, reuse_any=True
-        )
         latency_ms = (time.perf_counter() - started) * 1000.0
         log_batch(
             store,

@@ -4,8 +4,9 @@ the ground-truth labels that arrive later.
 
 Online writes are buffered in memory and written by a background thread, one Parquet
 segment per flush (see ``segments``; every ``flush_interval`` seconds, or sooner when
-``max_buffer`` entries wait), so logging never blocks a request. A clean stop flushes everything; a
-crash loses at most the entries of the last ``flush_interval``.
+``max_buffer`` entries or ``flush_rows`` rows wait), so logging never blocks a request.
+A clean stop flushes everything; a crash loses at most the entries of the last
+``flush_interval``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import sqlalchemy as sa
 from ..durations import parse_duration
 from ..errors import NotFoundError, ValidationError
 from ..store import Store, current_store, schema
-from .segments import NumericRows, build_tables, read_table, write_table
+from .memory import release_memory
+from .segments import NumericRows, build_tables, count_requests, read_table, write_table
 
 __all__ = [
     "InferenceLogger",
@@ -70,6 +72,7 @@ class InferenceLogger:
         deployment_id: str | None = None,
         flush_interval: float = 1.0,
         max_buffer: int = 500,
+        flush_rows: int = 10_000,
         max_pending_rows: int = 200_000,
         retention: Retention | None = None,
     ):
@@ -77,6 +80,7 @@ class InferenceLogger:
         self.deployment_id = deployment_id
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
+        self.flush_rows = flush_rows  # a flush's buffers stay a few MB (a server's RSS)
         self.retention = retention or Retention()
         self._buffer: list[tuple[Any, ...]] = []
         self._pending_rows = 0
@@ -90,6 +94,8 @@ class InferenceLogger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_trim = 0.0
+        self._last_release = 0.0
+        self._unreleased = False
         self.written = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -121,7 +127,8 @@ class InferenceLogger:
             size = len(self._buffer)
             self._pending_rows += rows
             full = self._pending_rows > self.max_pending_rows
-        if size >= self.max_buffer or full:
+            due = size >= self.max_buffer or self._pending_rows >= self.flush_rows
+        if due or full:
             self._wake.set()
         if full:
             self._drained.clear()
@@ -151,6 +158,7 @@ class InferenceLogger:
             batch, self._buffer = self._buffer, []
             self._pending_rows = 0
         if not batch:
+            self._release_if_due(idle=True)
             self._trim_if_due()
             return 0
         try:
@@ -167,8 +175,20 @@ class InferenceLogger:
             return 0
         self._drained.set()
         self.written += written
+        del batch  # the request buffers go now, and their pages back to the OS
+        self._unreleased = True
+        self._release_if_due()
         self._trim_if_due()
         return written
+
+    def _release_if_due(self, idle: bool = False) -> None:
+        """Trim the heap after writes: at most once a second while entries keep coming
+        (a trim holds malloc's lock for a few ms), at once when the buffer is empty."""
+        now = time.monotonic()
+        if self._unreleased and (idle or not self._buffer or now - self._last_release >= 1.0):
+            self._unreleased = False
+            self._last_release = now
+            release_memory()
 
     def _trim_if_due(self) -> None:
         now = time.time()
@@ -240,6 +260,7 @@ def _jsonable(value: Any) -> Any:
 
 
 COMPACT_ROWS = 50_000  # a flush extends the previous small segment up to this many rows
+MERGE_ROWS = 5_000  # ... while that segment is this small
 
 
 @dataclass
@@ -255,7 +276,6 @@ class Tail:
 def _segment_row(table: Any, digest: str, deployment_id: str | None, model: str) -> dict:
     times = table.column("time").to_numpy()
     versions = table.column("version").to_numpy()
-    ids = table.column("request_id").to_pylist()
     return {
         "deployment_id": deployment_id,
         "model_name": model,
@@ -263,7 +283,7 @@ def _segment_row(table: Any, digest: str, deployment_id: str | None, model: str)
         "version_max": int(versions.max()),
         "time_min": float(times.min()),
         "time_max": float(times.max()),
-        "requests": len({i.split(":", 1)[0] for i in ids}),
+        "requests": count_requests(table.column("request_id")),
         "rows": table.num_rows,
         "object_hash": digest,
         "columns": json.dumps(table.column_names),
@@ -283,7 +303,10 @@ def write_segments(
     flush whose entries have the layout of ``tail`` (this logger's previous segment, still
     under ``compact_rows``) replaces it with one segment holding both: the new object is
     written first, the index swaps in one transaction, then the old object goes (a crash
-    in between leaves only an unreferenced object for ``gc``). Returns the new tail.
+    in between leaves only an unreferenced object for ``gc``). A merge rewrites the tail,
+    so it happens only while the tail is under ``MERGE_ROWS``: a flush costs its own rows
+    plus at most that many, not a rewrite of up to ``compact_rows`` (which, once a
+    second, was what slowed the requests served meanwhile). Returns the new tail.
     """
     import pyarrow as pa
 
@@ -295,6 +318,7 @@ def write_segments(
         and len(tables) == 1
         and tables[0].column_names == tail.columns
         and tail.rows + tables[0].num_rows <= compact_rows
+        and tail.rows <= MERGE_ROWS
     ):
         try:
             previous = read_table(store.objects.get(tail.object_hash))

@@ -59,6 +59,11 @@ _PRELOAD = (
     "jupyter_mlops.serving.follow",
     "jupyter_mlops.registry.service",
     "jupyter_mlops.tracking.modelio",
+)
+# what a retraining runner needs on top: imported (with the environment a replayed run
+# records) once the store asks for its first runner, so deployments forked before stay
+# lean; the first runner imports them itself
+_RUNNER_PRELOAD = (
     "sklearn.metrics",
     "sklearn.model_selection",
     "jupyter_mlops.retraining.runner",
@@ -230,21 +235,48 @@ def _children_alive(children: set[int]) -> set[int]:
     return alive
 
 
-def serve_forever(home: Path) -> None:
-    """The launcher's loop: preload, listen, fork on request, exit when idle."""
+def _preload(modules: tuple[str, ...]) -> None:
     import importlib
 
-    for module in _PRELOAD:
+    for module in modules:
         try:
             importlib.import_module(module)
         except ImportError:
             pass
+
+
+def _preload_runner() -> None:
+    _preload(_RUNNER_PRELOAD)
     try:  # what a replayed run records about its environment, computed once here
         from ..tracking import environment
 
         environment._module_to_dists()
     except Exception:
         pass
+    _settle()
+
+
+def _settle() -> None:
+    """Before forking: collect import garbage, hand free heap pages back to the OS (a
+    fork's RSS counts every page the launcher holds), and freeze what is left so the
+    forks' garbage collector never walks (or writes to) the preloaded objects."""
+    import gc
+
+    from .memory import release_memory
+
+    gc.collect()
+    release_memory()
+    gc.freeze()
+
+
+def serve_forever(home: Path) -> None:
+    """The launcher's loop: preload, listen, fork on request, exit when idle."""
+    # Arrow picks its allocator when it loads: malloc, whose free pages a deployment
+    # hands back to the OS (see serving.memory), not mimalloc, which keeps them
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    _preload(_PRELOAD)
+    _settle()
+    runner_ready = False
     import fcntl
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
@@ -307,6 +339,9 @@ def serve_forever(home: Path) -> None:
                     conn.sendall(json.dumps(reply).encode() + b"\n")
                 except OSError:
                     pass
+            if "job_model" in request and "launched" in reply and not runner_ready:
+                runner_ready = True  # the next runners start without these imports
+                _preload_runner()
     finally:
         server.close()
         try:

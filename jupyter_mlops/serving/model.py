@@ -59,6 +59,16 @@ class ServedModel:
 
     def predict(self, frame: Any, outputs: tuple[str, ...] = ("predict",)) -> dict[str, Any]:
         """Named output arrays for a validated frame: ``predict`` and ``predict_proba``."""
+        if self.schema.checks_finite:
+            from sklearn import config_context
+
+            # every value was checked finite (or NaN where the model takes it) already:
+            # scikit-learn's own pass over the input would only repeat that
+            with config_context(assume_finite=True):
+                return self._predict(frame, outputs)
+        return self._predict(frame, outputs)
+
+    def _predict(self, frame: Any, outputs: tuple[str, ...]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         try:
             if "predict" in outputs:

@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NumericRows", "build_tables", "read_table", "write_table"]
+__all__ = [
+    "NumericRows",
+    "build_tables",
+    "count_requests",
+    "read_table",
+    "request_ids",
+    "write_table",
+]
 
 META = ("request_id", "time", "version", "latency_ms")
 
@@ -67,6 +74,45 @@ def _output_array(parts: list[Any]) -> Any:
     return _column_array(joined.tolist())
 
 
+_row_labels: Any = None  # "0", "1", ... as an Arrow array, grown on demand
+
+
+def _labels(n: int) -> Any:
+    global _row_labels
+    import pyarrow as pa
+
+    if _row_labels is None or len(_row_labels) < n:
+        size = max(n, 2 * len(_row_labels) if _row_labels is not None else 1024)
+        _row_labels = pa.array([str(i) for i in range(size)], type=pa.string())
+    return _row_labels
+
+
+def request_ids(ids: list[str], counts: list[int]) -> Any:
+    """The ``request_id`` column: a one-row request's id as it is, ``<id>:<row>`` for each
+    row of a multi-row one, built in Arrow rather than one Python string per row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    base = pa.array(ids, type=pa.string())
+    n = np.asarray(counts, dtype=np.int64)
+    if not len(n) or bool((n == 1).all()):
+        return base
+    owner = np.repeat(np.arange(len(n)), n)
+    row = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    repeated = base.take(pa.array(owner))
+    joined = pc.binary_join_element_wise(repeated, _labels(int(n.max())).take(pa.array(row)), ":")
+    return pc.if_else(pa.array(np.repeat(n == 1, n)), repeated, joined)
+
+
+def count_requests(ids: Any) -> int:
+    """How many requests the ``request_id`` column holds (a row id ``<id>:<row>`` counts
+    for its request; ids never contain ``:`` otherwise)."""
+    import pyarrow.compute as pc
+
+    parts = pc.split_pattern(ids, ":", max_splits=1)
+    return int(pc.count_distinct(pc.list_element(parts, 0)).as_py())
+
+
 def build_tables(batch: list[tuple[Any, ...]]) -> list[Any]:
     """Arrow tables for buffered entries ``(request_id, model, version, time, rows, inputs,
     outputs, latency_ms)``, one per input/output layout, in arrival order within each."""
@@ -77,12 +123,9 @@ def build_tables(batch: list[tuple[Any, ...]]) -> list[Any]:
         groups.setdefault(_signature(entry), []).append(entry)
     tables = []
     for entries in groups.values():
-        ids: list[str] = []
-        for rid, _, _, _, n, *_ in entries:
-            ids.extend([rid] if n == 1 else [f"{rid}:{i}" for i in range(n)])
         counts = [e[4] for e in entries]
         columns: dict[str, Any] = {
-            "request_id": pa.array(ids, type=pa.string()),
+            "request_id": request_ids([e[0] for e in entries], counts),
             "time": pa.array(np.repeat([e[3] for e in entries], counts), type=pa.float64()),
             "version": pa.array(np.repeat([e[2] for e in entries], counts), type=pa.int64()),
             "latency_ms": pa.array(np.repeat([e[7] for e in entries], counts), pa.float64()),
@@ -109,11 +152,21 @@ def build_tables(batch: list[tuple[Any, ...]]) -> list[Any]:
 
 
 def write_table(table: Any) -> bytes:
-    """Parquet bytes (zstd) of a segment table."""
+    """Parquet bytes (zstd) of a segment table. Dictionary encoding only where values
+    repeat (versions, labels, text and integer inputs): on request ids, times, latencies
+    and float features it triples the write time and makes the file larger."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    repeating = [
+        f.name
+        for f in table.schema
+        if f.name not in ("request_id", "time", "latency_ms")
+        and not pa.types.is_floating(f.type)
+        and not pa.types.is_fixed_size_list(f.type)
+    ]
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(table, buffer, compression="zstd", use_dictionary=repeating)
     return buffer.getvalue()
 
 

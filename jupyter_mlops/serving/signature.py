@@ -102,6 +102,10 @@ class InputSchema:
         # enforced the names and types).
         self.positional = ndarray
         self._by_name = {c.name: c for c in columns}
+        # whether ``frame`` and ``check_frame`` refuse every infinity and every NaN the
+        # model cannot take (float and int columns; other kinds are not all checked)
+        self.checks_finite = bool(columns) and all(c.kind in ("float", "int") for c in columns)
+        self._all_float = bool(columns) and all(c.kind == "float" for c in columns)
 
     @classmethod
     def from_signature(cls, signature: dict[str, Any], model: Any = None) -> InputSchema:
@@ -205,6 +209,10 @@ class InputSchema:
             raise ValidationError("The request has no rows; send at least one row to predict.")
         if not self.columns:
             return pd.DataFrame(columns)
+        if self.positional and self._all_float:
+            matrix = _float_matrix([columns[n] for n in self.names])
+            if matrix is not None:
+                return matrix
         arrays = {c.name: self._array(c, columns[c.name]) for c in self.columns}
         if self.positional:
             return np.column_stack(list(arrays.values()))
@@ -233,7 +241,12 @@ class InputSchema:
                 first = series.map(lambda v: not isinstance(v, int | float | bool | np.number))
                 row = int(np.flatnonzero(first.to_numpy())[0]) if first.any() else 0
                 raise _bad(c.name, row, series.iloc[row], f"numbers ({c.dtype})")
-            if c.kind == "float" or (c.kind == "int" and series.dtype.kind == "f"):
+            if c.kind == "float" or (c.kind == "int" and series.dtype.kind in "fO"):
+                if isinstance(series.dtype, np.dtype) and series.dtype.kind == "f":
+                    raw = series.to_numpy()  # no copy; NaN and ±inf show in min or max
+                    if np.isfinite(raw.min()) and np.isfinite(raw.max()):
+                        out[c.name] = series
+                        continue
                 values = series.to_numpy(dtype=np.float64, na_value=np.nan)
                 bad = ~np.isfinite(values)
                 if bad.any():
@@ -244,7 +257,9 @@ class InputSchema:
                             f"{rows[:10].tolist()}, and this model cannot take them."
                         )
             out[c.name] = series
-        frame = pd.DataFrame(out, copy=False)
+        if [str(c) for c in frame.columns] != self.names:  # in signature order
+            frame = pd.DataFrame(out, copy=False)
+        # positional: the frame's own array (a view when its columns share one block)
         return frame.to_numpy() if self.positional else frame
 
 
@@ -262,6 +277,25 @@ def _fill_unknown(model: Any, dtypes: list[str]) -> list[str]:
         (h if h not in (None, NUMBER) else "float64") if d == "unknown" else d
         for d, h in zip(dtypes, hints, strict=True)
     ]
+
+
+_PLAIN_NUMBERS = frozenset({float, int})
+
+
+def _float_matrix(values: list[list[Any]]) -> np.ndarray | None:
+    """Rows × columns float64 from JSON columns of plain finite numbers, converted in one
+    call; None when anything needs a closer look (nulls, booleans, text, huge integers,
+    non-finite values), which ``InputSchema._array`` then checks value by value."""
+    for column in values:
+        if not set(map(type, column)) <= _PLAIN_NUMBERS:
+            return None
+    try:
+        matrix = np.array(values, dtype=np.float64)
+    except (OverflowError, ValueError, TypeError):
+        return None
+    if not np.isfinite(matrix).all():
+        return None
+    return matrix.T
 
 
 def _allows_nan(model: Any) -> bool:
