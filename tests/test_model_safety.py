@@ -192,7 +192,7 @@ def test_a_user_opts_in_per_type(marker: Path):
     assert marker.exists()
 
 
-def _plant(ref: str, data: bytes) -> None:
+def _plant(ref: str, data: bytes, format: str = "skops") -> None:
     """What an attacker with write access to the store does: put a crafted object and point
     the model version and its run's artifact at it."""
     store = current_store()
@@ -202,13 +202,13 @@ def _plant(ref: str, data: bytes) -> None:
         conn.execute(
             sa.update(schema.model_versions)
             .where(schema.model_versions.c.version_id == mv.version_id)
-            .values(object_hash=digest, format="skops")
+            .values(object_hash=digest, format=format)
         )
         conn.execute(
             sa.update(schema.artifacts)
             .where(schema.artifacts.c.run_id == mv.run_id)
             .where(schema.artifacts.c.kind == "model")
-            .values(object_hash=digest, format="skops")
+            .values(object_hash=digest, format=format)
         )
 
 
@@ -320,7 +320,7 @@ def test_trust_is_never_read_back_from_the_store(victim, marker: Path):
 
     deployment = mlops.deploy("victim@1")
     try:
-        _plant_pickle("victim@1", pickle.dumps(_Touch(str(marker))))
+        _plant("victim@1", pickle.dumps(_Touch(str(marker))), format="pickle")
         store = current_store()
         options = dict(deployment.options, trusted=True)
         with store.write() as conn:
@@ -338,15 +338,3 @@ def test_trust_is_never_read_back_from_the_store(victim, marker: Path):
         if not running.empty:
             mlops.undeploy("victim")
     assert (mlops.deployments(all=True).status != "running").all()
-
-
-def _plant_pickle(ref: str, data: bytes) -> None:
-    store = current_store()
-    digest = store.objects.put(data)
-    mv = mlops.get_model_version(ref)
-    with store.write() as conn:
-        conn.execute(
-            sa.update(schema.model_versions)
-            .where(schema.model_versions.c.version_id == mv.version_id)
-            .values(object_hash=digest, format="pickle")
-        )
