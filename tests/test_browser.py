@@ -73,10 +73,17 @@ def test_views_render_offline_in_jupyterlab(lab):
             ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000
         )
         _run_all(page)
-        # the last cell's output lists the audit events (text found only in outputs)
-        page.locator(".jp-OutputArea-output", has_text="alias_set").first.wait_for(
-            state="attached", timeout=240_000
-        )
+        # the last cell's output lists the audit events (text found only in outputs); the
+        # notebook is windowed, so keep its end in view while waiting for it
+        events = page.locator(".jp-OutputArea-output", has_text="alias_set")
+        deadline = time.monotonic() + 240
+        while events.count() == 0:
+            assert time.monotonic() < deadline, "the last cell's output never appeared"
+            page.locator(".jp-NotebookPanel .jp-WindowedPanel-outer").first.evaluate(
+                "e => { e.scrollTop = e.scrollHeight; }"
+            )
+            page.wait_for_timeout(500)
+        events.first.scroll_into_view_if_needed()
 
         # a drawn widget: an output holding a Lumino widget (the static table before it holds none)
         drawn = page.locator(".jp-OutputArea-output:has(.lm-Widget)")
