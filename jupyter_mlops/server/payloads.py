@@ -126,16 +126,17 @@ def deployments_payload(
     store: Store, traffic: dict[str, dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
     """Active deployments with their live status, request count, p50 latency (from the
-    background loop's aggregates) and the model's drift badge."""
+    background loop's aggregates) and the drift badge of the version each one serves now
+    (a check of another version, e.g. the one served before a restart, is not shown)."""
     from ..serving.deployments import deployments
 
     frame = deployments(store=store)
     items = _records(frame)
-    checks = _last_checks(store, sorted({d["model"] for d in items}))
+    checks = _last_checks(store, sorted({d["model"] for d in items}), by_version=True)
     for item in items:
         stats = (traffic or {}).get(item["deployment_id"], {})
         item["p50_ms"] = stats.get("p50_ms")
-        item["drift"] = checks.get(item["model"])
+        item["drift"] = checks.get((item["model"], item["version"]))
         item["curl"] = _curl(item)
     return items
 
@@ -149,17 +150,19 @@ def _curl(item: dict[str, Any]) -> str:
     )
 
 
-def _last_checks(store: Store, names: list[str]) -> dict[str, dict[str, Any]]:
-    """The latest monitor check of each model: state, drift share, drifted columns."""
+def _last_checks(store: Store, names: list[str], *, by_version: bool = False) -> dict[Any, Any]:
+    """The latest monitor check of each model (``by_version``: of each model version,
+    keyed ``(model, version)``): state, drift share, drifted columns."""
     import json
 
     if not names or not store.exists:
         return {}
     c = schema.monitor_checks
+    keys = [c.c.model_name, c.c.version] if by_version else [c.c.model_name]
     latest = (
-        sa.select(c.c.model_name, sa.func.max(c.c.check_id).label("id"))
+        sa.select(*keys, sa.func.max(c.c.check_id).label("id"))
         .where(c.c.model_name.in_(names))
-        .group_by(c.c.model_name)
+        .group_by(*keys)
         .subquery()
     )
     with store.read() as conn:
@@ -167,7 +170,7 @@ def _last_checks(store: Store, names: list[str]) -> dict[str, dict[str, Any]]:
     out = {}
     for row in rows:
         summary = json.loads(row.summary or "{}")
-        out[row.model_name] = {
+        out[(row.model_name, row.version) if by_version else row.model_name] = {
             "time": row.time,
             "state": row.state,
             "rows": row.rows,
