@@ -35,13 +35,17 @@ class MissingValuesError(SignatureError):
 
     reason = "missing_value"
 
-    def __init__(self, columns: dict[str, list[int]], total: int, labels: Any = None):
+    def __init__(
+        self, columns: dict[str, list[int]], total: int, labels: Any = None, hint: str = ""
+    ):
         self.columns = {name: [int(r) for r in rows] for name, rows in columns.items()}
         self.rows = sorted({r for rows in self.columns.values() for r in rows})
         self.total = total
+        self.labels = labels
         if labels is not None and _is_range(labels):
             labels = None  # labels 0, 1, 2, ... are the positions
-        super().__init__(_missing_message(self.columns, self.rows, total, labels))
+        message = _missing_message(self.columns, self.rows, total, labels)
+        super().__init__(message[:-1] + hint + "." if hint else message)
 
 
 def _rows_text(rows: list[int], labels: Any = None, limit: int = 20) -> str:
@@ -293,9 +297,13 @@ class InputSchema:
                     nulls.append(row)
                 elif not isinstance(v, str):
                     raise _bad(column.name, row, v, "text")
-            if nulls and not takes_missing:
-                refused[column.name] = nulls
-            return np.asarray(values, dtype=object)
+            arr = np.asarray(values, dtype=object)
+            if nulls:
+                if takes_missing:  # NaN, as pandas holds a missing string (what fit saw)
+                    arr[nulls] = math.nan
+                else:
+                    refused[column.name] = nulls
+            return arr
         else:
             return np.asarray(values)
         # float: non-finite values
