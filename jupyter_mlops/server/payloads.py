@@ -167,6 +167,7 @@ def _last_checks(store: Store, names: list[str]) -> dict[str, dict[str, Any]]:
     out = {}
     for row in rows:
         summary = json.loads(row.summary or "{}")
+        refused = summary.get("rejections") or {}
         out[row.model_name] = {
             "time": row.time,
             "state": row.state,
@@ -174,6 +175,11 @@ def _last_checks(store: Store, names: list[str]) -> dict[str, dict[str, Any]]:
             "drift_share": clean(row.drift_share),
             "drifted": summary.get("drifted", []),
             "version": row.version,
+            # requests the deployments refused in the checked window, and why
+            "received": refused.get("received"),
+            "rejected": refused.get("rejected"),
+            "rejection_rate": clean(refused.get("rate")),
+            "reasons": refused.get("reasons") or {},
         }
     return out
 

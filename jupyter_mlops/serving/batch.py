@@ -82,7 +82,7 @@ def predict_batch(
                 exc.columns,
                 exc.total,
                 labels=exc.labels,
-                hint=" (or pass skip_missing=True to score the others)",
+                hint="or pass skip_missing=True to score the others",
             ) from None
         kept = np.ones(n, dtype=bool)
         kept[exc.rows] = False

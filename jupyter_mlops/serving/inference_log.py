@@ -35,6 +35,7 @@ __all__ = [
     "feedback",
     "inference_log",
     "log_feedback",
+    "logged_requests",
     "logged_rows",
     "parse_retention",
     "rejections",
@@ -584,6 +585,46 @@ def logged_rows(name: str, since: float | None, *, store: Store | None = None) -
         else:
             times = read_table(store.objects.get(digest), ["time"]).column("time")
             total += int(pc.sum(pc.greater_equal(times, since)).as_py() or 0)
+    return total
+
+
+def logged_requests(
+    name: str, since: float | None, until: float | None = None, *, store: Store | None = None
+) -> int:
+    """How many online requests of ``name`` were logged between ``since`` and ``until``
+    (open ends when None): the segment index answers, and only segments straddling an end
+    are read (their request ids and times)."""
+    import pyarrow.compute as pc
+
+    from .segments import count_requests
+
+    store = store or current_store()
+    if not store.exists:
+        return 0
+    seg = schema.inference_segments
+    query = sa.select(seg.c.requests, seg.c.time_min, seg.c.time_max, seg.c.object_hash).where(
+        seg.c.model_name == name
+    )
+    if since is not None:
+        query = query.where(seg.c.time_max >= since)
+    if until is not None:
+        query = query.where(seg.c.time_min <= until)
+    with store.read() as conn:
+        found = list(conn.execute(query))
+    total = 0
+    for requests, time_min, time_max, digest in found:
+        inside = (since is None or time_min >= since) and (until is None or time_max <= until)
+        if inside:
+            total += requests
+            continue
+        table = read_table(store.objects.get(digest), ["request_id", "time"])
+        times = table.column("time")
+        keep = pc.and_(
+            pc.greater_equal(times, since if since is not None else -float("inf")),
+            pc.less_equal(times, until if until is not None else float("inf")),
+        )
+        ids = table.column("request_id").filter(keep)
+        total += count_requests(ids) if len(ids) else 0
     return total
 
 

@@ -44,8 +44,7 @@ class MissingValuesError(SignatureError):
         self.labels = labels
         if labels is not None and _is_range(labels):
             labels = None  # labels 0, 1, 2, ... are the positions
-        message = _missing_message(self.columns, self.rows, total, labels)
-        super().__init__(message[:-1] + hint + "." if hint else message)
+        super().__init__(_missing_message(self.columns, self.rows, total, labels, hint))
 
 
 def _rows_text(rows: list[int], labels: Any = None, limit: int = 20) -> str:
@@ -66,20 +65,26 @@ def _is_range(labels: Any) -> bool:
 
 
 def _missing_message(
-    columns: dict[str, list[int]], rows: list[int], total: int, labels: Any = None
+    columns: dict[str, list[int]],
+    rows: list[int],
+    total: int,
+    labels: Any = None,
+    hint: str = "",
 ) -> str:
     fine = total - len(rows)
+    others = (
+        ""
+        if not fine
+        else "the other row is fine"
+        if fine == 1
+        else f"the other {fine} of {total} rows are fine"
+    )
+    notes = "; ".join(n for n in (others, hint) if n)
     advice = (
         "send a value there, or leave "
         + ("that row" if len(rows) == 1 else "those rows")
         + " out"
-        + (
-            ""
-            if not fine
-            else " (the other row is fine)"
-            if fine == 1
-            else f" (the other {fine} of {total} rows are fine)"
-        )
+        + (f" ({notes})" if notes else "")
         + "."
     )
     if len(columns) == 1:
