@@ -132,20 +132,41 @@ def deployments_payload(
     frame = deployments(store=store)
     items = _records(frame)
     checks = _last_checks(store, sorted({d["model"] for d in items}))
+    auth = _auth(store, [d["deployment_id"] for d in items])
     for item in items:
         stats = (traffic or {}).get(item["deployment_id"], {})
         item["p50_ms"] = stats.get("p50_ms")
         item["drift"] = checks.get(item["model"])
-        item["curl"] = _curl(item)
+        item["curl"] = _curl(store, item, auth.get(item["deployment_id"], False))
     return items
 
 
-def _curl(item: dict[str, Any]) -> str:
-    url = item.get("url") or ""
-    return (
-        f"curl -s -X POST {url}/v2/models/{item['model']}/infer "
-        "-H 'Content-Type: application/json' "
-        '-d \'{"inputs": [{"name": "...", "shape": [1], "datatype": "FP64", "data": [0.0]}]}\''
+def _auth(store: Store, ids: list[str]) -> dict[str, bool]:
+    """Whether each deployment needs a bearer token (one query for all)."""
+    import json
+
+    if not ids:
+        return {}
+    dep = schema.deployments
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(dep.c.deployment_id, dep.c.options).where(dep.c.deployment_id.in_(ids))
+        ).all()
+    return {r.deployment_id: bool(json.loads(r.options or "{}").get("auth")) for r in rows}
+
+
+def _curl(store: Store, item: dict[str, Any], auth: bool) -> str:
+    """The deployment's "Try it" curl, the same the notebook card shows."""
+    from ..serving.deployments import deployment_curl
+
+    version = item.get("version")
+    return deployment_curl(
+        store,
+        item["model"],
+        int(version) if version is not None else None,
+        f"{item.get('url') or ''}/v2/models/{item['model']}/infer",
+        auth=auth,
+        reference=item.get("reference"),
     )
 
 
