@@ -29,6 +29,7 @@ import {
   formatNumber,
   jobBadge,
   plural,
+  rejectionLine,
   relativeTime,
   statusBadge
 } from './format';
@@ -175,6 +176,7 @@ export class MlopsSidebar extends Widget {
 
   private monitoringRow(x: IMonitoringItem): string {
     const check = x.last_check;
+    const refused = rejectionLine(check);
     const alerts = x.alerts
       .slice(0, 3)
       .map(a => `<li>${esc(a.kind)}: ${esc(a.message)}</li>`)
@@ -183,6 +185,7 @@ export class MlopsSidebar extends Widget {
       `<div class="jp-mlops-row" data-monitor-row="${esc(x.model)}">` +
       `<div class="jp-mlops-line"><b>${esc(x.model)}</b>${badge(driftBadge(check))}${x.alerts.length ? badge({ text: `${x.alerts.length} alert${x.alerts.length === 1 ? '' : 's'}`, level: 'error' }) : ''}</div>` +
       `<div class="jp-mlops-line jp-mlops-muted">last check ${esc(relativeTime(check?.time ?? null))}${check ? ` · ${formatNumber(check.rows)} rows` : ''}</div>` +
+      (refused ? `<div class="jp-mlops-line jp-mlops-muted" data-rejections>${esc(refused)}</div>` : '') +
       (alerts ? `<ul class="jp-mlops-alerts">${alerts}</ul>` : '') +
       '<div class="jp-mlops-actions">' +
       button('check', { model: x.model }, 'Check now', 'Evaluate the monitor now', this.model.busy.has(`check:${x.model}`)) +

@@ -9,6 +9,7 @@ import {
   IJob,
   jobBadge,
   plural,
+  rejectionLine,
   relativeTime,
   statusBadge,
   versionMessage
@@ -101,5 +102,30 @@ describe('text', () => {
     expect(versionMessage('0.1.0', '0.1.0')).toBeNull();
     expect(versionMessage('0.1.0', '0.2.0')).toContain('different versions');
     expect(versionMessage('0.1.0', null)).toContain('server extension is not answering');
+  });
+});
+
+describe('rejections', () => {
+  const check = {
+    time: 0,
+    state: 'alert',
+    rows: 0,
+    drift_share: null,
+    drifted: [],
+    version: 1
+  };
+  it('says the share refused and the top reasons', () => {
+    const line = rejectionLine({
+      ...check,
+      received: 2000,
+      rejected: 250,
+      reasons: { schema: 50, missing_value: 200 }
+    });
+    expect(line).toBe('refused 12.5% of 2,000 requests (missing_value 200, schema 50)');
+  });
+  it('is empty when nothing was refused or checked', () => {
+    expect(rejectionLine(null)).toBe('');
+    expect(rejectionLine(check)).toBe('');
+    expect(rejectionLine({ ...check, received: 10, rejected: 0, reasons: {} })).toBe('');
   });
 });
