@@ -486,6 +486,12 @@ def check_outcome_card(outcome: Any) -> str:
     ]
     checks = [(r.check, r.line.split(" ", 1)[0]) for r in outcome.checks]
     alerts = [(a["kind"], a["message"]) for a in outcome.open_alerts]
+    refused = getattr(outcome, "rejections", None)
+    rejections = []
+    if refused is not None:
+        rejections = [("refused", refused.line())] + [
+            (reason, f"{count:,}") for reason, count in refused.top(5)
+        ]
     body = outcome.report._repr_html_() if outcome.report is not None else ""
     return (
         _STYLE
@@ -496,6 +502,7 @@ def check_outcome_card(outcome: Any) -> str:
         + "<div class=grid>"
         + _table("performance", perf)
         + _table("checks", checks)
+        + _table("rejections", rejections)
         + _table("open alerts", alerts)
         + "</div></div>"
         + body

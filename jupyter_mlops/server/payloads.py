@@ -133,20 +133,41 @@ def deployments_payload(
     frame = deployments(store=store)
     items = _records(frame)
     checks = _last_checks(store, sorted({d["model"] for d in items}), by_version=True)
+    auth = _auth(store, [d["deployment_id"] for d in items])
     for item in items:
         stats = (traffic or {}).get(item["deployment_id"], {})
         item["p50_ms"] = stats.get("p50_ms")
         item["drift"] = checks.get((item["model"], item["version"]))
-        item["curl"] = _curl(item)
+        item["curl"] = _curl(store, item, auth.get(item["deployment_id"], False))
     return items
 
 
-def _curl(item: dict[str, Any]) -> str:
-    url = item.get("url") or ""
-    return (
-        f"curl -s -X POST {url}/v2/models/{item['model']}/infer "
-        "-H 'Content-Type: application/json' "
-        '-d \'{"inputs": [{"name": "...", "shape": [1], "datatype": "FP64", "data": [0.0]}]}\''
+def _auth(store: Store, ids: list[str]) -> dict[str, bool]:
+    """Whether each deployment needs a bearer token (one query for all)."""
+    import json
+
+    if not ids:
+        return {}
+    dep = schema.deployments
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(dep.c.deployment_id, dep.c.options).where(dep.c.deployment_id.in_(ids))
+        ).all()
+    return {r.deployment_id: bool(json.loads(r.options or "{}").get("auth")) for r in rows}
+
+
+def _curl(store: Store, item: dict[str, Any], auth: bool) -> str:
+    """The deployment's "Try it" curl, the same the notebook card shows."""
+    from ..serving.deployments import deployment_curl
+
+    version = item.get("version")
+    return deployment_curl(
+        store,
+        item["model"],
+        int(version) if version is not None else None,
+        f"{item.get('url') or ''}/v2/models/{item['model']}/infer",
+        auth=auth,
+        reference=item.get("reference"),
     )
 
 
@@ -170,6 +191,7 @@ def _last_checks(store: Store, names: list[str], *, by_version: bool = False) ->
     out = {}
     for row in rows:
         summary = json.loads(row.summary or "{}")
+        refused = summary.get("rejections") or {}
         out[(row.model_name, row.version) if by_version else row.model_name] = {
             "time": row.time,
             "state": row.state,
@@ -177,6 +199,11 @@ def _last_checks(store: Store, names: list[str], *, by_version: bool = False) ->
             "drift_share": clean(row.drift_share),
             "drifted": summary.get("drifted", []),
             "version": row.version,
+            # requests the deployments refused in the checked window, and why
+            "received": refused.get("received"),
+            "rejected": refused.get("rejected"),
+            "rejection_rate": clean(refused.get("rate")),
+            "reasons": refused.get("reasons") or {},
         }
     return out
 

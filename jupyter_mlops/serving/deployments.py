@@ -35,6 +35,7 @@ __all__ = [
     "DeploymentError",
     "create_deployment",
     "deploy",
+    "deployment_curl",
     "deployments",
     "get_deployment",
     "restart_deployment",
@@ -177,17 +178,17 @@ class Deployment:
         return restart_deployment(self.deployment_id, trusted=trusted, store=self._store)
 
     def curl(self) -> str:
-        """A curl command that calls this deployment with one row of zeros."""
-        columns = self.options.get("columns") or ["x0"]
-        body = json.dumps(
-            {
-                "inputs": [
-                    {"name": c, "shape": [1], "datatype": "FP64", "data": [0.0]} for c in columns
-                ]
-            }
+        """A curl command that calls this deployment with one row the model takes: each
+        column as its signature asks (text as ``BYTES``), valued from the newest row it
+        served, else from its training data (see ``serving.example``)."""
+        return deployment_curl(
+            self._store or current_store(),
+            self.model_name,
+            self.version,
+            self.infer_url,
+            auth=bool(self.options.get("auth")),
+            reference=self.reference,
         )
-        auth = ' -H "Authorization: Bearer $MLOPS_TOKEN"' if self.options.get("auth") else ""
-        return f"curl -s {self.infer_url} -H 'Content-Type: application/json'{auth} -d '{body}'"
 
     def _current(self) -> None:
         """Before showing it: the status now (stopped from anywhere, dead, running)."""
@@ -227,6 +228,26 @@ def _stopped_in_place(store: Store, deployment_id: str) -> None:
         obj = ref()
         if obj is not None:
             obj.state, obj.message = row.status, row.message
+def deployment_curl(
+    store: Store,
+    model: str,
+    version: int | None,
+    infer_url: str,
+    *,
+    auth: bool = False,
+    reference: str | None = None,
+) -> str:
+    """The "Try it" curl of a deployment of ``model`` (version ``version``, else the one
+    ``reference`` names); a version that cannot be read gets a body naming its columns."""
+    from ..registry.service import get_model_version
+    from .example import curl_command, example_request
+
+    try:
+        mv = get_model_version(f"{model}@{version}" if version else str(reference), store)
+        body = example_request(mv, store)
+    except Exception:
+        body = {"inputs": [{"name": "...", "shape": [1], "datatype": "FP64", "data": [0.0]}]}
+    return curl_command(infer_url, body, auth=auth)
 
 
 def _from_row(row: Any, store: Store, *, check: bool = True) -> Deployment:

@@ -445,12 +445,24 @@ def _write_model_folder(folder: Path, mv: Any, data: bytes) -> None:
         "object_hash": hashlib.sha256(data).hexdigest(),
         "format": mv.format,
         "flavor": mv.flavor,
-        "signature": mv.signature,
+        "signature": _exported_signature(mv),
         "requirements": mv.requirements,
         "run_id": mv.run_id,
         "exported_by": f"jupyter_mlops {__version__}",
     }
     (folder / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def _exported_signature(mv: Any) -> dict[str, Any]:
+    """The signature, with the columns the training data had missing values in (read from
+    the store for versions registered before signatures recorded them): the exported
+    server takes missing values there without the store."""
+    from .model import _trained_with
+
+    signature = dict(mv.signature or {})
+    if "trained_with_missing" not in signature:
+        signature["trained_with_missing"] = sorted(_trained_with(mv))
+    return signature
 
 
 def _serving_requirements(mv: Any) -> list[str]:

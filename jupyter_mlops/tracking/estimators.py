@@ -416,12 +416,15 @@ def signature(model: Any, x: Any = None, y: Any = None, frames: Any = ()) -> dic
     from ..data.fingerprint import data_kind
 
     inputs: list[dict[str, str]] = []
+    missing: list[str] | None = None  # the columns the training data had missing values in
     kind = data_kind(x) if x is not None else None
     if kind == "dataframe":
         inputs = [{"name": str(c), "dtype": frame_dtype(x[c])} for c in x.columns]
+        missing = _missing_columns(x)
     elif kind == "ndarray" and x.ndim == 2:
         dtype = "object" if x.dtype.kind in "US" else str(x.dtype)
         inputs = [{"name": f"x{i}", "dtype": dtype} for i in range(x.shape[1])]
+        missing = _missing_columns(x)
     else:
         found = model_inputs(model, frames)
         if found is not None:
@@ -438,9 +441,33 @@ def signature(model: Any, x: Any = None, y: Any = None, frames: Any = ()) -> dic
             output.setdefault("dtype", str(classes.dtype))
         except Exception:
             pass
-    return {
+    found = {
         "inputs": inputs,
         "input_kind": kind or "unknown",
         "outputs": [output],
         "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
     }
+    if missing is not None:  # serving takes missing values where the model was fitted on them
+        found["trained_with_missing"] = missing
+    return found
+
+
+def _missing_columns(x: Any) -> list[str] | None:
+    """The columns of a training frame or 2-D array holding a missing value (null, NaN)."""
+    import numpy as np
+
+    try:
+        if hasattr(x, "columns"):
+            return [
+                str(c) for c, hit in zip(x.columns, x.isna().any().to_numpy(), strict=True) if hit
+            ]
+        if x.dtype.kind == "f":
+            return [f"x{i}" for i in np.flatnonzero(np.isnan(x).any(axis=0))]
+        if x.dtype.kind == "O":
+            import pandas as pd
+
+            hits = pd.DataFrame(x).isna().any().to_numpy()
+            return [f"x{i}" for i in np.flatnonzero(hits)]
+        return []
+    except Exception:
+        return None

@@ -28,6 +28,11 @@ export interface ICheck {
   drift_share: number | null;
   drifted: string[];
   version: number | null;
+  // requests the deployments received and refused in the checked window, and why
+  received?: number | null;
+  rejected?: number | null;
+  rejection_rate?: number | null;
+  reasons?: Record<string, number>;
 }
 
 export interface IDeployment {
@@ -246,6 +251,23 @@ export function retrainOptions(form: IRetrainForm): IRetrainOptions {
 }
 
 /** A job's outcome in one word. */
+/** "refused 12.5% of 2,000 requests (missing_value 200, schema 50)", or '' when none was. */
+export function rejectionLine(check: ICheck | null): string {
+  if (!check || !check.rejected || !check.received) {
+    return '';
+  }
+  const rate = ((100 * check.rejected) / check.received).toFixed(1);
+  const reasons = Object.entries(check.reasons ?? {})
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([reason, count]) => `${reason} ${count.toLocaleString('en-US')}`)
+    .join(', ');
+  return (
+    `refused ${rate}% of ${check.received.toLocaleString('en-US')} requests` +
+    (reasons ? ` (${reasons})` : '')
+  );
+}
+
 export function jobBadge(job: IJob): IBadge {
   if (job.status === 'failed') {
     return { text: 'failed', level: 'error' };

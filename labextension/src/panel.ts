@@ -32,6 +32,7 @@ import {
   formatNumber,
   jobBadge,
   plural,
+  rejectionLine,
   relativeTime,
   retrainForm,
   retrainOptions,
@@ -218,6 +219,7 @@ export class MlopsSidebar extends Widget {
 
   private monitoringRow(x: IMonitoringItem): string {
     const check = x.last_check;
+    const refused = rejectionLine(check);
     const alerts = x.alerts
       .slice(0, 3)
       .map(a => `<li>${esc(a.kind)}: ${esc(a.message)}</li>`)
@@ -226,6 +228,7 @@ export class MlopsSidebar extends Widget {
       `<div class="jp-mlops-row" data-monitor-row="${esc(x.model)}">` +
       `<div class="jp-mlops-line"><b>${esc(x.model)}</b>${badge(driftBadge(check))}${x.alerts.length ? badge({ text: `${x.alerts.length} alert${x.alerts.length === 1 ? '' : 's'}`, level: 'error' }) : ''}</div>` +
       `<div class="jp-mlops-line jp-mlops-muted">last check ${esc(relativeTime(check?.time ?? null))}${check ? ` · ${formatNumber(check.rows)} rows` : ''}</div>` +
+      (refused ? `<div class="jp-mlops-line jp-mlops-muted" data-rejections>${esc(refused)}</div>` : '') +
       (alerts ? `<ul class="jp-mlops-alerts">${alerts}</ul>` : '') +
       '<div class="jp-mlops-actions">' +
       button('check', { model: x.model }, 'Check now', 'Evaluate the monitor now', this.model.busy.has(`check:${x.model}`)) +

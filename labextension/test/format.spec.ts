@@ -13,6 +13,7 @@ import {
   IRetrainDefaults,
   jobBadge,
   plural,
+  rejectionLine,
   relativeTime,
   retrainForm,
   retrainOptions,
@@ -217,5 +218,30 @@ describe('the retrain form', () => {
 
   it('says in the empty state that Retrain works without a policy', () => {
     expect(emptyText('retraining')).toContain('without a policy it opens a form');
+  });
+});
+
+describe('rejections', () => {
+  const check = {
+    time: 0,
+    state: 'alert',
+    rows: 0,
+    drift_share: null,
+    drifted: [],
+    version: 1
+  };
+  it('says the share refused and the top reasons', () => {
+    const line = rejectionLine({
+      ...check,
+      received: 2000,
+      rejected: 250,
+      reasons: { schema: 50, missing_value: 200 }
+    });
+    expect(line).toBe('refused 12.5% of 2,000 requests (missing_value 200, schema 50)');
+  });
+  it('is empty when nothing was refused or checked', () => {
+    expect(rejectionLine(null)).toBe('');
+    expect(rejectionLine(check)).toBe('');
+    expect(rejectionLine({ ...check, received: 10, rejected: 0, reasons: {} })).toBe('');
   });
 });
