@@ -228,6 +228,8 @@ def _stopped_in_place(store: Store, deployment_id: str) -> None:
         obj = ref()
         if obj is not None:
             obj.state, obj.message = row.status, row.message
+
+
 def deployment_curl(
     store: Store,
     model: str,
