@@ -13,6 +13,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,6 +234,49 @@ class RunWriter:
         """Record several metrics at one step."""
         for key, value in values.items():
             self.log_metric(key, value, step=step)
+
+    def log_metric_steps(
+        self,
+        key: str,
+        values: Sequence[float],
+        timestamps: Sequence[float],
+        *,
+        start: int = 0,
+        source: str | None = None,
+    ) -> None:
+        """Record a whole curve at once, steps ``start``, ``start + 1``, …: the values a
+        loop produced, buffered while it ran (``steps.StepRecorder``). NaN is kept as a
+        gap, like ``log_metric`` does."""
+        _check_key("metric", key)
+        if len(values) != len(timestamps):
+            raise ValidationError(
+                f"Metric {key!r}: {len(values)} values but {len(timestamps)} timestamps; "
+                "give one timestamp per value."
+            )
+        if not values:
+            return
+        rid = self.run_id
+        self._metric_rows.extend(
+            {
+                "run_id": rid,
+                "key": key,
+                "value": v if v == v else None,
+                "step": step,
+                "timestamp": t,
+            }
+            for step, v, t in zip(
+                range(start, start + len(values)), values, timestamps, strict=True
+            )
+        )
+        last = self._metric_rows[-1]
+        prev = self._latest.get(key)
+        if prev is None or last["step"] >= prev["step"]:
+            self._latest[key] = {k: last[k] for k in ("value", "step", "timestamp")}
+            self._dirty_latest.add(key)
+        if source is not None:
+            self._sources[key] = source
+            self._dirty_latest.add(key)
+        self._maybe_flush()
 
     def has_metric(self, key: str) -> bool:
         """Whether metric ``key`` was logged in this run already (by ``log_metric`` in the
