@@ -19,6 +19,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 if TYPE_CHECKING:
+    from .tracking.session import TrackedExecution
     from .tracking.steps import StepRecorder
 
 __all__ = ["MlopsMagics", "load", "unload"]
@@ -201,7 +202,7 @@ class MlopsMagics(Magics):
                 version = None
                 if register is not None and error is None:
                     version = self._register(run_id, register, args.model)
-                self._show_card(run_id)
+                self._show_card(run_id, execution)
                 if version is not None:
                     from IPython.display import display
 
@@ -265,14 +266,13 @@ class MlopsMagics(Magics):
         code = shell.compile(last, filename, "eval")
         return eval(code, shell.user_global_ns, shell.user_ns), True
 
-    def _show_card(self, run_id: str) -> None:
+    def _show_card(self, run_id: str, execution: TrackedExecution) -> None:
         from IPython.display import display
 
         from .errors import MlopsError
-        from .tracking.record import get_run
 
         try:
-            display(get_run(run_id))
+            display(execution.result(run_id))
         except MlopsError as exc:
             print(f"jupyter_mlops: run {run_id[:8]} recorded, but cannot be shown: {exc}")
 

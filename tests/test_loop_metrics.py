@@ -448,3 +448,43 @@ def test_a_replay_records_the_same_curves(ip):
     assert curve(child, "loss") == curve(parent, "loss")
     assert len(curve(child, "loss")[0]) == 6
     assert child.params == parent.params
+
+
+def test_a_long_curve_is_sampled_for_the_card_with_its_exact_extremes(ip):
+    code = (
+        "%%track long\n"
+        "import math\n"
+        "for step in range(10_000):\n"
+        "    loss = math.sin(step / 700) + (5.0 if step == 4321 else 0.0)\n"
+        "    val_loss = -loss if step != 17 else float('nan')\n"
+        "from jupyter_mlops.tracking.active import active_run\n"
+        "recorder = active_run().steps\n"
+        "loss = 2.0\n"  # assigned again after the loop: one more point
+        "import jupyter_mlops as mlops\n"
+        "for k in range(500):\n"  # steps with gaps: sampled by position instead
+        "    mlops.log_metric('gappy', (k - 123) ** 2, step=2 * k)\n"
+    )
+    assert run_cell(ip, code).success
+    run = only_run()
+    assert len(run.metric_history("loss")) == 10_001
+    sample, n = run.metric_curve("loss")
+    assert n == 10_001 and len(sample) <= 160
+    values = [math.sin(s / 700) + (5.0 if s == 4321 else 0.0) for s in range(10_000)] + [2.0]
+    assert (4321.0, pytest.approx(5 + math.sin(4321 / 700))) in sample
+    assert sample[0][0] == 0 and sample[-1] == (10_000.0, 2.0)
+    assert (float(values.index(min(values))), min(values)) in sample
+    # the card under the cell draws the recorder's copy: the same as the stored curves
+    held = ip.user_ns["recorder"].curves()
+    assert set(held) == {"loss", "val_loss"}
+    for name in held:
+        assert held[name][1] == run.metric_curve(name)[1]
+        assert held[name][0] == run.metric_curve(name)[0]
+    assert run.metric_curve("val_loss")[1] == 9_999  # the NaN is a gap
+    gappy, n = run.metric_curve("gappy")
+    assert n == 500 and len(gappy) <= 160 and (246.0, 0.0) in gappy
+    assert gappy[0] == (0.0, 123.0**2) and gappy[-1] == (998.0, 376.0**2)
+    card = run._repr_html_()
+    assert "aria-label='loss over 10001 steps'" in card
+    assert "aria-label='val_loss over 9999 steps'" in card
+    assert f"<span class=mut>max</span> {max(values):.6g}" in card
+    assert card == mlops.get_run(run.run_id)._repr_html_()

@@ -19,6 +19,7 @@ from .capture import CaptureOptions, CellCapture, is_metric_name
 from .codeslice import HistoryCell, code_slice
 from .defaults import JOB_ENV
 from .environment import EnvironmentProbe
+from .record import Run, get_run
 from .steps import StepRecorder
 from .writer import RunWriter, save_unsaved
 
@@ -199,6 +200,14 @@ class TrackedExecution:
         except Exception as exc:
             return [f"loop metrics: {_why(exc)}"]
         return []
+
+    def result(self, run_id: str) -> Run:
+        """The run this execution recorded, read back, with the loop curves it still holds
+        (its card draws them without reading thousands of points back)."""
+        run = get_run(run_id, self.store)
+        if self.steps is not None:
+            run.known_curves.update(self.steps.curves())
+        return run
 
     def end(
         self,

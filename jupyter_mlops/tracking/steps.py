@@ -60,10 +60,33 @@ def as_number(value: Any) -> float | None:
     return None
 
 
+def _item_if_0d(value: Any) -> float | None:
+    """A 0-d array or tensor's number (an array of several values is no metric)."""
+    if value.ndim != 0:
+        return None
+    item = value.item()
+    return float(item) if type(item) is float or type(item) is int else None
+
+
+def _converter(value: Any) -> Callable[[Any], float | None] | None:
+    """How values of ``type(value)`` become a float: ``float`` for real-number types
+    (numpy scalars included), ``.item()`` for arrays and tensors when 0-d (checked per
+    value), None for anything else (a string, a list, a boolean)."""
+    if isinstance(value, bool):
+        return None
+    if hasattr(value, "ndim") and callable(getattr(value, "item", None)):
+        # numpy scalars are registered as numbers.Real: float() is cheaper than .item()
+        return float if isinstance(value, numbers.Real) else _item_if_0d
+    return float if isinstance(value, numbers.Real) else None
+
+
 def _make_record(values: list[array], times: list[array]) -> Callable[[int, Any], None]:
     """The function the rewritten cell calls: ``record(index_of_name, value)``. Appends to
-    preallocated typed arrays (no lock, no I/O); never raises into the cell."""
+    preallocated typed arrays (no lock, no I/O); never raises into the cell. How a type
+    converts is worked out once per type."""
     now = time.time
+    converters: dict[type, Callable[[Any], float | None] | None] = {}
+    unknown = object()
 
     def record(index: int, value: Any) -> None:
         try:
@@ -71,12 +94,17 @@ def _make_record(values: list[array], times: list[array]) -> Callable[[int, Any]
             if kind is float or kind is int:
                 values[index].append(value)
             else:
-                number = as_number(value)
+                convert = converters.get(kind, unknown)
+                if convert is unknown:
+                    convert = converters[kind] = _converter(value)
+                if convert is None:
+                    return
+                number = convert(value)  # type: ignore[operator]
                 if number is None:
                     return
                 values[index].append(number)
             times[index].append(now())
-        except Exception:  # an int too large for a float: not a value to draw
+        except Exception:  # an int too large for a float, a broken .item(): no value
             return
 
     return record
@@ -118,6 +146,7 @@ class StepRecorder:
         self.record = _make_record(self._values, self._times)
         self._calls = 0
         self._source: str | None = None
+        self._written: dict[str, tuple[int, float | None]] = {}  # name: (n, final)
 
     # -- rewrite ---------------------------------------------------------------------------
     def instrument(self, tree: ast.Module, source: str | None = None) -> bool:
@@ -261,6 +290,22 @@ class StepRecorder:
             writer.log_metric_steps(name, values[:n], times[:n], source=self.sources.get(name))
             final = as_number(ns.get(name)) if name in ns else None
             last = values[n - 1]
-            if final is not None and not (final == last or (math.isnan(final) and last != last)):
+            if final is not None and (final == last or (math.isnan(final) and last != last)):
+                final = None
+            if final is not None:
                 source = (finals or {}).get(name) or self.sources.get(name)
                 writer.log_metric(name, final, step=n, source=source)
+            self._written[name] = (n, final)
+
+    def curves(self, points: int = 160) -> dict[str, tuple[list[tuple[float, float]], int]]:
+        """The curves ``drain`` handed to the run, sampled as ``Run.metric_curve`` samples
+        the stored ones: what the run card draws, without reading them back."""
+        from ..html import sample_curve
+
+        out = {}
+        for name, (n, final) in self._written.items():
+            values = self._values[self._index[name]][:n].tolist()
+            if final is not None:
+                values.append(final)
+            out[name] = sample_curve(range(len(values)), values, points)
+        return out
