@@ -488,3 +488,34 @@ def test_a_long_curve_is_sampled_for_the_card_with_its_exact_extremes(ip):
     assert "aria-label='val_loss over 9999 steps'" in card
     assert f"<span class=mut>max</span> {max(values):.6g}" in card
     assert card == mlops.get_run(run.run_id)._repr_html_()
+
+
+def test_functions_and_classes_defined_in_the_cell_keep_their_code(ip):
+    code = (
+        "%%track\n"
+        "def step_loss(i):\n"
+        "    for j in range(2):\n"
+        "        loss = i + j\n"
+        "    return loss\n"
+        "class Trainer:\n"
+        "    for k in range(2):\n"
+        "        score = k * 1.0\n"
+        "for epoch in range(3):\n"
+        "    loss = step_loss(epoch)\n"
+        "    def later(x):\n"
+        "        error = x / 2\n"
+        "        return error\n"
+    )
+    assert run_cell(ip, code).success
+    ns = ip.user_ns
+    plain = compile(
+        "def step_loss(i):\n    for j in range(2):\n        loss = i + j\n    return loss\n",
+        "<x>",
+        "exec",
+    )
+    assert ns["step_loss"].__code__.co_code == plain.co_consts[0].co_code
+    assert ns["step_loss"].__code__.co_consts == plain.co_consts[0].co_consts
+    assert ns["Trainer"].score == 1.0 and ns["later"](3) == 1.5
+    run = only_run()
+    assert curve(run, "loss") == ([0, 1, 2], [1.0, 2.0, 3.0])
+    assert "score" not in run.metrics and "error" not in run.metrics

@@ -238,15 +238,17 @@ class StepRecorder:
 
     def bind(self, code: CodeType) -> CodeType:
         """``code`` (compiled from an instrumented tree) with the recorder in place of the
-        placeholder constant, in nested code objects too."""
-        consts = []
-        for const in code.co_consts:
+        placeholder constant; code objects without it (functions, classes) stay as they are."""
+        consts = list(code.co_consts)
+        changed = False
+        for i, const in enumerate(consts):
             if type(const) is str and const == _PLACEHOLDER:
-                const = self
+                consts[i], changed = self, True
             elif isinstance(const, CodeType):
-                const = self.bind(const)
-            consts.append(const)
-        return code.replace(co_consts=tuple(consts))
+                bound = self.bind(const)
+                if bound is not const:
+                    consts[i], changed = bound, True
+        return code.replace(co_consts=tuple(consts)) if changed else code
 
     def compile(self, source: str, filename: str) -> CodeType:
         """``source`` compiled for ``exec``, rewritten to record its loops (outside IPython:
