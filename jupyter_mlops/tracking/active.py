@@ -18,6 +18,7 @@ from ..errors import MlopsError, StoreError, ValidationError
 
 if TYPE_CHECKING:
     from .capture import ExplicitModel
+    from .steps import StepRecorder
     from .writer import RunWriter
 
 __all__ = [
@@ -52,6 +53,9 @@ class ActiveRun:
         self.name = name
         self.experiment = experiment
         self._explicit: list[ExplicitModel] = []
+        # the values the cell's loops recorded so far (``%%track``), readable from another
+        # thread while the cell runs; None when the code is not rewritten
+        self.steps: StepRecorder | None = None
 
     @property
     def run_id(self) -> str | None:
