@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ class ServedModel:
     schema: InputSchema
     flavor: str = ""
     loaded: float = field(default_factory=time.time)
+    # the model flavor's step from a validated request frame to what the model takes
+    # (pandas Categoricals for a LightGBM or XGBoost model trained on them), or None
+    prepare: Callable[[Any], Any] | None = None
 
     @property
     def ref(self) -> str:
@@ -70,6 +74,8 @@ class ServedModel:
 
     def _predict(self, frame: Any, outputs: tuple[str, ...]) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        if self.prepare is not None:
+            frame = self.prepare(frame)
         try:
             if "predict" in outputs:
                 result["predict"] = np.asarray(self.model.predict(frame))
@@ -135,9 +141,15 @@ def probe_positional(model: Any, schema: InputSchema) -> bool:
 
 
 def _build(name: str, version: int, model: Any, signature: dict[str, Any], flavor: str) -> Any:
+    from ..tracking.flavors import flavor_for
+
+    kind = flavor_for(model)
+    prepare = kind.input_adapter(signature) if kind is not None else None
+    if kind is not None:
+        model = kind.servable(model)  # an object with predict (an XGBoost Booster's is not)
     schema = InputSchema.from_signature(signature, model)
-    schema.positional = probe_positional(model, schema)
-    return ServedModel(name, version, model, signature, schema, flavor)
+    schema.positional = prepare is None and probe_positional(model, schema)
+    return ServedModel(name, version, model, signature, schema, flavor, prepare=prepare)
 
 
 def load_failure(mv: Any, exc: Exception) -> MlopsError:
