@@ -22,8 +22,10 @@ import jupyter_mlops as mlops
 from jupyter_mlops.errors import MlopsError
 from jupyter_mlops.serving.launcher import stop_launcher
 from jupyter_mlops.store import current_store
+from jupyter_mlops.tracking.flavors.ubjson import loads as ubjson_loads
 
 from .conftest import run_cell
+from .fuzz_models import ubjson
 from .serving_helpers import Client, processes_mentioning
 from .test_model_safety import _plant
 
@@ -396,59 +398,64 @@ def _flavor_file(format: str, files: dict[str, bytes], info: dict) -> bytes:
     return buf.getvalue()
 
 
+def plain(value):
+    """A parsed UBJSON document as plain JSON values (numpy arrays as lists)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def test_crafted_boosted_model_files_are_refused_and_run_nothing(ip, tmp_path):
     track(ip, SETUP, XGB_CELL, SETUP_CATEGORICAL, LGB_CELL)
     marker = tmp_path / "pwned"
     payload = pickle.dumps(_Touch(str(marker)))
-    good_lgb = current_store().objects.get(mlops.get_model_version("segments@1").object_hash)
-    with zipfile.ZipFile(io.BytesIO(good_lgb)) as archive:
-        model_text = archive.read("model.txt").decode()
+    stored = current_store().objects
+    with zipfile.ZipFile(
+        io.BytesIO(stored.get(mlops.get_model_version("segments@1").object_hash))
+    ) as z:
+        model_text = z.read("model.txt").decode()
+    with zipfile.ZipFile(
+        io.BytesIO(stored.get(mlops.get_model_version("churn@1").object_hash))
+    ) as z:
+        doc = ubjson_loads(z.read("model.ubj"))
+    # a tree whose child points past its nodes: XGBoost's own loader would crash on it
+    tree = doc["learner"]["gradient_booster"]["model"]["trees"][1]
+    tree["left_children"] = [10**6, *tree["left_children"][1:].tolist()]
+    far_child = ubjson(plain(doc))
+    lines = model_text.split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("num_leaves="))
+    word_leaves = "\n".join([*lines[:at], "num_leaves=abc", *lines[at + 1 :]])
+
+    def xgb_file(model: bytes, name: str = "XGBClassifier") -> bytes:
+        return _flavor_file("xgboost-ubj", {"model.ubj": model}, {"class": name})
+
+    def lgb_file(text: str, name: str = "Booster") -> bytes:
+        return _flavor_file("lightgbm-txt", {"model.txt": text.encode()}, {"class": name})
+
     cases = {
         "xgboost-ubj": [
             (payload, "not a xgboost-ubj archive"),  # a pickle that claims the format
             (b"\x00garbage" * 50, "not a xgboost-ubj archive"),
-            (
-                _flavor_file("xgboost-ubj", {"model.ubj": payload}, {"class": "XGBClassifier"}),
-                "XGBoostError",
-            ),
-            (
-                _flavor_file("xgboost-ubj", {"model.ubj": b"{}"}, {"class": "os.system"}),
-                "os.system",
-            ),
-            (
-                _flavor_file("lightgbm-txt", {"model.ubj": b"{}"}, {"class": "Booster"}),
-                "format 'lightgbm-txt'",
-            ),
+            (xgb_file(payload), "not UBJSON"),  # a pickle inside the archive
+            (xgb_file(far_child), "tree 1 has a child index outside its"),
+            (xgb_file(ubjson(plain(doc))[:-40]), "not UBJSON"),
+            (xgb_file(b"{}", "os.system"), "os.system"),
+            (_flavor_file("lightgbm-txt", {"model.ubj": b"{}"}, {}), "format 'lightgbm-txt'"),
             (_flavor_file("xgboost-ubj", {"model.ubj": b"{}", "extra.py": b""}, {}), "extra.py"),
         ],
         "lightgbm-txt": [
             (payload, "not a lightgbm-txt archive"),
-            (
-                _flavor_file("lightgbm-txt", {"model.txt": payload}, {"class": "Booster"}),
-                "not LightGBM model text",
-            ),
-            (
-                _flavor_file(
-                    "lightgbm-txt",
-                    {"model.txt": b"tree\nversion=v4\nnum_class=x\n"},
-                    {"class": "Booster"},
-                ),
-                "LightGBMError",
-            ),
-            (
-                _flavor_file(
-                    "lightgbm-txt",
-                    {"model.txt": model_text[: len(model_text) // 3].encode()},
-                    {"class": "LGBMClassifier"},
-                ),
-                "not a readable lightgbm-txt model",
-            ),
-            (
-                _flavor_file(
-                    "lightgbm-txt", {"model.txt": model_text.encode()}, {"class": "LGBMClassifier"}
-                ),
-                "without its classes",
-            ),
+            (lgb_file(payload.decode("latin-1")), "not LightGBM model text"),
+            (lgb_file("# a model\n" + model_text), "does not start with 'tree'"),
+            (lgb_file(model_text.replace("num_class=1", "num_class=x", 1)), "num_class is 'x'"),
+            (lgb_file(model_text[: len(model_text) // 3]), "not LightGBM model text"),
+            (lgb_file(word_leaves), "tree 0's num_leaves is 'abc'"),
+            (lgb_file(model_text.replace("[num_leaves: ", "[num_leaves ")), "after the trees"),
+            (lgb_file(model_text, "LGBMClassifier"), "without its classes"),
         ],
     }
     before = {ref: mlops.get_model_version(ref) for ref in ("churn@1", "segments@1")}
@@ -469,6 +476,43 @@ def test_crafted_boosted_model_files_are_refused_and_run_nothing(ip, tmp_path):
         mlops.load_model("segments@1").predict(ip.user_ns["C_test"]),
         ip.user_ns["model"].predict(ip.user_ns["C_test"]),
     )
+
+
+def test_model_text_with_wrong_tree_sizes_loads_as_the_trees_say(ip):
+    """LightGBM parses trees in parallel at the offsets ``tree_sizes`` gives, and a wrong
+    one aborts the process; the header line is dropped, so the trees are read in turn."""
+    track(ip, SETUP, SETUP_CATEGORICAL, LGB_CELL)
+    mv = mlops.get_model_version("segments@1")
+    data = current_store().objects.get(mv.object_hash)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        info, text = json.loads(z.read("flavor.json")), z.read("model.txt").decode()
+    lines = [("tree_sizes=7 7 7" if x.startswith("tree_sizes=") else x) for x in text.split("\n")]
+    _plant(
+        "segments@1",
+        _flavor_file("lightgbm-txt", {"model.txt": "\n".join(lines).encode()}, info),
+        mv.format,
+    )
+    c_test = ip.user_ns["C_test"]
+    assert np.array_equal(
+        mlops.load_model("segments@1").predict(c_test), ip.user_ns["model"].predict(c_test)
+    )
+
+
+@pytest.mark.parametrize("framework", ["xgboost", "lightgbm"])
+def test_thousands_of_crafted_model_files_never_crash_the_loader(framework):
+    """Cut, flipped and lying model files (child indices past a tree, words for numbers,
+    repeated lines, junk parameters) load in a separate process, which must survive."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.fuzz_models", framework, "1000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sum(seen.values()) == 1000 and seen["refused"] > 500
 
 
 def test_a_missing_framework_costs_nothing_and_its_models_say_what_to_install(store_dir):

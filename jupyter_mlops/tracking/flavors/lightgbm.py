@@ -27,6 +27,7 @@ from .base import (
     pack,
     unpack,
 )
+from .lightgbm_check import ModelTextError, check_model_text
 
 __all__ = ["FLAVOR", "LightGBMFlavor"]
 
@@ -178,8 +179,10 @@ class LightGBMFlavor(Flavor):
             text = files[MODEL_FILE].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise model_error(FORMAT, "its model is not LightGBM model text") from exc
-        if not text.startswith("tree\n"):
-            raise model_error(FORMAT, "its model is not LightGBM model text")
+        try:
+            text = check_model_text(text)  # LightGBM's parser trusts its input: check first
+        except ModelTextError as exc:
+            raise model_error(FORMAT, f"not LightGBM model text: {exc}") from exc
         try:
             booster = lgb.Booster(model_str=text)
             if name == BOOSTER:

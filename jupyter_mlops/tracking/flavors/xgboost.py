@@ -25,6 +25,7 @@ from .base import (
     pack,
     unpack,
 )
+from .xgboost_check import ModelCheckError, check_model
 
 __all__ = ["FLAVOR", "XGBoostFlavor"]
 
@@ -135,6 +136,10 @@ class XGBoostFlavor(Flavor):
         name = info.get("class")
         if name != BOOSTER and name not in _WRAPPERS:
             raise model_error(FORMAT, f"it names the class {name!r}, not an XGBoost model")
+        try:
+            check_model(files[MODEL_FILE])  # XGBoost's parser trusts its input: check first
+        except ModelCheckError as exc:
+            raise model_error(FORMAT, str(exc)) from exc
         raw = bytearray(files[MODEL_FILE])  # bytes, never a path: load_model reads paths
         try:
             if name == BOOSTER:
