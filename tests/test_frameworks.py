@@ -378,6 +378,24 @@ def test_predict_batch_and_check_score_boosted_models(ip):
     assert outcome.report.prediction is not None
 
 
+def test_a_docker_export_serves_the_boosted_model_from_its_folder(ip, tmp_path):
+    from jupyter_mlops.serving.model import load_directory
+
+    track(ip, SETUP, SETUP_CATEGORICAL, LGB_CELL)
+    model, c_test = ip.user_ns["model"], ip.user_ns["C_test"]
+    folder = mlops.export_model("segments@1", "docker", tmp_path / "image")
+    assert (folder / "model" / "model.lightgbm-txt.zip").is_file()
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert any(r.startswith("lightgbm==") for r in requirements)
+    served = load_directory(folder / "model")
+    # what a JSON request holds: plain lists, the segment as text
+    columns = {c: c_test[c].astype(object if c == "segment" else float).tolist() for c in c_test}
+    frame = served.schema.frame(columns)
+    out = served.predict(frame, ("predict", "predict_proba"))
+    assert out["predict"].tolist() == model.predict(c_test).tolist()
+    assert np.array_equal(out["predict_proba"], model.predict_proba(c_test))
+
+
 # -- model files are untrusted input ----------------------------------------------------------
 
 
