@@ -33,6 +33,8 @@ xgb = pytest.importorskip("xgboost")
 lgb = pytest.importorskip("lightgbm")
 
 REPO = Path(__file__).resolve().parents[1]
+# LightGBM 4.7 prefers eval_X/eval_y; the cells use eval_set, as most code still does
+pytestmark = pytest.mark.filterwarnings("ignore:The argument 'eval_set' is deprecated")
 
 SETUP = """
 import numpy as np
