@@ -207,9 +207,10 @@ def _check_outdir(target: Path) -> dict[str, Any] | None:
 def _load(mv: Any, data: bytes, trusted: bool) -> tuple[Any, bool]:
     """The model from its stored bytes, and whether loading it needed ``trusted=True``
     (a pickle, or a skops file with types not known to be safe)."""
+    from ..tracking.flavors import flavor_for_format
     from ..tracking.modelio import load_model_bytes
 
-    if mv.format not in ("skops", "pickle"):
+    if mv.format != "pickle" and flavor_for_format(mv.format) is None:
         raise MlopsError(f"Unknown model format {mv.format!r}; upgrade jupyter_mlops to read it.")
     needs_trust = False
     try:
@@ -436,7 +437,11 @@ def _write_mlflow(folder: Path, mv: Any, model: Any) -> None:
 def _write_model_folder(folder: Path, mv: Any, data: bytes) -> None:
     """``model/``: the model file as stored and the manifest ``load_directory`` reads."""
     folder.mkdir()
-    model_file = "model.skops" if mv.format == "skops" else "model.pkl"
+    # skops and pickle files by their usual names; a flavor's archive (XGBoost, LightGBM)
+    # as model.<format>.zip
+    model_file = {"skops": "model.skops", "pickle": "model.pkl"}.get(
+        mv.format, f"model.{mv.format}.zip"
+    )
     (folder / model_file).write_bytes(data)
     manifest = {
         "name": mv.name,

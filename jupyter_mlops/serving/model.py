@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ class ServedModel:
     schema: InputSchema
     flavor: str = ""
     loaded: float = field(default_factory=time.time)
+    # the model flavor's step from a validated request frame to what the model takes
+    # (pandas Categoricals for a LightGBM or XGBoost model trained on them), or None
+    prepare: Callable[[Any], Any] | None = None
 
     @property
     def ref(self) -> str:
@@ -76,6 +80,8 @@ class ServedModel:
 
     def _predict(self, frame: Any, outputs: tuple[str, ...]) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        if self.prepare is not None:
+            frame = self.prepare(frame)
         try:
             if "predict" in outputs:
                 result["predict"] = np.asarray(self.model.predict(frame))
@@ -148,9 +154,15 @@ def _build(
     flavor: str,
     trained_with: Any = (),
 ) -> Any:
+    from ..tracking.flavors import flavor_for
+
+    kind = flavor_for(model)
+    prepare = kind.input_adapter(signature) if kind is not None else None
+    if kind is not None:
+        model = kind.servable(model)  # an object with predict (an XGBoost Booster's is not)
     schema = InputSchema.from_signature(signature, model, trained_with)
-    schema.positional = probe_positional(model, schema)
-    return ServedModel(name, version, model, signature, schema, flavor)
+    schema.positional = prepare is None and probe_positional(model, schema)
+    return ServedModel(name, version, model, signature, schema, flavor, prepare=prepare)
 
 
 def training_stats(mv: Any) -> dict[str, dict[str, Any]]:

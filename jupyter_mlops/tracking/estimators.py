@@ -20,6 +20,7 @@ __all__ = [
     "default_params",
     "dtype_kind",
     "estimator_params",
+    "inputs_for",
     "is_estimator",
     "is_fitted",
     "is_search",
@@ -173,6 +174,11 @@ def search_children(name: str, search: Any) -> list[ChildRun]:
 # -- fitted state ---------------------------------------------------------------------------
 
 
+# the private attribute XGBoost's and LightGBM's wrappers keep their trained model in:
+# a refit assigns a new one
+_BOOSTERS = frozenset({"_Booster"})
+
+
 class FittedState:
     """References to an estimator's fitted attributes (those of nested estimators too), to
     tell later whether the same object was fitted again: a refit assigns new arrays.
@@ -189,7 +195,7 @@ class FittedState:
         except TypeError:
             return
         for key, value in attrs.items():
-            if key.endswith("_") and not key.startswith("_"):
+            if (key.endswith("_") and not key.startswith("_")) or key in _BOOSTERS:
                 self.leaves.append((key, value))
             if depth < 6:
                 for child in _nested_estimators(value):
@@ -369,13 +375,15 @@ def frame_dtype(series: Any) -> str:
     return str(dtype)
 
 
-def model_inputs(model: Any, frames: Any = ()) -> tuple[list[dict[str, str]], str] | None:
-    """The input columns and kind of a fitted estimator whose training data is not known:
-    names from ``feature_names_in_`` (else ``x0…``), dtypes from the estimator's hints and,
-    for the columns where it does not say, from a DataFrame in ``frames`` that holds them
-    all. Numeric columns default to float64: every scikit-learn estimator takes it."""
-    names = getattr(model, "feature_names_in_", None)
-    n = getattr(model, "n_features_in_", None)
+def inputs_for(
+    names: list[str] | None,
+    n: int | None,
+    frames: Any = (),
+    hints: list[str | None] | None = None,
+) -> tuple[list[dict[str, str]], str]:
+    """Input columns from a model's feature ``names`` (else ``n`` columns ``x0…``): the
+    dtypes of a DataFrame in ``frames`` that holds them all, merged with ``hints`` (what
+    the model says each column must hold); numeric columns default to float64."""
     if names is not None:
         cols = [str(c) for c in names]
         kind = "dataframe"
@@ -383,10 +391,8 @@ def model_inputs(model: Any, frames: Any = ()) -> tuple[list[dict[str, str]], st
         cols = [f"x{i}" for i in range(n)]
         kind = "ndarray"
     else:
-        return None
-    try:
-        hints = column_hints(model, len(cols))
-    except Exception:
+        return [], "unknown"
+    if hints is None or len(hints) != len(cols):
         hints = [None] * len(cols)
     seen: dict[str, str] = {}
     if kind == "dataframe":
@@ -405,6 +411,23 @@ def model_inputs(model: Any, frames: Any = ()) -> tuple[list[dict[str, str]], st
         {"name": c, "dtype": _merge(h, seen.get(c))} for c, h in zip(cols, hints, strict=True)
     ]
     return inputs, kind
+
+
+def model_inputs(model: Any, frames: Any = ()) -> tuple[list[dict[str, str]], str] | None:
+    """The input columns and kind of a fitted estimator whose training data is not known:
+    names from ``feature_names_in_`` (else ``x0…``), dtypes from the estimator's hints and,
+    for the columns where it does not say, from a DataFrame in ``frames`` that holds them
+    all. Numeric columns default to float64: every scikit-learn estimator takes it."""
+    names = getattr(model, "feature_names_in_", None)
+    n = getattr(model, "n_features_in_", None)
+    if names is None and not (isinstance(n, int) and n > 0):
+        return None
+    count = len(names) if names is not None else n
+    try:
+        hints = column_hints(model, count)
+    except Exception:
+        hints = [None] * count
+    return inputs_for([str(c) for c in names] if names is not None else None, n, frames, hints)
 
 
 def signature(model: Any, x: Any = None, y: Any = None, frames: Any = ()) -> dict[str, Any]:
