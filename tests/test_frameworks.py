@@ -355,6 +355,17 @@ def test_deployed_boosted_models_answer_oip_and_invocations_like_the_notebook(se
         bad = {"dataframe_records": [{**records[0], "radius": "wide"}]}
         status, _, body = client.post("/invocations", bad)
         assert status == 422 and "radius" in json.dumps(body)
+        # boosted trees take missing values (each split's default branch), Boosters too
+        holed = rows.iloc[:3].copy()
+        holed["radius"] = np.nan
+        sent = {"dataframe_records": json.loads(holed.to_json(orient="records"))}
+        status, _, body = client.post("/invocations", sent)
+        assert status == 200, body
+        if classifier:
+            assert body["predictions"] == model.predict(holed).tolist()
+        else:
+            local = bst.predict(xgb.DMatrix(holed))
+            assert np.allclose(body["predictions"], local, rtol=1e-6, atol=0)
         client.close()
         mlops.undeploy(ref)
 

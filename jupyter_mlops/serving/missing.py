@@ -52,7 +52,14 @@ def _worst(*values: str) -> str:
 
 
 def _allows_nan(est: Any) -> bool | None:
-    """scikit-learn's ``allow_nan`` input tag (None when the estimator has no tags)."""
+    """The model flavor's word (gradient-boosted trees take missing values natively), else
+    scikit-learn's ``allow_nan`` input tag (None when the estimator has neither)."""
+    from ..tracking.flavors import flavor_for
+
+    kind = flavor_for(est)
+    said = kind.takes_missing(est) if kind is not None else None
+    if said is not None:
+        return said
     try:
         from sklearn.utils import get_tags
 

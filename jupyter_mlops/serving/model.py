@@ -158,9 +158,10 @@ def _build(
 
     kind = flavor_for(model)
     prepare = kind.input_adapter(signature) if kind is not None else None
+    # the schema reads the model as fitted (its flavor says whether it takes missing values)
+    schema = InputSchema.from_signature(signature, model, trained_with)
     if kind is not None:
         model = kind.servable(model)  # an object with predict (an XGBoost Booster's is not)
-    schema = InputSchema.from_signature(signature, model, trained_with)
     schema.positional = prepare is None and probe_positional(model, schema)
     return ServedModel(name, version, model, signature, schema, flavor, prepare=prepare)
 

@@ -99,6 +99,10 @@ class Flavor:
         that serves the model; most models serve as they are."""
         return model
 
+    def takes_missing(self, model: Any) -> bool | None:
+        """Whether the model predicts on missing values (None: ask scikit-learn's tags)."""
+        return None
+
     def input_adapter(self, signature: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         """A step that turns a validated request frame into what the model takes, or None."""
         return None

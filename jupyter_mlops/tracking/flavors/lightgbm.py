@@ -140,6 +140,10 @@ class LightGBMFlavor(Flavor):
     package = "lightgbm"
     formats = (FORMAT,)
 
+    def takes_missing(self, model: Any) -> bool | None:
+        """Boosted trees send a missing value down each split's learned default branch."""
+        return True
+
     def handles(self, obj: Any) -> bool:
         return _class_name(obj) is not None
 

@@ -113,6 +113,10 @@ class XGBoostFlavor(Flavor):
     package = "xgboost"
     formats = (FORMAT,)
 
+    def takes_missing(self, model: Any) -> bool | None:
+        """Boosted trees send a missing value down each split's learned default branch."""
+        return True
+
     def handles(self, obj: Any) -> bool:
         return _class_name(obj) is not None
 
