@@ -484,7 +484,10 @@ def check_outcome_card(outcome: Any) -> str:
         )
         for k, v in outcome.performance.items()
     ]
-    checks = [(r.check, r.line.split(" ", 1)[0]) for r in outcome.checks]
+    checks = [
+        (r.check, f"SKIP ({r.reason})" if r.skipped and r.reason else r.line.split(" ", 1)[0])
+        for r in outcome.checks
+    ]
     alerts = [(a["kind"], a["message"]) for a in outcome.open_alerts]
     body = outcome.report._repr_html_() if outcome.report is not None else ""
     return (

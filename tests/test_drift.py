@@ -211,3 +211,28 @@ def test_drift_takes_data_references(store_dir):
     mlops.snapshot(pd.DataFrame({"a": rng.normal(1, 1, 1000)}), "train")
     report = mlops.drift("train@v1", "train@v2")
     assert report.drifted == ["a"]
+
+
+def test_datetimes_sent_as_iso_text_are_compared_as_datetimes():
+    """JSON clients send datetimes as ISO text: parsed the reference's way, the same
+    instants are no drift and no new categories, and a real shift is still caught."""
+    rng = np.random.default_rng(3)
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 60, 2000), unit="D")
+    reference = pd.DataFrame({"signup": days[:1000], "x": rng.normal(size=1000)})
+    same = pd.DataFrame(
+        {"signup": days[1000:].strftime("%Y-%m-%dT%H:%M:%S.000"), "x": rng.normal(size=1000)}
+    )
+    report = mlops.drift(reference, same)
+    signup = next(c for c in report.columns if c.column == "signup")
+    assert signup.kind == "datetime" and signup.status == "ok", signup
+    assert signup.new_categories == [] and signup.notes == [] and signup.out_of_range == 0
+    # zones are converted: "Z" text against a naive (UTC) reference is the same instants
+    zoned = same.assign(signup=(days[1000:]).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert mlops.drift(reference, zoned).drifted == []
+    later = same.assign(signup=(days[1000:] + pd.Timedelta(days=45)).strftime("%Y-%m-%d"))
+    moved = next(c for c in mlops.drift(reference, later).columns if c.column == "signup")
+    assert moved.drifted and moved.out_of_range > 0.5
+    garbled = same.assign(signup=["soon"] * 100 + list(same["signup"][100:]))
+    noted = next(c for c in mlops.drift(reference, garbled).columns if c.column == "signup")
+    assert "100 current values are not dates (read as missing)" in noted.notes
+    assert noted.missing_cur == pytest.approx(0.1)
