@@ -154,7 +154,27 @@ def test_report_of_a_shifted_frame():
     html = report._repr_html_()
     assert ("dataset drift" in html and "enterprise" not in html) or "new categories" in html
     assert report.chart().to_dict()["mark"]["type"] == "bar"
-    assert "DRIFT" in repr(report)
+    assert "dataset drift: 2 of 3 features drifted (threshold 50%)" in repr(report)
+
+
+def test_the_verdict_never_says_no_drift_beside_a_drifted_feature():
+    """One drifted feature of five is below the dataset threshold: the badge says that
+    exactly, never "no drift" next to the red feature."""
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame({f"f{i}": rng.normal(size=2000) for i in range(5)})
+    cur = pd.DataFrame({f"f{i}": rng.normal(size=2000) for i in range(5)})
+    cur["f3"] += 1.0
+    report = mlops.drift(ref, cur)
+    assert report.drifted == ["f3"] and report.dataset_drift is False
+    sentence = "1 of 5 features drifted (dataset drift threshold of 50% not reached)"
+    assert report.verdict() == ("features drifted", sentence)
+    html = report._repr_html_()
+    assert ">features drifted</span>" in html and sentence in html
+    assert "no drift" not in html and "no dataset drift" not in html
+    assert sentence in repr(report) and "(f3)" in repr(report)
+    calm = mlops.drift(ref, ref.sample(frac=1.0, random_state=2))
+    assert calm.verdict() == ("no drift", "no drift: none of 5 features drifted")
+    assert ">no drift</span>" in calm._repr_html_()
 
 
 def test_awkward_inputs_are_reported_never_misleading():

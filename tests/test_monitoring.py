@@ -311,6 +311,15 @@ def test_a_datetime_column_sent_as_iso_text_is_no_drift(store_dir):
         assert signup.kind == "datetime" and signup.status == "ok", signup
         assert not signup.new_categories and same.state == "ok", same.open_alerts
         assert "new categories" not in same._repr_html_()
+        from jupyter_mlops.monitoring.monitor import evaluate
+        from jupyter_mlops.monitoring.summary import distributions
+
+        ev = evaluate("signup")  # the panel's distributions: date bins on both sides
+        dist = distributions(ev.reference, ev.current, ["signup"])
+        assert (
+            set(dist["kind"]) == {"datetime"} and dist["label"].str.match(r"^2024-\d\d-\d\d$").all()
+        )
+        assert dist.groupby("side")["share"].sum().round(6).eq(1.0).all()
         # a real shift in the dates is still drift, found on the parsed values
         later = x.sample(300, random_state=2).assign(
             signup=lambda f: f.signup + pd.Timedelta("90D")
@@ -428,3 +437,72 @@ def test_the_reference_is_the_frame_the_model_was_fitted_on(ip):
     ev = evaluate("screening", current=x_test)
     assert ev.reference_label.split("/")[-1].startswith("X_train@")
     assert ev.outcome.report.ref_rows == len(ip.user_ns["X_train"]) == 426
+
+
+def test_the_panel_headline_names_the_worst_condition_and_the_trend_needs_two_checks(churn):
+    from jupyter_mlops.views.monitor import MonitorView
+
+    x, model = churn
+    mlops.set_monitor("churn@production", window="1h", min_rows=100, checks=["accuracy >= 0.85"])
+    shifted = x.sample(300, replace=True, random_state=3).reset_index(drop=True)
+    shifted["radius"] = shifted["radius"] + x["radius"].std()
+    ids = serve_rows(shifted, model, time.time(), "w")
+    view = MonitorView("churn@production")
+    drifted = "1 of 5 features drifted (dataset drift threshold of 50% not reached): radius"
+    # worst first: the predictions moved, then which features did
+    assert view.headline.level == "alert"
+    assert view.headline.title.startswith("the predictions drifted (PSI ")
+    assert view.headline.details[0] == drifted
+    shown = view.header.value + view.drift_html.value
+    assert ">alert</span>" in view.header.value and drifted in view.header.value
+    assert ">features drifted</span>" in view.drift_html.value
+    assert "no drift" not in shown and "no dataset drift" not in shown
+    assert ">ok<" not in view.header.value
+
+    view.tabs.selected_index = 3  # Over time, before any check
+    assert "No checks recorded yet" in view.history_box.children[0].value
+    view.check_now()
+    recorded = len(mlops.alerts("churn", status="open"))
+    assert recorded >= 2 and f"{recorded} open alerts recorded" in view.header.value
+    view.tabs.selected_index = 0
+    view.tabs.selected_index = 3
+    note = view.history_box.children[0].value
+    assert "One check so far — a trend needs at least two" in note and ": alert, 20%" in note
+    assert view.history_chart() is None
+    assert "over time: One check so far — a trend needs at least two" in view._repr_html_()
+
+    # labels the model gets wrong: the failed check is named first, the drift after it
+    mlops.log_feedback(ids, (1 - model.predict(shifted)).tolist())
+    mlops.check("churn")
+    view.refresh()
+    assert view.headline.title.startswith("check failed: accuracy >= 0.85 (accuracy = 0")
+    assert drifted in view.headline.details
+    assert any(d.startswith("the predictions drifted") for d in view.headline.details), (
+        view.headline
+    )
+    view.tabs.selected_index = 0
+    view.tabs.selected_index = 3
+    assert view.history_box.children and not isinstance(
+        view.history_box.children[0], type(view.header)
+    )
+    spec = view.history_chart().to_dict()
+    drift_spec, perf_spec = spec["vconcat"]
+    for part in (drift_spec, perf_spec):
+        assert part["mark"] == {"type": "line", "point": True}
+        assert part["encoding"]["x"]["axis"]["format"] == "%H:%M"
+        assert part["encoding"]["y"]["axis"]["format"] == "%"
+    assert drift_spec["encoding"]["y"]["field"] == "drift_share"
+    assert "2 checks from" in view._repr_html_()
+
+
+def test_the_panel_says_all_clear_once(churn):
+    from jupyter_mlops.views.monitor import MonitorView
+
+    x, model = churn
+    mlops.set_monitor("churn@production", window="1h", min_rows=100)
+    serve_rows(x.sample(300, random_state=2).reset_index(drop=True), model, time.time(), "ok")
+    calm = MonitorView("churn@production")
+    assert calm.headline.level == "ok", calm.headline
+    assert calm.headline.title == "all clear: none of 5 features drifted"
+    assert ">ok</span>" in calm.header.value and ">no drift</span>" in calm.drift_html.value
+    assert "alert" not in calm.header.value

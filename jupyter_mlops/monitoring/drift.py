@@ -133,6 +133,25 @@ class DriftReport:
             return None
         return self.share >= self.thresholds.drift_share
 
+    def verdict(self) -> tuple[str, str]:
+        """(state, sentence) said the same way everywhere: ``dataset drift``, ``features
+        drifted`` (some, below the dataset threshold), ``no drift`` or ``not enough data``;
+        e.g. "2 of 30 features drifted (dataset drift threshold of 50% not reached)"."""
+        n, m = len(self.drifted), len(self.evaluated)
+        threshold = f"{self.thresholds.drift_share:.0%}"
+        if self.dataset_drift is None:
+            return "not enough data", "not enough data to compare any feature"
+        if self.dataset_drift:
+            return "dataset drift", (
+                f"dataset drift: {n} of {m} features drifted (threshold {threshold})"
+            )
+        if n:
+            return "features drifted", (
+                f"{n} of {m} feature{'s' * (m != 1)} drifted "
+                f"(dataset drift threshold of {threshold} not reached)"
+            )
+        return "no drift", f"no drift: none of {m} feature{'s' * (m != 1)} drifted"
+
     def to_frame(self) -> Any:
         """One row per column (drifted first, by severity): test, score, p-value, verdict
         and the data-quality figures."""
@@ -207,10 +226,9 @@ class DriftReport:
         return drift_report_card(self)
 
     def __repr__(self) -> str:
-        state = {True: "DRIFT", False: "no drift", None: "not enough data"}[self.dataset_drift]
+        shown = ", ".join(self.drifted[:5]) + ("…" if len(self.drifted) > 5 else "")
         return (
-            f"<DriftReport {state}: {len(self.drifted)}/{len(self.evaluated)} columns drifted "
-            f"({', '.join(self.drifted[:5])}{'…' if len(self.drifted) > 5 else ''}); "
+            f"<DriftReport {self.verdict()[1]}{f' ({shown})' if shown else ''}; "
             f"{self.ref_rows} reference rows, {self.cur_rows} current rows>"
         )
 
