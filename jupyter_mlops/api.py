@@ -387,12 +387,17 @@ def predict_batch(
     )
 
 
-def log_feedback(request_ids: Any, labels: Any) -> int:
+def log_feedback(
+    request_ids: Any, labels: Any, *, model: str | None = None, wait: float = 5.0
+) -> int:
     """Record ground-truth labels for served predictions by request id (``"<id>:<row>"``
-    for a row of a multi-row request); returns how many were stored."""
+    for a row of a multi-row request); returns how many were stored. Predictions a running
+    deployment has not written to its log yet are waited for (up to ``wait`` seconds)."""
+    from .registry.references import parse_model_ref
     from .serving.inference_log import log_feedback as _log_feedback
 
-    return _log_feedback(request_ids, labels)
+    name = parse_model_ref(model).name if model else None
+    return _log_feedback(request_ids, labels, model=name, wait=wait)
 
 
 def inference_log(

@@ -481,12 +481,19 @@ def deployment_card(d: Any) -> str:
     )
 
 
+DRIFT_COLORS = {
+    "dataset drift": "#cf222e",
+    "features drifted": "#bc4c00",
+    "no drift": "#1a7f37",
+    "not enough data": "#57606a",
+}
+
+
 def drift_report_card(report: Any) -> str:
     """A drift report: the verdict, then one row per column (drifted first)."""
     esc = html.escape
-    state = {True: ("dataset drift", "#cf222e"), False: ("no dataset drift", "#1a7f37")}.get(
-        report.dataset_drift, ("not enough data", "#57606a")
-    )
+    verdict, sentence = report.verdict()
+    color = DRIFT_COLORS[verdict]
     frame = report.to_frame()
     rows = []
     for r in frame.itertuples():
@@ -510,10 +517,9 @@ def drift_report_card(report: Any) -> str:
     return (
         _STYLE
         + "<div class=mlops-card><div class=hd>"
-        + f"<span class=nm>Drift report</span><span class=badge style='background:{state[1]}'>"
-        + f"{esc(state[0])}</span><span class=mut>{len(report.drifted)} of "
-        + f"{len(report.evaluated)} columns drifted · {report.ref_rows:,} reference rows · "
-        + f"{report.cur_rows:,} current rows</span></div>"
+        + f"<span class=nm>Drift report</span><span class=badge style='background:{color}'>"
+        + f"{esc(verdict)}</span><span class=mut>{esc(sentence)} · {report.ref_rows:,} "
+        + f"reference rows · {report.cur_rows:,} current rows</span></div>"
         + mismatch
         + "<table><tr><th>column</th><th>kind</th><th>test</th><th>PSI</th><th>p-value</th>"
         + "<th>verdict</th><th>notes</th></tr>"
@@ -538,7 +544,10 @@ def check_outcome_card(outcome: Any) -> str:
         )
         for k, v in outcome.performance.items()
     ]
-    checks = [(r.check, r.line.split(" ", 1)[0]) for r in outcome.checks]
+    checks = [
+        (r.check, f"SKIP ({r.reason})" if r.skipped and r.reason else r.line.split(" ", 1)[0])
+        for r in outcome.checks
+    ]
     alerts = [(a["kind"], a["message"]) for a in outcome.open_alerts]
     refused = getattr(outcome, "rejections", None)
     rejections = []

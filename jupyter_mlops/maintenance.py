@@ -120,9 +120,13 @@ def check_store(store: Store) -> DoctorReport:
         report.objects_checked += 1
         if not objects.verify(digest):
             report.problems.append(f"object {digest} is corrupt (its bytes do not match its hash)")
-    for digest, owner in referenced_objects(store, report.problems).items():
-        if digest not in present:
-            report.problems.append(f"{owner}: object {digest[:12]}… is missing")
+    refs = referenced_objects(store, report.problems)
+    absent = [d for d in refs if d not in present and not objects.exists(d)]
+    if absent:  # written or replaced while the objects were listed (a deployment flushing)?
+        again = referenced_objects(store)
+        absent = [d for d in absent if d in again and not objects.exists(d)]
+    for digest in absent:
+        report.problems.append(f"{refs[digest]}: object {digest[:12]}… is missing")
     return report
 
 

@@ -154,7 +154,27 @@ def test_report_of_a_shifted_frame():
     html = report._repr_html_()
     assert ("dataset drift" in html and "enterprise" not in html) or "new categories" in html
     assert report.chart().to_dict()["mark"]["type"] == "bar"
-    assert "DRIFT" in repr(report)
+    assert "dataset drift: 2 of 3 features drifted (threshold 50%)" in repr(report)
+
+
+def test_the_verdict_never_says_no_drift_beside_a_drifted_feature():
+    """One drifted feature of five is below the dataset threshold: the badge says that
+    exactly, never "no drift" next to the red feature."""
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame({f"f{i}": rng.normal(size=2000) for i in range(5)})
+    cur = pd.DataFrame({f"f{i}": rng.normal(size=2000) for i in range(5)})
+    cur["f3"] += 1.0
+    report = mlops.drift(ref, cur)
+    assert report.drifted == ["f3"] and report.dataset_drift is False
+    sentence = "1 of 5 features drifted (dataset drift threshold of 50% not reached)"
+    assert report.verdict() == ("features drifted", sentence)
+    html = report._repr_html_()
+    assert ">features drifted</span>" in html and sentence in html
+    assert "no drift" not in html and "no dataset drift" not in html
+    assert sentence in repr(report) and "(f3)" in repr(report)
+    calm = mlops.drift(ref, ref.sample(frac=1.0, random_state=2))
+    assert calm.verdict() == ("no drift", "no drift: none of 5 features drifted")
+    assert ">no drift</span>" in calm._repr_html_()
 
 
 def test_awkward_inputs_are_reported_never_misleading():
@@ -211,3 +231,28 @@ def test_drift_takes_data_references(store_dir):
     mlops.snapshot(pd.DataFrame({"a": rng.normal(1, 1, 1000)}), "train")
     report = mlops.drift("train@v1", "train@v2")
     assert report.drifted == ["a"]
+
+
+def test_datetimes_sent_as_iso_text_are_compared_as_datetimes():
+    """JSON clients send datetimes as ISO text: parsed the reference's way, the same
+    instants are no drift and no new categories, and a real shift is still caught."""
+    rng = np.random.default_rng(3)
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 60, 2000), unit="D")
+    reference = pd.DataFrame({"signup": days[:1000], "x": rng.normal(size=1000)})
+    same = pd.DataFrame(
+        {"signup": days[1000:].strftime("%Y-%m-%dT%H:%M:%S.000"), "x": rng.normal(size=1000)}
+    )
+    report = mlops.drift(reference, same)
+    signup = next(c for c in report.columns if c.column == "signup")
+    assert signup.kind == "datetime" and signup.status == "ok", signup
+    assert signup.new_categories == [] and signup.notes == [] and signup.out_of_range == 0
+    # zones are converted: "Z" text against a naive (UTC) reference is the same instants
+    zoned = same.assign(signup=(days[1000:]).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert mlops.drift(reference, zoned).drifted == []
+    later = same.assign(signup=(days[1000:] + pd.Timedelta(days=45)).strftime("%Y-%m-%d"))
+    moved = next(c for c in mlops.drift(reference, later).columns if c.column == "signup")
+    assert moved.drifted and moved.out_of_range > 0.5
+    garbled = same.assign(signup=["soon"] * 100 + list(same["signup"][100:]))
+    noted = next(c for c in mlops.drift(reference, garbled).columns if c.column == "signup")
+    assert "100 current values are not dates (read as missing)" in noted.notes
+    assert noted.missing_cur == pytest.approx(0.1)

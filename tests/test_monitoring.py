@@ -252,3 +252,257 @@ def test_a_given_frame_or_data_version_can_be_checked(churn):
     assert calm.state == "ok" and calm.report.drifted == []
     with pytest.raises(ValidationError, match="DataFrame or a data reference"):
         mlops.check("churn", current=[1, 2])
+
+
+def _signup_model():
+    """A classifier fitted on a frame with a datetime column (the pipeline leaves it out
+    of the model, but it is in the signature: clients send it, the log keeps it)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from .serving_helpers import training_frame
+
+    x, y = training_frame()
+    rng = np.random.default_rng(0)
+    x["signup"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 60, len(x)), "D")
+    with mlops.track("signup") as run:
+        model = make_pipeline(
+            ColumnTransformer([("num", "passthrough", COLUMNS)]),
+            LogisticRegression(max_iter=2000),
+        ).fit(x, y)
+    mlops.register(run.run_id, "signup")
+    return x, y, model
+
+
+def _invocations(client, frame):
+    """Predict ``frame`` through /invocations as a JSON client does (datetimes as ISO
+    text); the request id of each row."""
+    body = {"dataframe_split": json.loads(frame.to_json(orient="split", date_format="iso"))}
+    status, headers, out = client.post("/invocations", body)
+    assert status == 200, out
+    return [f"{headers['x-request-id']}:{i}" for i in range(len(frame))]
+
+
+def test_a_datetime_column_sent_as_iso_text_is_no_drift(store_dir):
+    import pandas as pd
+
+    from jupyter_mlops.serving.app import ServeConfig, create_app
+
+    from .serving_helpers import Client, ThreadServer
+
+    x, _, _ = _signup_model()
+    assert (
+        mlops.get_model_version("signup@1")
+        .signature["inputs"][-1]["dtype"]
+        .startswith("datetime64")
+    )
+    mlops.set_monitor("signup@1", window=300, min_rows=100)
+    with ThreadServer(create_app(ServeConfig(reference="signup@1"))) as srv:
+        client = Client(srv.port)
+        _invocations(client, x.sample(300, random_state=1))
+        srv.state.logger.flush()
+        served = mlops.inference_log("signup")
+        assert served["signup"].iloc[0].startswith("2024-") and "T" in served["signup"].iloc[0]
+        same = mlops.check("signup")
+        signup = next(c for c in same.report.columns if c.column == "signup")
+        assert signup.kind == "datetime" and signup.status == "ok", signup
+        assert not signup.new_categories and same.state == "ok", same.open_alerts
+        assert "new categories" not in same._repr_html_()
+        from jupyter_mlops.monitoring.monitor import evaluate
+        from jupyter_mlops.monitoring.summary import distributions
+
+        ev = evaluate("signup")  # the panel's distributions: date bins on both sides
+        dist = distributions(ev.reference, ev.current, ["signup"])
+        assert (
+            set(dist["kind"]) == {"datetime"} and dist["label"].str.match(r"^2024-\d\d-\d\d$").all()
+        )
+        assert dist.groupby("side")["share"].sum().round(6).eq(1.0).all()
+        # a real shift in the dates is still drift, found on the parsed values
+        later = x.sample(300, random_state=2).assign(
+            signup=lambda f: f.signup + pd.Timedelta("90D")
+        )
+        _invocations(client, later)
+        srv.state.logger.flush()
+        client.close()
+    moved = mlops.check("signup")
+    assert "signup" in moved.report.drifted and moved.state == "alert"
+    assert ("feature_drift", "signup") in {(a["kind"], a["subject"]) for a in moved.open_alerts}
+
+
+def test_roc_auc_runs_on_the_probabilities_the_deployment_logged(store_dir):
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from jupyter_mlops.serving.app import ServeConfig, create_app
+
+    from .serving_helpers import Client, ThreadServer
+
+    x, y, model = _signup_model()
+    mlops.set_monitor("signup@1", window=200, min_rows=100, checks=["roc_auc >= 0.7"])
+    rows = x.sample(200, random_state=4)
+    with ThreadServer(create_app(ServeConfig(reference="signup@1"))) as srv:
+        client = Client(srv.port)
+        ids = _invocations(client, rows)  # the client asks for labels only
+        srv.state.logger.flush()
+        client.close()
+    log = mlops.inference_log("signup")
+    logged = np.vstack(log["predict_proba"].to_numpy())
+    assert np.allclose(logged, model.predict_proba(rows), atol=1e-12)
+    waiting = mlops.check("signup")
+    assert [r.line for r in waiting.checks] == [
+        "SKIP roc_auc >= 0.7 (roc_auc: no feedback labels yet (mlops.log_feedback))"
+    ]
+    truth = y.loc[rows.index].tolist()
+    mlops.log_feedback(ids, truth)
+    outcome = mlops.check("signup")
+    expected = roc_auc_score(truth, model.predict_proba(rows)[:, 1])
+    assert outcome.performance["roc_auc"] == pytest.approx(expected)
+    assert [r.line.split(" (")[0] for r in outcome.checks] == ["PASS roc_auc >= 0.7"]
+
+
+def test_logs_without_probabilities_are_scored_again_from_their_inputs(churn):
+    """Logs written before probabilities were logged hold the inputs: the version that
+    served each row scores them again. A model without predict_proba says so."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.svm import LinearSVC
+
+    from .serving_helpers import training_frame
+
+    x, model = churn
+    _, y = training_frame()
+    rows = x.sample(150, random_state=5).reset_index(drop=True)
+    truth = y.loc[x.sample(150, random_state=5).index].tolist()
+    ids = serve_rows(rows, model, time.time(), "old")  # labels only, as before
+    assert "predict_proba" not in mlops.inference_log("churn").columns
+    mlops.log_feedback(ids, truth)
+    mlops.set_monitor("churn@1", window=150, min_rows=100, checks=["roc_auc >= 0.7"])
+    outcome = mlops.check("churn")
+    expected = roc_auc_score(truth, model.predict_proba(rows)[:, 1])
+    assert outcome.performance["roc_auc"] == pytest.approx(expected)
+    assert outcome.checks[0].passed
+
+    with mlops.track("svc") as run:
+        svc = LinearSVC().fit(x, y)
+    mlops.register(run.run_id, "margin")
+    logger = InferenceLogger(current_store(), deployment_id="d-svc")
+    for i in range(120):
+        row = rows.iloc[i : i + 1][COLUMNS].to_numpy(dtype=float)
+        logger.add(
+            f"m{i}",
+            "margin",
+            1,
+            1,
+            NumericRows(COLUMNS, row),
+            {"predict": svc.predict(rows.iloc[i : i + 1][COLUMNS])},
+            1.0,
+        )
+    logger.close()
+    mlops.log_feedback([f"m{i}" for i in range(120)], truth[:120])
+    mlops.set_monitor(
+        "margin@1", window=120, min_rows=100, checks=["roc_auc >= 0.7", "accuracy >= 0"]
+    )
+    no_proba = mlops.check("margin")
+    assert "accuracy" in no_proba.performance and "roc_auc" not in no_proba.performance
+    assert no_proba.checks[0].line == (
+        "SKIP roc_auc >= 0.7 (roc_auc: margin@1 has no predict_proba)"
+    )
+    assert no_proba.unavailable["roc_auc"] == "margin@1 has no predict_proba"
+
+
+def test_the_reference_is_the_frame_the_model_was_fitted_on(ip):
+    """A cell that splits records the test split too, with the same columns: the monitor
+    compares with the frame given to ``fit`` (the training data), never the test split."""
+    from jupyter_mlops.monitoring.monitor import evaluate
+
+    ip.run_cell(
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.model_selection import train_test_split\n"
+        "from tests.serving_helpers import training_frame\n"
+        "X, y = training_frame()\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    )
+    result = ip.run_cell(
+        "%%track --register screening\n"
+        "model = LogisticRegression(max_iter=2000).fit(X_train, y_train)\n"
+        "accuracy = model.score(X_test, y_test)\n"
+    )
+    assert result.success
+    names = [d["name"] for d in mlops.get_model_version("screening@1").data]
+    assert {"X_train", "X_test"} <= set(names)
+    x_test = ip.user_ns["X_test"]
+    mlops.set_monitor("screening@1", min_rows=100)
+    ev = evaluate("screening", current=x_test)
+    assert ev.reference_label.split("/")[-1].startswith("X_train@")
+    assert ev.outcome.report.ref_rows == len(ip.user_ns["X_train"]) == 426
+
+
+def test_the_panel_headline_names_the_worst_condition_and_the_trend_needs_two_checks(churn):
+    from jupyter_mlops.views.monitor import MonitorView
+
+    x, model = churn
+    mlops.set_monitor("churn@production", window="1h", min_rows=100, checks=["accuracy >= 0.85"])
+    shifted = x.sample(300, replace=True, random_state=3).reset_index(drop=True)
+    shifted["radius"] = shifted["radius"] + x["radius"].std()
+    ids = serve_rows(shifted, model, time.time(), "w")
+    view = MonitorView("churn@production")
+    drifted = "1 of 5 features drifted (dataset drift threshold of 50% not reached): radius"
+    # worst first: the predictions moved, then which features did
+    assert view.headline.level == "alert"
+    assert view.headline.title.startswith("the predictions drifted (PSI ")
+    assert view.headline.details[0] == drifted
+    shown = view.header.value + view.drift_html.value
+    assert ">alert</span>" in view.header.value and drifted in view.header.value
+    assert ">features drifted</span>" in view.drift_html.value
+    assert "no drift" not in shown and "no dataset drift" not in shown
+    assert ">ok<" not in view.header.value
+
+    view.tabs.selected_index = 3  # Over time, before any check
+    assert "No checks recorded yet" in view.history_box.children[0].value
+    view.check_now()
+    recorded = len(mlops.alerts("churn", status="open"))
+    assert recorded >= 2 and f"{recorded} open alerts recorded" in view.header.value
+    view.tabs.selected_index = 0
+    view.tabs.selected_index = 3
+    note = view.history_box.children[0].value
+    assert "One check so far — a trend needs at least two" in note and ": alert, 20%" in note
+    assert view.history_chart() is None
+    assert "over time: One check so far — a trend needs at least two" in view._repr_html_()
+
+    # labels the model gets wrong: the failed check is named first, the drift after it
+    mlops.log_feedback(ids, (1 - model.predict(shifted)).tolist())
+    mlops.check("churn")
+    view.refresh()
+    assert view.headline.title.startswith("check failed: accuracy >= 0.85 (accuracy = 0")
+    assert drifted in view.headline.details
+    assert any(d.startswith("the predictions drifted") for d in view.headline.details), (
+        view.headline
+    )
+    view.tabs.selected_index = 0
+    view.tabs.selected_index = 3
+    assert view.history_box.children and not isinstance(
+        view.history_box.children[0], type(view.header)
+    )
+    spec = view.history_chart().to_dict()
+    drift_spec, perf_spec = spec["vconcat"]
+    for part in (drift_spec, perf_spec):
+        assert part["mark"] == {"type": "line", "point": True}
+        assert part["encoding"]["x"]["axis"]["format"] == "%H:%M"
+        assert part["encoding"]["y"]["axis"]["format"] == "%"
+    assert drift_spec["encoding"]["y"]["field"] == "drift_share"
+    assert "2 checks from" in view._repr_html_()
+
+
+def test_the_panel_says_all_clear_once(churn):
+    from jupyter_mlops.views.monitor import MonitorView
+
+    x, model = churn
+    mlops.set_monitor("churn@production", window="1h", min_rows=100)
+    serve_rows(x.sample(300, random_state=2).reset_index(drop=True), model, time.time(), "ok")
+    calm = MonitorView("churn@production")
+    assert calm.headline.level == "ok", calm.headline
+    assert calm.headline.title == "all clear: none of 5 features drifted"
+    assert ">ok</span>" in calm.header.value and ">no drift</span>" in calm.drift_html.value
+    assert "alert" not in calm.header.value

@@ -146,9 +146,12 @@ def test_monitoring_notebook(tmp_path, store_dir):
     outputs = run_serving_example("monitoring.ipynb", tmp_path, store_dir)
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "400 predictions served" in text
+    # the drift reference is the training data (426 rows), never the 143-row test split
+    assert "426 reference rows (X_train), 400 served rows" in text
     assert "alert [" in text and "'feature_drift: radius'" in text
     assert "callback got" in text and "callback got 0" not in text
     assert "FAIL accuracy >= 0.85" in text
+    assert "FAIL roc_auc >= 0.7 (roc_auc = 0." in text  # the probabilities were logged
     widgets = [
         o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
     ]

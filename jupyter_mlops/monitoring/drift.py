@@ -2,7 +2,9 @@
 
 Each column gets the tests that fit its type, named in the report, and a stated rule for
 "drifted". Significance alone flags everything at a million rows, so the default rule
-needs both a small p-value and an effect size above its threshold:
+needs both a small p-value and an effect size above its threshold (a datetime column is
+compared as numbers, its instants; current values that arrive as ISO text are parsed
+first, so the text format never reads as new categories):
 
 - numeric: KS p-value < ``ks_pvalue`` and (PSI >= ``psi`` or Wasserstein / reference
   standard deviation >= ``wasserstein``);
@@ -30,6 +32,7 @@ __all__ = [
     "ColumnDrift",
     "DriftReport",
     "Thresholds",
+    "as_datetime",
     "categorical_drifted",
     "drift_report",
     "numeric_drifted",
@@ -76,7 +79,7 @@ class ColumnDrift:
     """One column's verdict: its kind, the tests run, their values and the rule applied."""
 
     column: str
-    kind: str  # numeric | categorical
+    kind: str  # numeric | datetime | categorical
     status: str  # drifted | ok | not enough data | no data | identifier-like
     drifted: bool | None
     test: str
@@ -130,6 +133,25 @@ class DriftReport:
         if not self.evaluated:
             return None
         return self.share >= self.thresholds.drift_share
+
+    def verdict(self) -> tuple[str, str]:
+        """(state, sentence) said the same way everywhere: ``dataset drift``, ``features
+        drifted`` (some, below the dataset threshold), ``no drift`` or ``not enough data``;
+        e.g. "2 of 30 features drifted (dataset drift threshold of 50% not reached)"."""
+        n, m = len(self.drifted), len(self.evaluated)
+        threshold = f"{self.thresholds.drift_share:.0%}"
+        if self.dataset_drift is None:
+            return "not enough data", "not enough data to compare any feature"
+        if self.dataset_drift:
+            return "dataset drift", (
+                f"dataset drift: {n} of {m} features drifted (threshold {threshold})"
+            )
+        if n:
+            return "features drifted", (
+                f"{n} of {m} feature{'s' * (m != 1)} drifted "
+                f"(dataset drift threshold of {threshold} not reached)"
+            )
+        return "no drift", f"no drift: none of {m} feature{'s' * (m != 1)} drifted"
 
     def to_frame(self) -> Any:
         """One row per column (drifted first, by severity): test, score, p-value, verdict
@@ -205,10 +227,9 @@ class DriftReport:
         return drift_report_card(self)
 
     def __repr__(self) -> str:
-        state = {True: "DRIFT", False: "no drift", None: "not enough data"}[self.dataset_drift]
+        shown = ", ".join(self.drifted[:5]) + ("…" if len(self.drifted) > 5 else "")
         return (
-            f"<DriftReport {state}: {len(self.drifted)}/{len(self.evaluated)} columns drifted "
-            f"({', '.join(self.drifted[:5])}{'…' if len(self.drifted) > 5 else ''}); "
+            f"<DriftReport {self.verdict()[1]}{f' ({shown})' if shown else ''}; "
             f"{self.ref_rows} reference rows, {self.cur_rows} current rows>"
         )
 
@@ -229,12 +250,14 @@ def _clean(value: Any) -> Any:
 
 
 def _kind(series: Any) -> tuple[str, str | None]:
-    """numeric or categorical, and a note when the column mixes types."""
+    """numeric, datetime or categorical, and a note when the column mixes types."""
     import pandas as pd
 
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "categorical", None
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime", None
     if pd.api.types.is_numeric_dtype(dtype):
         return "numeric", None
     if getattr(dtype, "kind", "") == "O":
@@ -254,6 +277,29 @@ def _numeric_values(series: Any) -> np.ndarray:
 
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return values[np.isfinite(values)]
+
+
+def as_datetime(series: Any) -> Any:
+    """A column as naive UTC datetimes: datetime values as they are (a zone converted to
+    UTC), text parsed as ISO 8601 (what JSON clients send); what cannot be read is NaT."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        values = series
+    else:
+        text = series.where(series.notna(), None).astype(object)
+        values = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values
+
+
+def _datetime_values(series: Any) -> np.ndarray:
+    """Seconds since the epoch of the present values (NaT left out)."""
+    values = as_datetime(series).dropna()
+    if not len(values):
+        return np.array([], dtype=np.float64)
+    return values.astype("datetime64[ns]").to_numpy().astype(np.int64) / 1e9
 
 
 def numeric_drifted(s: NumericStats, t: Thresholds) -> bool:
@@ -276,6 +322,11 @@ def _column(
     kind, note = _kind(ref)
     if kind == "numeric" and _kind(cur)[0] != "numeric":
         kind, note = "categorical", "numeric in the reference, not in the current data"
+    unread = 0
+    if kind == "datetime":  # the current side is parsed the reference's way
+        parsed = as_datetime(cur)
+        unread = int((parsed.isna() & cur.notna()).sum())
+        ref, cur = as_datetime(ref), parsed
     missing_ref = float(ref.isna().mean()) if len(ref) else 0.0
     missing_cur = float(cur.isna().mean()) if len(cur) else 0.0
     result = ColumnDrift(
@@ -291,12 +342,17 @@ def _column(
     )
     if note:
         result.notes.append(note)
+    if unread:
+        result.notes.append(f"{unread} current values are not dates (read as missing)")
     if abs(missing_cur - missing_ref) >= t.missing_share:
         result.notes.append(
             f"missing values {missing_ref:.1%} in the reference, {missing_cur:.1%} now"
         )
-    if kind == "numeric":
-        r, c = _numeric_values(ref), _numeric_values(cur)
+    if kind in ("numeric", "datetime"):
+        if kind == "numeric":
+            r, c = _numeric_values(ref), _numeric_values(cur)
+        else:
+            r, c = _datetime_values(ref), _datetime_values(cur)
         result.test = "KS + PSI + Wasserstein"
         result.rule = (
             f"KS p < {t.ks_pvalue:g} and (PSI >= {t.psi:g} or Wasserstein/sd >= {t.wasserstein:g})"
@@ -318,7 +374,7 @@ def _column(
         result.status = "not enough data"
         result.notes.append(f"{min(len(r), len(c))} values; at least {min_rows} are needed")
         return result
-    if kind == "numeric":
+    if kind in ("numeric", "datetime"):
         s = numeric_stats(r, c)
         result.stats = {
             "ks": s.ks,

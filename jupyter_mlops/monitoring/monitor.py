@@ -17,7 +17,7 @@ import re
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ from ..errors import NotFoundError, ValidationError
 from ..registry.references import parse_model_ref
 from ..store import Store, current_store, schema
 from ..tracking.expressions import Check, CheckResult
-from .drift import DriftReport, Thresholds, drift_report
+from .drift import DriftReport, Thresholds, as_datetime, drift_report
 from .performance import performance
 from .rejections import MIN_REQUESTS, Rejections, rejection_stats
 
@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 _CALLBACKS: dict[str, Callable[[dict[str, Any]], Any]] = {}
+_CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "roc_auc")
+_REGRESSION = ("mae", "rmse", "r2")
 
 
 @dataclass
@@ -101,6 +103,9 @@ class CheckOutcome:
     def rejection_rate(self) -> float | None:
         """The share of requests received in the window that were refused."""
         return self.rejections.rate if self.rejections is not None else None
+
+    # why a metric has no value ({"roc_auc": "... has no predict_proba"}), for skipped checks
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def _repr_html_(self) -> str:
         from ..html import check_outcome_card
@@ -218,10 +223,22 @@ def _given_current(value: Any, mv: Any, store: Store) -> Any:
     return frame
 
 
+def _fitted_on(mv: Any) -> str | None:
+    """The name of the frame the model's ``fit`` call was given (``X_train``), when the
+    run recorded it."""
+    try:
+        artifact = next((a for a in mv.run.models if a["name"] == mv.artifact), {})
+    except Exception:  # a version without its run (a hand-made one, or a pruned store)
+        return None
+    return (artifact.get("fit") or {}).get("x")
+
+
 def _reference_frame(config: MonitorConfig, mv: Any, store: Store) -> tuple[Any, str]:
     """The reference data and its reference: the monitor's, or the training data version
-    recorded on the model version that holds the model's input columns (a run records its
-    features and its target apart; the features are the reference)."""
+    recorded on the model version that holds the model's input columns: the frame given
+    to ``fit`` first (a cell that splits records the test split too, with the same
+    columns), then frames with exactly the input columns (a run records its features and
+    its target apart; the features are the reference)."""
     import pandas as pd
 
     from ..data.versions import load_data
@@ -230,7 +247,13 @@ def _reference_frame(config: MonitorConfig, mv: Any, store: Store) -> tuple[Any,
         return load_data(config.data, store), config.data
     features = [i["name"] for i in mv.signature.get("inputs", [])]
     recorded = [d for d in mv.data if d.get("ref")]
-    recorded.sort(key=lambda d: list(d.get("shape") or [])[1:] != [len(features)])
+    fitted = _fitted_on(mv) if len(recorded) > 1 else None
+    recorded.sort(
+        key=lambda d: (
+            d.get("name") != fitted,
+            list(d.get("shape") or [])[1:] != [len(features)],
+        )
+    )
     for item in recorded:
         frame = load_data(item["ref"], store)
         if isinstance(frame, pd.DataFrame) and all(c in frame.columns for c in features):
@@ -352,15 +375,15 @@ def evaluate(
     cur_features = current.rename(columns=renamed)[
         [c for c in features if c in current.columns or c in renamed.values()]
     ]
-    ref_frame = ref_features.copy()
-    cur_frame = cur_features.copy()
+    ref_frame = _typed(ref_features, mv.signature)
+    cur_frame = _typed(cur_features, mv.signature)
     if "predict" in current.columns:
         try:
             ref_frame["prediction"] = _served_model(mv).predict(ref_features)
             cur_frame["prediction"] = current["predict"].to_numpy()
         except Exception:  # prediction drift is left out when the model cannot score
-            ref_frame = ref_features
-            cur_frame = cur_features
+            ref_frame = ref_frame.drop(columns=["prediction"], errors="ignore")
+            cur_frame = cur_frame.drop(columns=["prediction"], errors="ignore")
     report = drift_report(
         ref_frame,
         cur_frame,
@@ -370,20 +393,42 @@ def evaluate(
     )
     outcome.report = report
     labels = feedback(name, store=store)
-    if len(labels):
+    classes = (mv.signature.get("outputs") or [{}])[0].get("classes")
+    joined = None
+    if len(labels) and "predict" in current.columns:
         joined = current.merge(labels[["request_id", "label"]], on="request_id", how="inner")
-        if len(joined):
-            classifier = bool((mv.signature.get("outputs") or [{}])[0].get("classes"))
-            outcome.performance = performance(
-                joined["predict"].to_numpy(),
-                joined["label"].to_numpy(),
-                classifier=classifier,
-                proba=joined.get("predict_proba"),
+    other = _REGRESSION if classes else _CLASSIFICATION
+    kind = "a classifier" if classes else "not a classifier"
+    outcome.unavailable.update({m: f"the model is {kind}" for m in other})
+    if joined is None or not len(joined):
+        why = (
+            "no prediction in the window has a feedback label yet (mlops.log_feedback)"
+            if len(labels)
+            else "no feedback labels yet (mlops.log_feedback)"
+        )
+        for metric in _CLASSIFICATION if classes else _REGRESSION:
+            outcome.unavailable[metric] = why
+    else:
+        proba = None
+        if classes:
+            proba, why = _probabilities(joined, mv, features, store)
+            if why:
+                outcome.unavailable["roc_auc"] = why
+        outcome.performance = performance(
+            joined["predict"].to_numpy(),
+            joined["label"].to_numpy(),
+            classifier=bool(classes),
+            proba=proba,
+            classes=classes,
+        )
+        if classes and proba is not None and "roc_auc" not in outcome.performance:
+            outcome.unavailable["roc_auc"] = (
+                "ROC AUC needs the labelled rows to hold every class of the model "
+                f"({', '.join(map(str, classes))})"
             )
-            outcome.performance["labelled_rows"] = float(len(joined))
+        outcome.performance["labelled_rows"] = float(len(joined))
     values: dict[str, Any] = {
-        **{k: None for k in ("accuracy", "precision", "recall", "f1", "roc_auc")},
-        **{k: None for k in ("mae", "rmse", "r2")},
+        **{k: None for k in (*_CLASSIFICATION, *_REGRESSION)},
         **outcome.performance,
         "drift_share": report.share,
         "drifted_features": len(report.drifted),
@@ -391,7 +436,10 @@ def evaluate(
         "rejection_rate": outcome.rejection_rate,
         "rejected": refused.rejected if refused is not None else None,
     }
-    outcome.checks = [Check(text)(values, skip_missing=True) for text in config.checks]
+    outcome.checks = [
+        _explained(Check(text)(values, skip_missing=True), outcome.unavailable)
+        for text in config.checks
+    ]
     evaluation.conditions = {
         **rejected,
         **_conditions(report, outcome.checks, outcome.performance),
@@ -399,6 +447,73 @@ def evaluate(
     outcome.state = "alert" if evaluation.conditions else "ok"
     evaluation.reference, evaluation.current = ref_frame, cur_frame
     return evaluation
+
+
+def _typed(frame: Any, signature: dict[str, Any]) -> Any:
+    """The frame's columns read as the signature's dtypes where the log keeps them as
+    JSON values: a datetime column arrives as ISO text and is compared as datetimes."""
+    out = frame.copy()
+    for item in signature.get("inputs") or []:
+        name, dtype = item.get("name"), str(item.get("dtype", ""))
+        if name in out.columns and dtype.startswith("datetime64"):
+            out[name] = as_datetime(out[name])
+    return out
+
+
+def _explained(result: CheckResult, unavailable: dict[str, str]) -> CheckResult:
+    """A skipped check with the reason its missing value could not be computed."""
+    if not result.skipped:
+        return result
+    reasons = [
+        f"{k}: {unavailable[k]}" for k, v in result.values.items() if v is None and k in unavailable
+    ]
+    return replace(result, reason="; ".join(reasons)) if reasons else result
+
+
+def _probabilities(joined: Any, mv: Any, features: list[str], store: Store) -> tuple[Any, str]:
+    """The class probabilities of the labelled rows: as logged, else scored again from
+    the logged inputs by the version that served each row (logs written before the
+    probabilities were logged). Returns (rows x classes array or None, why not)."""
+    import numpy as np
+    import pandas as pd
+
+    from ..registry.service import get_model_version
+    from ..serving.model import cached_model
+
+    n = len(joined)
+    logged = joined["predict_proba"] if "predict_proba" in joined.columns else pd.Series([None] * n)
+    have = logged.map(lambda p: p is not None and not (isinstance(p, float) and p != p))
+    if bool(have.all()):
+        return np.vstack([np.asarray(p, dtype=float) for p in logged]), ""
+    renamed = {f"input.{c}": c for c in features if f"input.{c}" in joined.columns}
+    inputs = joined.rename(columns=renamed)
+    absent = [c for c in features if c not in inputs.columns]
+    if absent:
+        return None, (
+            "the logged predictions have no probabilities and their inputs "
+            f"{absent[:5]} were not logged, so they cannot be scored again"
+        )
+    rows: list[Any] = [
+        np.asarray(p, dtype=float) if ok else None for p, ok in zip(logged, have, strict=True)
+    ]
+    versions = joined["version"] if "version" in joined.columns else pd.Series([mv.version] * n)
+    need = np.flatnonzero(~have.to_numpy())
+    for version in sorted(set(versions.iloc[need].tolist())):
+        idx = need[versions.iloc[need].to_numpy() == version]
+        try:
+            served = cached_model(get_model_version(f"{mv.name}@{int(version)}", store))
+        except Exception as exc:
+            return None, f"{mv.name}@{version}, which served some rows, does not load: {exc}"
+        if not served.has_proba:
+            return None, f"{mv.name}@{version} has no predict_proba"
+        try:
+            frame = served.schema.check_frame(inputs.iloc[idx][features].reset_index(drop=True))
+            proba = served.predict(frame, ("predict_proba",))["predict_proba"]
+        except Exception as exc:
+            return None, f"the logged inputs could not be scored again: {exc}"
+        for i, p in zip(idx, np.asarray(proba, dtype=float), strict=True):
+            rows[i] = p
+    return np.vstack(rows), ""
 
 
 def check(

@@ -1,10 +1,12 @@
 """What the monitoring panel draws, aggregated here so the browser never receives raw
-rows: traffic per time bucket, reference-vs-current distributions, and the history of
-checks (drift share and performance over time)."""
+rows: the headline (the worst condition first), traffic per time bucket,
+reference-vs-current distributions, and the history of checks (drift share and
+performance over time)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,7 +14,67 @@ import sqlalchemy as sa
 
 from ..store import Store, current_store, schema
 
-__all__ = ["check_history", "distributions", "traffic"]
+__all__ = ["Headline", "check_history", "distributions", "headline", "traffic"]
+
+# the order a headline names conditions in: what matters most first
+_SEVERITY = ["dataset_drift", "metric", "prediction_drift", "feature_drift", "data_quality"]
+
+
+@dataclass
+class Headline:
+    """One consistent verdict for a panel or a card: ``level`` (alert, ok, waiting), the
+    worst condition as ``title``, the others, worst first, as ``details``."""
+
+    level: str
+    title: str
+    details: list[str] = field(default_factory=list)
+
+
+def headline(outcome: Any, conditions: dict[Any, Any], open_alerts: int = 0) -> Headline:
+    """The headline of a check (``outcome``, with the ``conditions`` it found): alerts
+    first (dataset drift, failed metric checks, prediction drift, drifted features, data
+    quality), then all clear; never "no drift" while a feature drifted. ``open_alerts``
+    counts the alerts recorded by earlier checks."""
+    report = outcome.report
+    recorded = f"{open_alerts} open alert{'s' * (open_alerts != 1)} recorded" if open_alerts else ""
+    if report is None:
+        title = f"not enough data: {outcome.rows:,} predictions in the window"
+        return Headline(
+            "alert" if open_alerts else "waiting", title, [recorded] if recorded else []
+        )
+    items = sorted(
+        conditions.items(),
+        key=lambda kv: (
+            _SEVERITY.index(kv[0][0]) if kv[0][0] in _SEVERITY else len(_SEVERITY),
+            kv[0][1],
+        ),
+    )
+    lines: list[str] = []
+    features_said = False
+    for (kind, _), (message, _) in items:
+        if kind in ("dataset_drift", "feature_drift"):
+            if not features_said:  # the drifted features in one sentence
+                shown = ", ".join(report.drifted[:5]) + ("…" if len(report.drifted) > 5 else "")
+                lines.append(f"{report.verdict()[1]}: {shown}")
+                features_said = True
+            continue
+        if kind == "metric":
+            message = "check failed: " + message.removeprefix("FAIL ")
+        lines.append(message)
+    if not lines and not open_alerts and report.dataset_drift is None:
+        return Headline("waiting", report.verdict()[1])
+    if lines or open_alerts:
+        if not lines:
+            lines = ["the conditions of the open alerts hold no longer: Check now resolves them"]
+        details = lines[1:] + ([recorded] if recorded else [])
+        return Headline("alert", lines[0], details)
+    passed = [c for c in outcome.checks if not c.skipped]
+    skipped = [c for c in outcome.checks if c.skipped]
+    title = "all clear: " + report.verdict()[1].removeprefix("no drift: ")
+    if passed:
+        title += f"; {len(passed)} check{'s' * (len(passed) != 1)} passed"
+    details = [c.line for c in skipped]
+    return Headline("ok", title, details)
 
 
 def traffic(name: str, *, since: float | None = None, store: Store | None = None) -> Any:
@@ -56,9 +118,13 @@ def distributions(reference: Any, current: Any, columns: list[str], bins: int = 
         if col not in reference or col not in current:
             continue
         ref, cur = reference[col], current[col]
-        if pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref):
-            r = pd.to_numeric(ref, errors="coerce").dropna().to_numpy(dtype=float)
-            c = pd.to_numeric(cur, errors="coerce").dropna().to_numpy(dtype=float)
+        dates = pd.api.types.is_datetime64_any_dtype(ref)
+        if dates or (pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref)):
+            if dates:  # binned as instants (seconds), labelled as dates
+                r, c = _seconds(ref), _seconds(cur)
+            else:
+                r = pd.to_numeric(ref, errors="coerce").dropna().to_numpy(dtype=float)
+                c = pd.to_numeric(cur, errors="coerce").dropna().to_numpy(dtype=float)
             if not len(r) or not len(c):
                 continue
             lo, hi = np.percentile(r, [1, 99])
@@ -74,9 +140,11 @@ def distributions(reference: Any, current: Any, columns: list[str], bins: int = 
                     pd.DataFrame(
                         {
                             "column": col,
-                            "kind": "numeric",
+                            "kind": "datetime" if dates else "numeric",
                             "value": centers,
-                            "label": [f"{v:.4g}" for v in centers],
+                            "label": _date_labels(centers)
+                            if dates
+                            else [f"{v:.4g}" for v in centers],
                             "side": side,
                             "share": shares,
                             "order": np.arange(bins),
@@ -107,6 +175,22 @@ def distributions(reference: Any, current: Any, columns: list[str], bins: int = 
     if not parts:
         return pd.DataFrame(columns=["column", "kind", "value", "label", "side", "share", "order"])
     return pd.concat(parts, ignore_index=True)
+
+
+def _seconds(series: Any) -> Any:
+    from .drift import as_datetime
+
+    values = as_datetime(series).dropna()
+    return values.astype("datetime64[ns]").to_numpy().astype(np.int64) / 1e9
+
+
+def _date_labels(centers: Any) -> list[str]:
+    import pandas as pd
+
+    stamps = pd.to_datetime(centers, unit="s")
+    span = float(centers[-1] - centers[0]) if len(centers) > 1 else 0.0
+    fmt = "%Y-%m-%d" if span >= 3 * 86400 else "%Y-%m-%d %H:%M"
+    return [t.strftime(fmt) for t in stamps]
 
 
 def check_history(name: str, *, limit: int = 500, store: Store | None = None) -> Any:

@@ -27,21 +27,24 @@ def _traffic(store: Store, deployment_ids: list[str], now: float) -> dict[str, d
     import numpy as np
     import sqlalchemy as sa
 
-    from ..serving.segments import read_table
+    from ..serving.inference_log import read_segments
     from ..store import schema
 
     seg = schema.inference_segments
     since = now - 3600
-    with store.read() as conn:
-        rows = conn.execute(
-            sa.select(seg.c.deployment_id, seg.c.object_hash).where(
-                seg.c.deployment_id.in_(deployment_ids), seg.c.time_max >= since
-            )
-        ).all()
+
+    def listing() -> list[Any]:
+        with store.read() as conn:
+            return conn.execute(
+                sa.select(seg).where(
+                    seg.c.deployment_id.in_(deployment_ids), seg.c.time_max >= since
+                )
+            ).all()
+
     latencies: dict[str, list[Any]] = {}
     requests: dict[str, set[str]] = {}
-    for deployment_id, object_hash in rows:
-        table = read_table(store.objects.get(object_hash), ["request_id", "time", "latency_ms"])
+    for row, table in read_segments(store, listing, ["request_id", "time", "latency_ms"]):
+        deployment_id = row.deployment_id
         times = table.column("time").to_numpy()
         keep = times >= since
         latencies.setdefault(deployment_id, []).append(table.column("latency_ms").to_numpy()[keep])

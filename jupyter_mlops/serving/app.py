@@ -1,5 +1,5 @@
 """The serving ASGI application (Starlette): Open Inference Protocol v2, MLflow's
-``/invocations``, feedback, Prometheus ``/metrics`` and the OpenAPI document.
+``/invocations``, feedback, a log flush, Prometheus ``/metrics`` and the OpenAPI document.
 
 Every request is validated against the model's signature before prediction, answered in
 its protocol's error format when it is bad, counted in the metrics, and appended to the
@@ -315,6 +315,8 @@ class ServingApp:
                 columns,
                 outputs,
                 (time.perf_counter() - started) * 1000.0,
+                # a classifier's probabilities are logged too (scored by the log writer)
+                model if model.has_proba and "predict_proba" not in outputs else None,
             )
 
 
@@ -493,13 +495,31 @@ def create_app(
         from .inference_log import log_feedback
 
         stored = await run_in_threadpool(
-            log_feedback,
-            doc["request_ids"],
-            doc["labels"],
-            model=model.name,
-            store=state.store or current_store(),
+            lambda: log_feedback(
+                doc["request_ids"],
+                doc["labels"],
+                model=model.name,
+                store=state.store or current_store(),
+                flushed=state.config.deployment_id,
+            )
         )
         return _json({"stored": stored})
+
+    async def flush(request: Request, started: float) -> Response:
+        """Write the inference log now: every prediction answered before this request is
+        in the store when it returns (what ``log_feedback`` asks for before it joins)."""
+        state.check_name(request.path_params["name"])
+        logger = state.logger
+        if logger is None:
+            return _json({"flushed": True, "written": 0, "logging": False})
+        failures = logger.failures
+        written = await run_in_threadpool(logger.flush)
+        if logger.failures != failures:  # the store refused: the entries wait for a retry
+            return _json(
+                {"error": f"The inference log could not be written now: {logger.last_error}"},
+                503,
+            )
+        return _json({"flushed": True, "written": written, "logging": True})
 
     async def metrics(request: Request, started: float) -> Response:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -549,6 +569,7 @@ def create_app(
             methods=["POST"],
         ),
         Route("/v2/models/{name}/feedback", timed("feedback", post_feedback), methods=["POST"]),
+        Route("/v2/models/{name}/flush", timed("flush", flush), methods=["POST"]),
         Route("/invocations", timed("invocations", invocations, _mlflow_error), methods=["POST"]),
         Route("/ping", timed("ping", ready, open_route=True), methods=["GET"]),
         Route("/health", timed("ping", ready, open_route=True), methods=["GET"]),

@@ -164,6 +164,25 @@ class Deployment:
         """The last lines the serving process wrote."""
         return _tail(self.log_path, lines)
 
+    def flush(self) -> int:
+        """Have the deployment write its inference log now (it does so about once a second
+        on its own); returns the entries written. Every prediction it answered before
+        the call is then in the store (with several workers, only one worker's)."""
+        if self.options.get("auth") and not self.token:
+            raise ValidationError(
+                f"Deployment {self.deployment_id} needs its bearer token: set "
+                "Deployment.token to the token shown when it was deployed."
+            )
+        from .flushing import post_flush
+
+        answer = post_flush(self.host, self.port, self.model_name, self.token, 30.0)
+        if answer is None:
+            raise DeploymentError(
+                f"Deployment {self.deployment_id} did not answer at {self.url}; see "
+                "Deployment.status and Deployment.logs()."
+            )
+        return int(answer.get("written", 0))
+
     def stop(self) -> Deployment:
         """Stop serving (flushes the inference log) and record it as stopped; this object
         says so too (and is returned)."""

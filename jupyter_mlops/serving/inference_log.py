@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from ..durations import parse_duration
-from ..errors import NotFoundError, ValidationError
+from ..errors import NotFoundError, StoreError, ValidationError
 from ..store import Store, current_store, schema
 from .memory import release_memory
 from .segments import NumericRows, build_tables, count_requests, read_table, write_table
@@ -38,6 +39,7 @@ __all__ = [
     "logged_requests",
     "logged_rows",
     "parse_retention",
+    "read_segments",
     "rejections",
     "write_rejections",
 ]
@@ -93,6 +95,9 @@ class InferenceLogger:
         self._tail: Tail | None = None
         # refused requests: {(model, version, reason): [count, last message]}
         self._rejected: dict[tuple[str, int | None, str], list[Any]] = {}
+        # the models whose class probabilities the writer adds to entries logged without
+        # them, by (model, version): computed per flush over all its rows, off the hot path
+        self._scorers: dict[tuple[str, int], Any] = {}
         self.compact_rows = COMPACT_ROWS
         self._drained = threading.Event()
         self._lock = threading.Lock()
@@ -124,11 +129,16 @@ class InferenceLogger:
         inputs: dict[str, list[Any]] | NumericRows,
         outputs: dict[str, Any],
         latency_ms: float,
+        scorer: Any = None,
     ) -> None:
         """Queue one online prediction. Never touches the database; waits (up to 10 s) only
         when ``max_pending_rows`` are already queued, so a writer that falls behind slows
-        clients down instead of growing memory without bound."""
+        clients down instead of growing memory without bound. ``scorer`` (the served
+        model, a classifier) has the writer log the class probabilities too when the
+        client did not ask for them, so probability metrics (ROC AUC) can be scored."""
         entry = (request_id, name, version, time.time(), rows, inputs, outputs, latency_ms)
+        if scorer is not None and (name, version) not in self._scorers:
+            self._keep_scorer((name, version), scorer)
         with self._lock:
             self._buffer.append(entry)
             size = len(self._buffer)
@@ -151,6 +161,53 @@ class InferenceLogger:
             else:
                 found[0] += 1
                 found[1] = message
+
+    def _keep_scorer(self, key: tuple[str, int], scorer: Any) -> None:
+        with self._lock:
+            self._scorers[key] = scorer
+            while len(self._scorers) > 4:  # the versions served lately (an alias moves)
+                self._scorers.pop(next(iter(self._scorers)))
+
+    def _with_proba(self, batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The batch with ``predict_proba`` added to entries logged without it, scored in
+        one call per model version and input layout (a few ms per flush where a call per
+        request would cost every request). A model that fails to score leaves its
+        entries as they were: probabilities never cost a prediction its log entry."""
+        with self._lock:
+            scorers = dict(self._scorers)
+        if not scorers:
+            return batch
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, e in enumerate(batch):
+            if "predict_proba" in e[6] or (e[1], e[2]) not in scorers:
+                continue
+            inputs = e[5]
+            layout = (
+                ("rows", *inputs.names) if isinstance(inputs, NumericRows) else ("json", *inputs)
+            )
+            groups.setdefault((e[1], e[2], *layout), []).append(i)
+        for key, members in groups.items():
+            scorer = scorers[(key[0], key[1])]
+            entries = [batch[i] for i in members]
+            try:
+                if key[2] == "rows":
+                    frame = np.vstack([e[5].array for e in entries])
+                else:
+                    names = key[3:]
+                    frame = scorer.schema.frame(
+                        {n: [v for e in entries for v in e[5][n]] for n in names}
+                    )
+                proba = np.asarray(scorer.predict(frame, ("predict_proba",))["predict_proba"])
+                if proba.ndim != 2 or len(proba) != sum(e[4] for e in entries):
+                    continue
+            except Exception:
+                continue
+            start = 0
+            for i in members:  # slices, not np.split: a view per entry, several times faster
+                e = batch[i]
+                batch[i] = (*e[:6], {**e[6], "predict_proba": proba[start : start + e[4]]}, e[7])
+                start += e[4]
+        return batch
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -183,6 +240,7 @@ class InferenceLogger:
             self._trim_if_due()
             return 0
         try:
+            batch = self._with_proba(batch)
             self._tail = write_segments(
                 self.store, self.deployment_id, batch, self._tail, self.compact_rows
             )
@@ -546,13 +604,21 @@ def log_batch(
         )
 
 
-def _segments(store: Store, name: str | None, since: float | None, last: int | None) -> list[Any]:
+def _segments(
+    store: Store,
+    name: str | None,
+    since: float | None,
+    last: int | None,
+    after: int | None = None,
+) -> list[Any]:
     seg = schema.inference_segments
     query = sa.select(seg)
     if name is not None:
         query = query.where(seg.c.model_name == name)
     if since is not None:
         query = query.where(seg.c.time_max >= since)
+    if after is not None:
+        query = query.where(seg.c.segment_id > after)
     query = query.order_by(seg.c.time_max.desc(), seg.c.segment_id.desc())
     with store.read() as conn:
         found = []
@@ -564,6 +630,61 @@ def _segments(store: Store, name: str | None, since: float | None, last: int | N
     return found
 
 
+class _Replaced(Exception):
+    """A segment's object went while it was read: a flush replaced the segment (a merge)
+    or retention trimmed it, so the reader lists the segments again."""
+
+
+_READ_ATTEMPTS = 20
+
+
+def _read_segment(store: Store, row: Any, columns: list[str] | None = None) -> Any:
+    """One segment's table. A missing object is damage only when the index still points
+    at it; when the segment is gone from the index a concurrent flush or trim replaced
+    it, which is raised as ``_Replaced`` (never as "run doctor")."""
+    try:
+        data = store.objects.get(row.object_hash)
+    except NotFoundError:
+        seg = schema.inference_segments
+        with store.read() as conn:
+            still = conn.execute(
+                sa.select(seg.c.segment_id).where(
+                    seg.c.segment_id == row.segment_id, seg.c.object_hash == row.object_hash
+                )
+            ).first()
+        if still is None:
+            raise _Replaced() from None
+        raise NotFoundError(
+            f"Inference log segment {row.segment_id} of {row.model_name} points at object "
+            f"{row.object_hash[:12]}…, which is missing from the object store. Run "
+            "`jupyter-mlops doctor` to list damaged objects."
+        ) from None
+    return read_table(data, columns)
+
+
+def read_segments(store: Store, listing: Any, columns: Any = None) -> list[tuple[Any, Any]]:
+    """(segment row, table) for every segment ``listing()`` returns, read consistently
+    while deployments flush: a segment replaced meanwhile sends the reader back to the
+    newest index (segments already read are kept: an object never changes content).
+    ``columns`` is a list, or a function of the row giving one."""
+    cache: dict[tuple[int, str], Any] = {}
+    for _ in range(_READ_ATTEMPTS):
+        rows = listing()
+        try:
+            for row in rows:
+                key = (row.segment_id, row.object_hash)
+                if key not in cache:
+                    wanted = columns(row) if callable(columns) else columns
+                    cache[key] = _read_segment(store, row, wanted)
+        except _Replaced:
+            continue
+        return [(row, cache[(row.segment_id, row.object_hash)]) for row in rows]
+    raise StoreError(
+        "The inference log kept being rewritten while it was read (a deployment is "
+        "flushing many small writes); try again in a moment."
+    )
+
+
 def logged_rows(name: str, since: float | None, *, store: Store | None = None) -> int:
     """How many predictions of ``name`` were logged since ``since`` (all when None): the
     segment index answers, and only a segment straddling ``since`` is read (its times)."""
@@ -573,19 +694,23 @@ def logged_rows(name: str, since: float | None, *, store: Store | None = None) -
     if not store.exists:
         return 0
     seg = schema.inference_segments
-    query = sa.select(seg.c.rows, seg.c.time_min, seg.c.object_hash).where(seg.c.model_name == name)
+    query = sa.select(seg).where(seg.c.model_name == name)
     if since is not None:
         query = query.where(seg.c.time_max >= since)
+    whole = 0
+
+    def straddling() -> list[Any]:
+        nonlocal whole
+        with store.read() as conn:
+            found = list(conn.execute(query))
+        inside = [r for r in found if since is None or r.time_min >= since]
+        whole = sum(r.rows for r in inside)
+        return [r for r in found if since is not None and r.time_min < since]
+
     total = 0
-    with store.read() as conn:
-        found = list(conn.execute(query))
-    for rows, time_min, digest in found:
-        if since is None or time_min >= since:
-            total += rows
-        else:
-            times = read_table(store.objects.get(digest), ["time"]).column("time")
-            total += int(pc.sum(pc.greater_equal(times, since)).as_py() or 0)
-    return total
+    for _, table in read_segments(store, straddling, ["time"]):
+        total += int(pc.sum(pc.greater_equal(table.column("time"), since)).as_py() or 0)
+    return whole + total
 
 
 def logged_requests(
@@ -643,13 +768,15 @@ def online_table(
     store = store or current_store()
     if not store.exists:
         return pa.table({})
-    tables = []
-    for s in _segments(store, name, since, last):
-        wanted = None
-        if columns is not None:
-            present = json.loads(s.columns)
-            wanted = [c for c in columns if c in present]
-        tables.append(read_table(store.objects.get(s.object_hash), wanted))
+
+    def wanted(row: Any) -> list[str] | None:
+        if columns is None:
+            return None
+        present = json.loads(row.columns)
+        return [c for c in columns if c in present]
+
+    read = read_segments(store, lambda: _segments(store, name, since, last), wanted)
+    tables = [table for _, table in read]
     if not tables:
         return pa.table({})
     table = pa.concat_tables(tables, promote_options="permissive")
@@ -710,23 +837,69 @@ def inference_log(
     return frame
 
 
-def _known_ids(store: Store, ids: set[str], model: str | None) -> dict[str, str]:
-    """{request id: model} for the ids present in the log (scans the request ids only)."""
+def _known_ids(
+    store: Store, ids: set[str], model: str | None, seen: set[tuple[int, str]] | None = None
+) -> dict[str, str]:
+    """{request id: model} for the ids present in the log (scans the request ids only).
+    Segments in ``seen`` (segment id, object hash) are skipped and the ones read added,
+    so a caller polling for a flush reads only what was written since."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     found: dict[str, str] = {}
-    if not store.exists:
+    if not store.exists or not ids:
         return found
+    seen = set() if seen is None else seen
     wanted = pa.array(sorted(ids), type=pa.string())
-    for s in _segments(store, model, None, None):
-        column = read_table(store.objects.get(s.object_hash), ["request_id"]).column(0)
-        hits = column.filter(pc.is_in(column, value_set=wanted))
-        for rid in hits.to_pylist():
-            found[rid] = s.model_name
-        if len(found) == len(ids):
-            break
-    return found
+    for _ in range(_READ_ATTEMPTS):
+        try:
+            for s in _segments(store, model, None, None):
+                key = (s.segment_id, s.object_hash)
+                if key in seen:
+                    continue
+                column = _read_segment(store, s, ["request_id"]).column(0)
+                seen.add(key)
+                hits = column.filter(pc.is_in(column, value_set=wanted))
+                for rid in hits.to_pylist():
+                    found[rid] = s.model_name
+                if len(found) == len(ids):
+                    break
+            return found
+        except _Replaced:  # a flush replaced a segment: scan the newest index again
+            continue
+    raise StoreError(
+        "The inference log kept being rewritten while it was read (a deployment is "
+        "flushing many small writes); try again in a moment."
+    )
+
+
+def _await_flush(
+    store: Store,
+    missing: set[str],
+    model: str | None,
+    seen: set[tuple[int, str]],
+    wait: float,
+    flushed: str | None,
+) -> dict[str, str]:
+    """The ids of ``missing`` that a running deployment still held in its buffer: each
+    deployment of ``model`` (all when None) is asked to write its log now; when every
+    one answered (one worker each), the log then holds everything they served, else the
+    log is read again until ``wait`` seconds have passed. ``flushed`` names a deployment
+    the caller has just flushed itself."""
+    from .flushing import flush_deployments
+
+    if wait <= 0:
+        return {}
+    deadline = time.monotonic() + wait
+    certain = flush_deployments(store, model, skip=flushed, timeout=wait)
+    if certain is None:  # no deployment is running: nothing can be waiting in a buffer
+        return {}
+    found: dict[str, str] = {}
+    while True:
+        found.update(_known_ids(store, missing - set(found), model, seen))
+        if len(found) == len(missing) or certain or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
 
 
 def log_feedback(
@@ -734,12 +907,17 @@ def log_feedback(
     labels: Sequence[Any] | Any,
     *,
     model: str | None = None,
+    wait: float = 5.0,
     store: Store | None = None,
+    flushed: str | None = None,
 ) -> int:
     """Record ground-truth labels for logged predictions; returns how many were stored.
 
     A request that predicted several rows is addressed row by row as ``"<id>:<row>"``.
-    Unknown request ids are an error and nothing is stored; ``model`` narrows the lookup.
+    Predictions a running deployment has not written yet (it writes its log about once a
+    second) are waited for: the deployments are asked to write their log now, and the
+    log is read again for up to ``wait`` seconds. Ids still unknown then are an error and
+    nothing is stored; ``model`` narrows the lookup.
     """
     store = store or current_store()
     if isinstance(request_ids, str):
@@ -752,7 +930,10 @@ def log_feedback(
         )
     if not ids:
         raise ValidationError("No request ids given; pass the ids the predictions returned.")
-    found = _known_ids(store, set(ids), model)
+    seen: set[tuple[int, str]] = set()
+    found = _known_ids(store, set(ids), model, seen)
+    if len(found) < len(set(ids)):  # maybe still in a deployment's buffer
+        found.update(_await_flush(store, set(ids) - set(found), model, seen, wait, flushed))
     missing = [r for r in ids if r not in found]
     if missing:
         raise NotFoundError(

@@ -226,6 +226,27 @@ def openapi_document(model: Any = None) -> dict[str, Any]:
                     },
                 }
             },
+            "/v2/models/{name}/flush": {
+                "post": {
+                    "summary": "Write the inference log now (predictions answered before "
+                    "this request are stored when it returns)",
+                    "security": bearer,
+                    "parameters": [name_param],
+                    "responses": {
+                        **_ok(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "flushed": {"type": "boolean"},
+                                    "written": {"type": "integer"},
+                                    "logging": {"type": "boolean"},
+                                },
+                            }
+                        ),
+                        **_errors(_ERROR, 401, 404, 503),
+                    },
+                }
+            },
             "/invocations": {
                 "post": {
                     "summary": "Predict (MLflow scoring protocol)",

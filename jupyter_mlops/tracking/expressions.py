@@ -117,11 +117,14 @@ class CheckResult:
     passed: bool
     values: dict[str, Any]
     skipped: bool = False
+    reason: str = ""  # why a skipped check's value is missing, when it is known
 
     @property
     def line(self) -> str:
         """``PASS accuracy >= 0.85 (accuracy = 0.912)``; ``SKIP`` when a value is missing."""
         if self.skipped:
+            if self.reason:
+                return f"SKIP {self.check} ({self.reason})"
             missing = [k for k, v in self.values.items() if v is None]
             return f"SKIP {self.check} (no value yet for {', '.join(missing)})"
         shown = ", ".join(

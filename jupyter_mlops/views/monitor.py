@@ -22,7 +22,7 @@ from ..durations import parse_duration
 from ..errors import MlopsError
 from ..html import _STYLE
 from ..monitoring import monitor as service
-from ..monitoring.summary import check_history, distributions, traffic
+from ..monitoring.summary import Headline, check_history, distributions, headline, traffic
 from ..store import Store, current_store
 from .fallback import ShownEverywhere, live_style, new_token
 
@@ -68,6 +68,8 @@ class MonitorView(ShownEverywhere, widgets.VBox):
         self.evaluation: Any = None
         self.traffic: Any = None
         self.history: Any = None
+        self.headline: Headline | None = None
+        self._open_alerts: Any = None
         self._dist: Any = None
         self.window.observe(lambda _: self.refresh(), names="value")
         self.refresh_button.on_click(lambda _: self.refresh())
@@ -120,6 +122,10 @@ class MonitorView(ShownEverywhere, widgets.VBox):
             name = self.evaluation.outcome.model
             self.traffic = traffic(name, since=self._since(), store=self._store)
             self.history = check_history(name, store=self._store)
+            self._open_alerts = service.alerts(self.model, status="open", store=self._store)
+            self.headline = headline(
+                self.evaluation.outcome, self.evaluation.conditions, len(self._open_alerts)
+            )
             self.message = ""
         except MlopsError as exc:
             self.message = str(exc)
@@ -182,11 +188,11 @@ class MonitorView(ShownEverywhere, widgets.VBox):
     def _draw_header(self) -> None:
         esc = html.escape
         ev = self.evaluation
-        if ev is None:
+        if ev is None or self.headline is None:
             self.header.value = f"<div class=mlops-card>{esc(self.message)}</div>"
             return
-        o = ev.outcome
-        color = {"ok": "#1a7f37", "alert": "#cf222e"}.get(o.state, "#57606a")
+        o, h = ev.outcome, self.headline
+        badge, color = _LEVELS[h.level]
         sampled = (
             f" (drift on the newest {o.rows:,} of {ev.total_rows:,})"
             if ev.total_rows > o.rows
@@ -199,13 +205,16 @@ class MonitorView(ShownEverywhere, widgets.VBox):
             if refused is not None and refused.received
             else ""
         )
+        details = "".join(f"<li>{esc(d)}</li>" for d in h.details[:6])
         self.header.value = (
             "<div class=mlops-card><div class=hd>"
             + f"<span class=nm>{esc(o.model)}@{o.version}</span>"
-            + f"<span class=badge style='background:{color}'>{esc(o.state)}</span>"
-            + f"<span class=mut>{ev.total_rows:,} predictions in the last "
+            + f"<span class=badge style='background:{color}'>{esc(badge)}</span>"
+            + f"<b class=mlops-headline>{esc(h.title)}</b></div>"
+            + (f"<ul class=mut style='margin:2px 0'>{details}</ul>" if details else "")
+            + f"<div class=mut>{ev.total_rows:,} predictions in the last "
             + f"{esc(str(self.window.value))}{sampled}; reference "
-            + f"{esc(ev.reference_label or '—')}</span></div>"
+            + f"{esc(ev.reference_label or '—')}</div>"
             + (f"<div class=mut>performance: {esc(perf)}</div>" if perf else "")
             + rejected
             + (f"<div class=mut>{esc(self.message)}</div>" if self.message else "")
@@ -214,7 +223,8 @@ class MonitorView(ShownEverywhere, widgets.VBox):
 
     def _draw_alerts(self) -> None:
         esc = html.escape
-        frame = service.alerts(self.model, store=self._store).head(50)
+        frame = service.alerts(self.model, store=self._store)
+        frame = frame.sort_values("status", key=lambda s: s != "open", kind="stable").head(50)
         if frame.empty:
             self.alerts_html.value = "<div class=mut>No alerts.</div>"
             return
@@ -253,26 +263,80 @@ class MonitorView(ShownEverywhere, widgets.VBox):
             return
         self.traffic_box.children = [chart_widget(self.traffic_chart())]
 
-    def _draw_history(self) -> None:
+    def history_note(self) -> str | None:
+        """What the Over time tab says instead of a chart (no check, or one: a trend needs
+        at least two points), or None when there is a chart to draw."""
+        n = 0 if self.history is None else len(self.history)
+        if n == 0:
+            return "No checks recorded yet: press Check now (or let the schedule run)."
+        if n == 1:
+            last = self.history.iloc[0]
+            share = last["drift_share"]
+            shown = "" if share is None or share != share else f", {share:.0%} of features drifted"
+            return (
+                "One check so far — a trend needs at least two. It ran at "
+                f"{_local(last['time']).strftime('%Y-%m-%d %H:%M')}: {last['state']}{shown}."
+            )
+        return None
+
+    def history_chart(self) -> Any:
+        """Drift share per check and, once labels arrive, performance per check: points
+        joined by a line, local times on the x axis, shares as percentages."""
         import altair as alt
 
-        from .theme import chart_widget
-
-        if self.history is None or self.history.empty:
-            self.history_box.children = [
-                widgets.HTML("<div class=mut>No checks recorded yet: press Check now.</div>")
-            ]
-            return
+        if self.history_note() is not None:
+            return None
         frame = self.history.copy()
-        metrics = [c for c in frame.columns if c not in ("time", "state", "rows", "labelled_rows")]
+        frame["time"] = [_local(t) for t in frame["time"]]
+        span = frame["time"].max() - frame["time"].min()
+        fmt = "%H:%M" if span.total_seconds() < 86400 else "%b %d %H:%M"
+        x = alt.X("time:T", title=None, axis=alt.Axis(format=fmt, labelAngle=0))
+        tip = alt.Tooltip("time:T", format="%Y-%m-%d %H:%M:%S", title="checked")
+        drift = (
+            alt.Chart(frame.dropna(subset=["drift_share"]))
+            .mark_line(point=True)
+            .encode(
+                x=x,
+                y=alt.Y(
+                    "drift_share:Q",
+                    title="features drifted",
+                    axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[0, 1]),
+                ),
+                tooltip=[tip, "state:N", alt.Tooltip("drift_share:Q", format=".0%")],
+            )
+            .properties(height=140, width=520, title="Share of features drifted per check")
+        )
+        metrics = [m for m in _METRICS if m in frame.columns and frame[m].notna().any()]
+        if not metrics:
+            return drift
         long = frame.melt(id_vars=["time"], value_vars=metrics, var_name="metric").dropna()
-        chart = (
+        shares = all(m in _SHARE_METRICS for m in metrics)
+        perf = (
             alt.Chart(long)
             .mark_line(point=True)
-            .encode(x=alt.X("time:T", title=None), y="value:Q", color="metric:N")
-            .properties(height=180, width=520, title="Drift share and performance per check")
+            .encode(
+                x=x,
+                y=alt.Y(
+                    "value:Q",
+                    title="from feedback",
+                    axis=alt.Axis(format="%" if shares else "~g"),
+                ),
+                color="metric:N",
+                tooltip=[tip, "metric:N", alt.Tooltip("value:Q", format=".3f")],
+            )
+            .properties(height=140, width=520, title="Performance per check")
         )
-        self.history_box.children = [chart_widget(chart)]
+        return alt.vconcat(drift, perf)
+
+    def _draw_history(self) -> None:
+        from .theme import chart_widget
+
+        note = self.history_note()
+        if note is not None:
+            self.history_box.children = [widgets.HTML(f"<div class=mut>{html.escape(note)}</div>")]
+            return
+        self.history_box.children = [chart_widget(self.history_chart())]
 
     def distribution_chart(self, column: str) -> Any:
         """Reference vs current shares for one column."""
@@ -335,10 +399,20 @@ class MonitorView(ShownEverywhere, widgets.VBox):
                 f"p50 latency {t['p50_ms'].median():.2f} ms, worst p95 {t['p95_ms'].max():.2f} ms"
                 "</div>"
             )
+        history = self.history_note()
+        if history is None:
+            h = self.history
+            first, last = _local(h["time"].iloc[0]), _local(h["time"].iloc[-1])
+            history = (
+                f"{len(h)} checks from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}; "
+                f"features drifted {_share(h['drift_share'].iloc[0])} then "
+                f"{_share(h['drift_share'].iloc[-1])}"
+            )
         return (
             _STYLE
             + self.header.value
             + traffic_line
+            + f"<div class=mut>over time: {html.escape(history)}</div>"
             + self.drift_html.value
             + "<div class=mlops-card><div class=hd><span class=nm>Alerts</span></div>"
             + self.alerts_html.value
@@ -352,6 +426,32 @@ class MonitorView(ShownEverywhere, widgets.VBox):
     def __repr__(self) -> str:
         state = self.evaluation.outcome.state if self.evaluation is not None else "?"
         return f"<MonitorView {self.model} {state}>"
+
+
+_LEVELS = {
+    "alert": ("alert", "#cf222e"),
+    "ok": ("ok", "#1a7f37"),
+    "waiting": ("not enough data", "#57606a"),
+}
+_SHARE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+_METRICS = (*_SHARE_METRICS, "mae", "rmse", "r2")
+
+
+def _local(moment: Any) -> Any:
+    """A check time (stored as naive UTC) as a naive local time, as people read clocks."""
+    import pandas as pd
+
+    return pd.Timestamp(moment).tz_localize("UTC").tz_convert(_zone()).tz_localize(None)
+
+
+def _zone() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now().astimezone().tzinfo
+
+
+def _share(value: Any) -> str:
+    return "—" if value is None or value != value else f"{value:.0%}"
 
 
 def monitor_view(model: str, *, window: str | None = None) -> MonitorView:
