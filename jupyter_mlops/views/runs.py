@@ -31,6 +31,34 @@ _CELL = (
     "border-bottom:1px solid var(--jp-border-color3,#eee)' title='{title}'>{text}</div>"
 )
 _STATUS = {"finished": "#1a7f37", "running": "#0969da", "failed": "#cf222e"}
+# A column's cells shrink below their text (cut with an ellipsis, the full text in the
+# tooltip) instead of spilling into the next column: the HTML widget and the content box
+# ipywidgets wraps around its value would otherwise keep the width of the longest text.
+_COLUMN_CLASS = "mlops-runs-col"
+_GRID_CSS = (
+    f"<style>.{_COLUMN_CLASS},.{_COLUMN_CLASS}>.widget-html-content,"
+    f".{_COLUMN_CLASS}>.jupyter-widget-html-content{{min-width:0;overflow:hidden}}</style>"
+)
+# Free text (names, params, tags) shrinks when the table is wider than the notebook;
+# ids, statuses, times and numbers keep their width (the table scrolls sideways instead).
+_SHRINKS = {"name": "120px", "experiment": "100px"}
+_SHRINK_PREFIXES = ("params.", "tags.")
+
+
+def _track(column: str) -> str:
+    """The CSS grid track of a column (see ``_SHRINKS``)."""
+    if column in _SHRINKS:
+        return f"minmax({_SHRINKS[column]}, max-content)"
+    if column.startswith(_SHRINK_PREFIXES):
+        return "minmax(64px, max-content)"
+    return "max-content"
+
+
+def _cell_title(column: str, value: Any, text: str) -> str:
+    """A cell's tooltip: the whole value (a run id in full, not its first 8 characters)."""
+    if column == "run_id" and isinstance(value, str):
+        return value
+    return text
 
 
 def _cell_text(column: str, value: Any) -> str:
@@ -303,7 +331,9 @@ class RunsView(ShownEverywhere, widgets.VBox):
     def _header(self, column: str) -> widgets.Button:
         button = widgets.Button(
             tooltip=f"sort by {column}",
-            layout=widgets.Layout(width="auto", height="26px", padding="0 2px"),
+            layout=widgets.Layout(
+                width="auto", min_width="0", max_width="240px", height="26px", padding="0 2px"
+            ),
         )
         button.style.button_color = "transparent"
         button.style.font_weight = "bold"
@@ -338,10 +368,12 @@ class RunsView(ShownEverywhere, widgets.VBox):
             box.observe(lambda change, i=i: self._box_changed(i, change["new"]), "value")
             self._boxes.append(box)
         self._box_column = widgets.VBox(layout=widgets.Layout(margin="0"))
-        self._column_cells = [widgets.HTML(layout=widgets.Layout(margin="0")) for _ in self._shown]
-        self.grid.layout.grid_template_columns = "22px " + " ".join(
-            "minmax(50px, max-content)" for _ in self._shown
-        )
+        self._column_cells = []
+        for _ in self._shown:
+            cells = widgets.HTML(layout=widgets.Layout(margin="0", min_width="0"))
+            cells.add_class(_COLUMN_CLASS)
+            self._column_cells.append(cells)
+        self.grid.layout.grid_template_columns = "22px " + " ".join(map(_track, self._shown))
         self.grid.children = [
             self._page_box,
             *self._headers,
@@ -375,10 +407,11 @@ class RunsView(ShownEverywhere, widgets.VBox):
                 shown = html.escape(text)
                 if column == "status":
                     shown = f"<span style='color:{_STATUS.get(text, '#9a6700')}'>●</span> {shown}"
-                parts.append(_CELL.format(align=align, title=html.escape(text), text=shown))
+                title = html.escape(_cell_title(column, value, text))
+                parts.append(_CELL.format(align=align, title=title, text=shown))
             cells.value = "".join(parts)
         self.header.value = (
-            "<div style='font-size:13px;margin:2px 0 4px'><b>Runs</b> "
+            _GRID_CSS + "<div style='font-size:13px;margin:2px 0 4px'><b>Runs</b> "
             f"<span style='opacity:.75'>· {html.escape(self.scope_text, quote=False)}</span></div>"
         )
         self.page_label.value = f"<span style='padding:0 10px'>{self._page_text()}</span>"
