@@ -169,6 +169,13 @@ def test_search_gives_child_runs(ip):
     assert "grid.best_score" in parent.metrics
     child = mlops.get_run(parent.children[0])
     assert child.parent_run_id == parent.run_id
+    # runs() says which run each candidate belongs to (top-level runs: None)
+    by_name = frame.set_index("name").parent_run_id
+    assert by_name["search"] is None
+    assert set(by_name.drop("search")) == {parent.run_id}
+    assert set(mlops.runs(filter=f"parent_run_id = '{parent.run_id}'").run_id) == set(
+        parent.children
+    )
     assert "C" in child.params and "mean_test_score" in child.metrics
     assert "split0_test_score" in child.metrics
     assert parent.load_model().get_params()["C"] == parent.params["grid.best.C"]

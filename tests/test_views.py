@@ -426,8 +426,11 @@ def test_run_card_shows_changed_params_first_and_folds_the_defaults(ip):
     assert set(folded) <= set(run.params) and run.params["model.logisticregression__tol"] == 1e-4
     assert run.default_params == frozenset(folded)
     frame = mlops.runs(filter="params.model.logisticregression__tol = 0.0001")
-    assert list(frame.name) == ["pipe"] and frame["params.model.memory"].isna().all()
+    assert list(frame.name) == ["pipe"] and "params.model.memory" in frame.attrs["hidden_params"]
+    assert "params.model.logisticregression__tol" in frame  # the filter names it: shown
     assert not [c for c in frame.columns if c.startswith("tags.")]
+    every = mlops.runs(filter="params.model.logisticregression__tol = 0.0001", params="all")
+    assert every["params.model.memory"].isna().all()
 
 
 def test_a_run_card_without_recorded_defaults_shows_every_param(ip):

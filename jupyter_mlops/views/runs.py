@@ -81,9 +81,11 @@ def _is_numeric(column: str) -> bool:
 
 
 def default_columns(frame: Any) -> list[str]:
-    """The metrics, then the params whose values differ between the runs (a few of each)."""
+    """The metrics, then the params whose values differ between the runs (a few of each);
+    never a param ``runs()`` leaves out by default (``attrs["hidden_params"]``)."""
     metrics = [c for c in frame.columns if c.startswith("metrics.")][:_DEFAULT_MAX]
-    params = [c for c in frame.columns if c.startswith("params.")]
+    hidden = set(frame.attrs.get("hidden_params") or ())
+    params = [c for c in frame.columns if c.startswith("params.") and c not in hidden]
     varying = [c for c in params if frame[c].astype(str).nunique(dropna=True) > 1]
     return metrics + (varying or params)[:_DEFAULT_MAX]
 
@@ -114,7 +116,7 @@ class RunsView(ShownEverywhere, widgets.VBox):
         self._syncing = False
         self._wanted: list[str] | None = None  # the user's column choice, kept across filters
         self.comparison: Any = None
-        self._raw = search_runs(experiment, filter or None, store=store)  # errors raise here
+        self._raw = self._read(filter or None)  # errors raise here
         self.scope: str | None = self._raw.attrs.get("experiment")  # None: every experiment
         from .theme import prewarm
 
@@ -134,6 +136,13 @@ class RunsView(ShownEverywhere, widgets.VBox):
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh", layout=small)
         self.column_chooser = widgets.SelectMultiple(
             description="Columns", rows=6, layout=widgets.Layout(width="60%")
+        )
+        self.all_params = widgets.Checkbox(
+            value=False,
+            description="all params",
+            indent=False,
+            tooltip="also offer the params left at their defaults in every run",
+            layout=widgets.Layout(width="auto"),
         )
         self.sort_by = widgets.Dropdown(description="Sort by", layout=widgets.Layout(width="320px"))
         self.descending = widgets.ToggleButton(
@@ -164,6 +173,7 @@ class RunsView(ShownEverywhere, widgets.VBox):
         self.filter_box.observe(lambda _: self.apply_filter(), "value")
         self.refresh_button.on_click(lambda _: self.apply_filter())
         self.column_chooser.observe(self._columns_chosen, "value")
+        self.all_params.observe(lambda _: self._offer_columns(), "value")
         self.sort_by.observe(lambda _: self._resort(), "value")
         self.descending.observe(lambda _: self._resort(), "value")
         self.prev_button.on_click(lambda _: self.go_to(self.page - 1))
@@ -180,7 +190,7 @@ class RunsView(ShownEverywhere, widgets.VBox):
                     [
                         self.column_chooser,
                         widgets.VBox(
-                            [self.sort_by, self.descending],
+                            [self.sort_by, self.descending, self.all_params],
                             layout=widgets.Layout(align_items="flex-end"),
                         ),
                     ]
@@ -226,7 +236,7 @@ class RunsView(ShownEverywhere, widgets.VBox):
             self.filter_box.value = text  # the observer calls back here
             return
         try:
-            raw = search_runs(self.experiment, self.filter_box.value or None, store=self._store)
+            raw = self._read(self.filter_box.value or None)
         except MlopsError as exc:
             self.error.value = _error_html(str(exc))
             return
@@ -283,11 +293,28 @@ class RunsView(ShownEverywhere, widgets.VBox):
 
     # -- internals -----------------------------------------------------------------------
 
+    def _read(self, filter: str | None) -> Any:
+        """Every param is read (the chooser can offer them all); ``attrs["hidden_params"]``
+        says which ``runs()`` leaves out by default, and the chooser starts without them."""
+        return search_runs(self.experiment, filter, params="all", store=self._store)
+
+    @property
+    def hidden_params(self) -> list[str]:
+        """The param columns the chooser leaves out unless "all params" is ticked: those
+        left at their estimator's defaults in every run, the same in each."""
+        return list(self._raw.attrs.get("hidden_params") or ())
+
+    def _offer_columns(self) -> None:
+        """The chooser's options follow "all params"; the chosen columns stay chosen."""
+        self._set_column_options(list(self.column_chooser.value))
+        self._render()
+
     def _set_column_options(self, chosen: list[str]) -> None:
         cols = self._raw.columns
+        hidden = set() if self.all_params.value else set(self.hidden_params)
         options = (
             [c for c in cols if c.startswith("metrics.")]
-            + [c for c in cols if c.startswith("params.")]
+            + [c for c in cols if c.startswith("params.") and (c not in hidden or c in chosen)]
             + [c for c in cols if c.startswith("tags.")]
         )
         self._syncing = True
