@@ -45,7 +45,8 @@ _STYLE = """
 <style>
 .mlops-card{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:12px;
  border:1px solid var(--jp-border-color2,#d0d7de);border-radius:6px;padding:8px 10px;margin:4px 0;
- max-width:900px;color:var(--jp-ui-font-color1,#1f2328);background:var(--jp-layout-color1,#fff)}
+ max-width:900px;overflow-x:auto;color:var(--jp-ui-font-color1,#1f2328);
+ background:var(--jp-layout-color1,#fff)}
 .mlops-card .hd{display:flex;gap:10px;align-items:baseline;flex-wrap:wrap}
 .mlops-card .nm{font-weight:600;font-size:13px}
 .mlops-card .badge{color:#fff;border-radius:10px;padding:0 7px;font-size:11px}

@@ -450,3 +450,32 @@ def test_a_metric_assigned_in_a_while_loop_is_a_metric_and_its_state_no_param(ip
         assert run.params == {"tol": 1e-3}
         assert run.metrics["val_loss"] == pytest.approx(ip.user_ns["val_loss"])
         assert len(run.metric_history("val_loss")) == 1
+
+
+def test_a_timer_is_no_param(ip):
+    """Values taken from a clock, in the cell or in the earlier cell that set them, hold
+    when the cell ran, not a setting: they are no params; the settings still are."""
+    setup = (
+        "import time, datetime\n"
+        "from time import perf_counter as pc\n"
+        "T_START = time.time()\n"
+        "LR = 0.1\n"
+    )
+    assert run_cell(ip, setup).success
+    code = (
+        "%%track timed\n"
+        "T0 = time.time()\n"
+        "t1 = pc()\n"
+        "stamp = datetime.datetime.now().timestamp()\n"
+        "C = 0.5\n"
+        "elapsed = time.time() - T0\n"
+        "since_start = time.time() - T_START + LR\n"
+    )
+    assert run_cell(ip, code).success
+    run = only_run()
+    assert run.params == {"C": 0.5, "LR": 0.1}
+    assert "T_START" not in mlops.runs().columns.str.removeprefix("params.")
+    # named on purpose, a timer is recorded like any variable
+    assert run_cell(ip, "%%track --params T0\nT0 = time.time()\nD = 3\n").success
+    latest = mlops.get_run(mlops.runs(order_by="-start_time").run_id[0])
+    assert set(latest.params) == {"T0", "D"} and latest.params["T0"] == ip.user_ns["T0"]

@@ -16,7 +16,7 @@ from ..store import Store, current_store
 from .active import ActiveRun, warn
 from .analysis import CellAnalysis, analyze
 from .capture import CaptureOptions, CellCapture
-from .codeslice import HistoryCell, code_slice
+from .codeslice import HistoryCell, code_slice, executable
 from .defaults import JOB_ENV
 from .environment import EnvironmentProbe
 from .writer import RunWriter, save_unsaved
@@ -70,7 +70,7 @@ class TrackedExecution:
         # ``analysis``: what the code does with names when it was read another way than
         # from its source (``with mlops.track():`` in code whose text is gone)
         self.analysis = analysis if analysis is not None else analyze(source)
-        self.capture = CellCapture(self.analysis, self.options)
+        self.capture = CellCapture(self.analysis, self.options, [executable(h) for h in history])
         self.run = ActiveRun(None, name, experiment)
         self._probe: EnvironmentProbe | None = None
 
