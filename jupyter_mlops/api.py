@@ -349,10 +349,14 @@ def deployments(model: str | None = None, *, all: bool = False) -> Any:
 
 def undeploy(reference: str) -> Any:
     """Stop serving: ``"churn@production"`` stops that deployment, ``"churn"`` all of that
-    model's, a deployment id that one. Returns the stopped deployments."""
+    model's, a deployment id that one. Returns the stopped deployments: a list that shows
+    their cards in a notebook."""
+    from .html import CardList
     from .serving.deployments import undeploy as _undeploy
 
-    return _undeploy(reference)
+    stopped = _undeploy(reference)
+    n = len(stopped)
+    return CardList(stopped, f"Stopped {n} deployment{'' if n == 1 else 's'} ({reference})")
 
 
 def predict_batch(
