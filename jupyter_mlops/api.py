@@ -367,13 +367,16 @@ def predict_batch(
     chunk_size: int = 250_000,
     log: bool = True,
     snapshot: bool = False,
+    skip_missing: bool = False,
     progress: bool = True,
 ) -> Any:
     """Score a DataFrame with a registered model: a DataFrame of predictions with the same
     index (``proba=True`` adds class probabilities). The batch is logged with its input
     and predictions as data versions recorded by content hash, schema and statistics;
     ``snapshot=True`` also stores their rows (loadable with ``load_data``), which costs
-    several times the prediction on a large frame."""
+    several times the prediction on a large frame. Rows with a missing value the model
+    cannot take are refused by index label; ``skip_missing=True`` scores the others and
+    leaves theirs missing (listed in ``.attrs["skipped"]``)."""
     from .serving.batch import predict_batch as _predict_batch
 
     bar = None
@@ -390,6 +393,7 @@ def predict_batch(
         chunk_size=chunk_size,
         log=log,
         snapshot=snapshot,
+        skip_missing=skip_missing,
         progress=bar,
     )
 

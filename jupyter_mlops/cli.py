@@ -187,13 +187,54 @@ def _cmd_deployments(args: argparse.Namespace) -> int:
     frame = deployments(args.model, all=args.all)
     if frame.empty:
         print("no deployments")
-        return 0
-    with pd.option_context("display.max_columns", 12, "display.width", 200):
-        print(frame.drop(columns=["message"]).to_string(index=False))
-    for row in frame.itertuples():
-        if row.message:
-            print(f"{row.deployment_id}: {row.message}")
+    else:
+        with pd.option_context("display.max_columns", 12, "display.width", 200):
+            print(frame.drop(columns=["message"]).to_string(index=False))
+        for row in frame.itertuples():
+            if row.message:
+                print(f"{row.deployment_id}: {row.message}")
+    if args.all:
+        _print_launchers()
     return 0
+
+
+def _print_launchers() -> None:
+    """The warm launchers on this machine: one per store at most, each exits once idle."""
+    import time
+
+    import pandas as pd
+
+    from .serving.launcher import launchers
+
+    found = launchers()
+    if not found:
+        print("\nno launchers")
+        return
+
+    def idle(item: dict) -> str:
+        if item["status"] != "ready":
+            return "starting"
+        if item["idle_since"] is None:
+            return "in use"
+        left = item["idle_exit_s"] - (time.time() - item["idle_since"])
+        since = time.strftime("%H:%M:%S", time.localtime(item["idle_since"]))
+        return f"{since} (exits in {max(left, 0):.0f} s)"
+
+    table = pd.DataFrame(
+        [
+            {
+                "pid": item["pid"],
+                "store": item["store"],
+                "idle since": idle(item),
+                "deployments": ", ".join(item["deployments"]) or "—",
+                "kernels": item["kernels"],
+            }
+            for item in found
+        ]
+    )
+    print("\nlaunchers (one per store; a launcher exits once idle):")
+    with pd.option_context("display.max_columns", 12, "display.width", 200):
+        print(table.to_string(index=False))
 
 
 def _cmd_undeploy(args: argparse.Namespace) -> int:
@@ -260,7 +301,11 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_serve)
     p = sub.add_parser("deployments", help="List deployments with their live status.")
     p.add_argument("model", nargs="?", default=None)
-    p.add_argument("--all", action="store_true", help="Include stopped deployments.")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="Include stopped deployments, and list the warm launchers on this machine.",
+    )
     p.set_defaults(func=_cmd_deployments)
     p = sub.add_parser("undeploy", help="Stop a deployment (reference, model name or id).")
     p.add_argument("reference")

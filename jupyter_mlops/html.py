@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ __all__ = [
     "metric_curves",
     "monitor_config_card",
     "run_card",
+    "sample_curve",
     "sparkline",
 ]
 
@@ -125,13 +127,38 @@ def _table(
 _SPARK_W, _SPARK_H, _SPARK_PAD = 160, 40, 3
 
 
-def sparkline(points: list[tuple[float, float]], label: str = "") -> str:
+def sample_curve(
+    steps: Sequence[float], values: Sequence[float | None], points: int = _SPARK_W
+) -> tuple[list[tuple[float, float]], int]:
+    """(sample, n): at most ``points`` of the finite ``(step, value)`` pairs, spread evenly
+    over the curve with its minimum, maximum and last value always among them, and how
+    many finite pairs there are: all a sparkline can show of a curve of any length."""
+    isfinite = math.isfinite
+    if all(v is not None and isfinite(v) for v in values):
+        xs, ys = steps, values
+    else:
+        kept = [(x, y) for x, y in zip(steps, values, strict=True) if y is not None and isfinite(y)]
+        xs, ys = [x for x, _ in kept], [y for _, y in kept]
+    n = len(ys)
+    if n <= points:
+        return [(float(x), float(y)) for x, y in zip(xs, ys, strict=True)], n  # type: ignore[arg-type]
+    slots = max(2, points - 3)  # min, max and last may fall between the even steps
+    keep = {round(i * (n - 1) / (slots - 1)) for i in range(slots)}
+    keep |= {ys.index(min(ys)), ys.index(max(ys)), n - 1}  # type: ignore[type-var]
+    return [(float(xs[i]), float(ys[i])) for i in sorted(keep)], n  # type: ignore[arg-type]
+
+
+def sparkline(
+    points: list[tuple[float, float]], label: str = "", *, steps: int | None = None
+) -> str:
     """A small static SVG curve (160×40) of ``(step, value)`` points, with min, max and last
     beside it: inline, no script and no external resource, so a saved notebook shows it.
-    Non-finite values are left out of the line; fewer than two finite points draw nothing."""
+    Non-finite values are left out of the line; fewer than two finite points draw nothing.
+    ``steps``: how many points the whole curve has, when ``points`` is a sample of it."""
     finite = [(float(x), float(y)) for x, y in points if math.isfinite(y) and math.isfinite(x)]
     if len(finite) < 2:
         return ""
+    count = steps if steps is not None else len(finite)
     values = [y for _, y in finite]
     steps = [x for x, _ in finite]
     xs = steps if max(steps) > min(steps) else [float(i) for i in range(len(finite))]
@@ -155,8 +182,8 @@ def sparkline(points: list[tuple[float, float]], label: str = "") -> str:
     svg = (
         f"<svg class=mlops-spark width={_SPARK_W} height={_SPARK_H} "
         f"viewBox='0 0 {_SPARK_W} {_SPARK_H}' role=img "
-        f"aria-label='{name} over {len(finite)} steps' xmlns='http://www.w3.org/2000/svg'>"
-        f"<title>{name}: {len(finite)} steps</title>"
+        f"aria-label='{name} over {count} steps' xmlns='http://www.w3.org/2000/svg'>"
+        f"<title>{name}: {count} steps</title>"
         f"<polyline points='{line}' fill=none stroke='#0969da' stroke-width=1.5 "
         "stroke-linejoin=round stroke-linecap=round />"
         f"<circle cx={last_x} cy={last_y} r=2 fill='#0969da' /></svg>"
@@ -175,23 +202,42 @@ def sparkline(points: list[tuple[float, float]], label: str = "") -> str:
 def metric_curves(run: Any) -> dict[str, list[tuple[float, float]]]:
     """{metric: [(step, value), ...]} for the metrics a run logged at two or more points,
     read through the run's ``metric_history`` (runs drawn from plain fields have none)."""
+    return _read_curves(run)[0]
+
+
+def _read_curves(run: Any) -> tuple[dict[str, list[tuple[float, float]]], dict[str, int]]:
+    """The curves a card draws and how many points each has: a stored run's are sampled
+    by the database (``Run.metric_curve``), so a long curve costs what a short one does."""
+    sampled = getattr(run, "metric_curve", None)
     history = getattr(run, "metric_history", None)
-    if history is None:
-        return {}
+    if sampled is None and history is None:
+        return {}, {}
+    known = getattr(run, "known_curves", None) or {}
     out: dict[str, list[tuple[float, float]]] = {}
+    counts: dict[str, int] = {}
     for key in sorted(run.metrics):
         try:
-            frame = history(key)
+            if key in known:  # handed over by whoever recorded it: no read back
+                points, n = known[key]
+            elif sampled is not None:
+                points, n = sampled(key, _SPARK_W)
+            else:
+                frame = history(key)
+                points = list(zip(frame["step"].tolist(), frame["value"].tolist(), strict=True))
+                n = len(points)
         except (MlopsError, OSError):  # the card still shows what the run holds in memory
             continue
-        if len(frame) >= 2:
-            out[key] = list(zip(frame["step"].tolist(), frame["value"].tolist(), strict=True))
-    return out
+        if n >= 2:
+            out[key], counts[key] = points, n
+    return out, counts
 
 
-def _curves_html(curves: dict[str, list[tuple[float, float]]]) -> str:
+def _curves_html(
+    curves: dict[str, list[tuple[float, float]]], counts: dict[str, int] | None = None
+) -> str:
     """The card's curves section: one sparkline per stepped metric."""
-    drawn = [(k, sparkline(v, k)) for k, v in curves.items()]
+    counts = counts or {}
+    drawn = [(k, sparkline(v, k, steps=counts.get(k))) for k, v in curves.items()]
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{svg}</td></tr>" for k, svg in drawn if svg)
     if not rows:
         return ""
@@ -204,8 +250,9 @@ def run_card(run: RunFields, curves: dict[str, list[tuple[float, float]]] | None
     and a small curve for every metric logged at several steps (``curves``: {metric:
     [(step, value)]}; by default read from the run's ``metric_history``)."""
     esc = html.escape
+    counts = None
     if curves is None:
-        curves = metric_curves(run)
+        curves, counts = _read_curves(run)
     color = _STATUS_COLORS.get(run.status, "#57606a")
     started = datetime.fromtimestamp(run.start_time, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     params = [(k, format_value(v)) for k, v in run.params.items()]
@@ -251,7 +298,7 @@ def run_card(run: RunFields, curves: dict[str, list[tuple[float, float]]] | None
         + (f"<span class=mut>{esc(' · '.join(extras))}</span>" if extras else "")
         + "</div><div class=grid>"
         + _table("metrics", metrics)
-        + _curves_html(curves)
+        + _curves_html(curves, counts)
         + _table("params", params, folded=run.default_params)
         + _table("data", data)
         + _table("models", models)
@@ -572,6 +619,12 @@ def check_outcome_card(outcome: Any) -> str:
     ]
     checks = [(r.check, r.line.split(" ", 1)[0]) for r in outcome.checks]
     alerts = [(a["kind"], a["message"]) for a in outcome.open_alerts]
+    refused = getattr(outcome, "rejections", None)
+    rejections = []
+    if refused is not None:
+        rejections = [("refused", refused.line())] + [
+            (reason, f"{count:,}") for reason, count in refused.top(5)
+        ]
     body = outcome.report._repr_html_() if outcome.report is not None else ""
     return (
         _STYLE
@@ -582,6 +635,7 @@ def check_outcome_card(outcome: Any) -> str:
         + "<div class=grid>"
         + _table("performance", perf)
         + _table("checks", checks)
+        + _table("rejections", rejections)
         + _table("open alerts", alerts)
         + "</div></div>"
         + body

@@ -12,11 +12,15 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+if TYPE_CHECKING:
+    from .tracking.session import TrackedExecution
+    from .tracking.steps import StepRecorder
 
 __all__ = ["MlopsMagics", "load", "unload"]
 
@@ -87,6 +91,12 @@ class MlopsMagics(Magics):
     @argument("--no-data", action="store_true", help="Do not fingerprint data inputs.")
     @argument("--no-model", action="store_true", help="Do not save fitted models.")
     @argument(
+        "--no-steps",
+        action="store_true",
+        help="Run the cell as written: metric-named variables assigned in loops keep only "
+        "their final value (no curve).",
+    )
+    @argument(
         "--register", default=None, metavar="MODEL", help="Register the fitted model as MODEL."
     )
     @argument("--model", default=None, help="With --register: which variable's model.")
@@ -98,7 +108,7 @@ class MlopsMagics(Magics):
         Usage::
 
             %%track [NAME] [-e EXPERIMENT] [--params a,b] [--metrics x,y] [--tag k=v]...
-                    [--no-data] [--no-model] [--register MODEL [--model VAR]]
+                    [--no-data] [--no-model] [--no-steps] [--register MODEL [--model VAR]]
 
         Examples::
 
@@ -145,6 +155,7 @@ class MlopsMagics(Magics):
             tags=tags,
             notebook=notebook_path(shell),
             history=history,
+            steps=not args.no_steps,
         )
         ns = shell.user_ns
         run = execution.start(ns)
@@ -167,7 +178,7 @@ class MlopsMagics(Magics):
                 sys.stdout, sys.stderr = out, err
                 formatter.format = recording_format
                 try:
-                    value, has_value = self._execute(source, cell, count)
+                    value, has_value = self._execute(source, cell, count, execution.steps)
                     if has_value and value is not None and not cell.rstrip().endswith(";"):
                         shell.displayhook(value)
                 finally:
@@ -191,7 +202,7 @@ class MlopsMagics(Magics):
                 version = None
                 if register is not None and error is None:
                     version = self._register(run_id, register, args.model)
-                self._show_card(run_id)
+                self._show_card(run_id, execution)
                 if version is not None:
                     from IPython.display import display
 
@@ -232,30 +243,36 @@ class MlopsMagics(Magics):
         cells = [HistoryCell(i, parsed[i], raw[i]) for i in range(1, last) if parsed[i].strip()]
         return cells, count
 
-    def _execute(self, source: str, cell: str, count: int) -> tuple[Any, bool]:
-        """Run the cell's code in the user namespace the way IPython runs a cell."""
+    def _execute(
+        self, source: str, cell: str, count: int, steps: StepRecorder | None = None
+    ) -> tuple[Any, bool]:
+        """Run the cell's code in the user namespace the way IPython runs a cell (with
+        ``steps``: rewritten so that its loops record metric-named variables)."""
         __tracebackhide__ = True
         shell = self.shell
         filename = shell.compile.cache(source, count, raw_code=cell)
         tree = shell.compile.ast_parse(source, filename=filename)
         tree = shell.transform_ast(tree) or tree
+        instrumented = steps is not None and steps.instrument(tree, source)
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
-        exec(shell.compile(tree, filename, "exec"), shell.user_global_ns, shell.user_ns)
+        code = shell.compile(tree, filename, "exec")
+        if instrumented and steps is not None:
+            code = steps.bind(code)
+        exec(code, shell.user_global_ns, shell.user_ns)
         if last is None:
             return None, False
         code = shell.compile(last, filename, "eval")
         return eval(code, shell.user_global_ns, shell.user_ns), True
 
-    def _show_card(self, run_id: str) -> None:
+    def _show_card(self, run_id: str, execution: TrackedExecution) -> None:
         from IPython.display import display
 
         from .errors import MlopsError
-        from .tracking.record import get_run
 
         try:
-            display(get_run(run_id))
+            display(execution.result(run_id))
         except MlopsError as exc:
             print(f"jupyter_mlops: run {run_id[:8]} recorded, but cannot be shown: {exc}")
 

@@ -65,7 +65,7 @@ def test_bad_batches_are_refused_and_nothing_is_logged(store_dir):
         mlops.predict_batch("churn", x.assign(texture="high"))
     bad = x.copy()
     bad.iloc[3, 1] = np.nan
-    with pytest.raises(SignatureError, match=r"rows \[3\]"):
+    with pytest.raises(SignatureError, match=r"'texture' has missing values .* in row 3"):
         mlops.predict_batch("churn", bad)
     with pytest.raises(ValidationError, match="no rows"):
         mlops.predict_batch("churn", x.iloc[:0])

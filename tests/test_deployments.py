@@ -275,24 +275,33 @@ def test_the_warm_launcher_forks_deployments_that_outlive_it(churn, store_dir, m
     assert group_members(plain.pid) == []
 
 
-def test_two_launchers_for_one_store_do_not_both_stay(churn, store_dir):
-    from jupyter_mlops.serving.launcher import ensure_launcher
+def test_a_deployment_object_says_stopped_once_it_is_stopped(churn, store_dir):
+    from .conftest import cli
 
-    env = {**os.environ, "MLOPS_HOME": str(store_dir)}
-    first = ensure_launcher(store_dir, env)
-    second = ensure_launcher(store_dir, env)  # a second kernel, before the first is ready
-    assert first is not None and second is not None
-    deadline = time.monotonic() + 60
-    while first.poll() is None and second.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert (first.poll() is None) != (second.poll() is None)  # exactly one remains
-    d = mlops.deploy("churn@1")  # forked by the one that remains
-    with open(f"/proc/{d.pid}/comm") as fh:
-        assert fh.read().strip() == d.deployment_id[:15]
-    mlops.undeploy("churn")
-    stop_launcher(store_dir)
-    for proc in (first, second):
-        proc.wait(10)
+    first, second = mlops.deploy("churn@1"), mlops.deploy("churn@2")
+    held = mlops.deploy("churn@1")  # the same deployment, a second object of it
+    assert held.deployment_id == first.deployment_id
+    stopped = mlops.undeploy("churn")  # by model name: every object of them says so
+    assert {d.deployment_id for d in stopped} == {first.deployment_id, second.deployment_id}
+    for d in (first, second, held):
+        assert d.state == "stopped" and d.status == "stopped"
+        assert " stopped at " in repr(d) and ">stopped<" in d._repr_html_()
+        assert group_members(d.pid) == []
+
+    by_object = mlops.deploy("churn@1")
+    assert by_object.state == "running"
+    [out] = mlops.undeploy(by_object)  # the Deployment itself
+    assert out.deployment_id == by_object.deployment_id and by_object.state == "stopped"
+
+    own = mlops.deploy("churn@2")
+    assert own.stop() is own and own.state == "stopped" and "stopped" in repr(own)
+
+    # stopped from another process (the CLI): the object shows it as soon as it is shown
+    elsewhere = mlops.deploy("churn@1")
+    result = cli(store_dir, "undeploy", elsewhere.deployment_id)
+    assert result.returncode == 0, result.stderr
+    assert " stopped at " in repr(elsewhere) and elsewhere.state == "stopped"
+    assert mlops.deployments().empty
 
 
 def _rss_mb(pid: int) -> float:

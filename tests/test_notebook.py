@@ -130,6 +130,7 @@ def test_deployment_notebook(tmp_path, store_dir):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "invocations: {'predictions': [" in text and "OIP v2: 1 [" in text
     assert "now served by version 2" in text
+    assert "422 request id: " in text and "rows: [1]" in text and "cannot take them" in text
     html = [o["data"].get("text/html", "") for o in outputs if "data" in o]
     assert any("curl" in h and "running" in h for h in html)
     frame = mlops.deployments(all=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -229,6 +230,28 @@ def test_import_is_light():
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_frameworks_are_imported_only_for_their_own_models(tmp_path):
+    """Importing the package, tracking and loading a scikit-learn model never imports
+    XGBoost or LightGBM (or their flavors), installed or not."""
+    code = (
+        "import sys, numpy as np, jupyter_mlops as mlops\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "x = np.random.default_rng(0).normal(size=(40, 2)); y = (x[:, 0] > 0).astype(int)\n"
+        "with mlops.track('sk') as run:\n"
+        "    model = LogisticRegression().fit(x, y)\n"
+        "mlops.register(run.run_id, 'plain')\n"
+        "mlops.load_model('plain@1').predict(x)\n"
+        "names = ('xgboost', 'lightgbm', 'jupyter_mlops.tracking.flavors.xgboost',\n"
+        "         'jupyter_mlops.tracking.flavors.lightgbm')\n"
+        "print(','.join(m for m in names if m in sys.modules))"
+    )
+    env = {**os.environ, "MLOPS_HOME": str(tmp_path / "store")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == ""
 
 

@@ -469,6 +469,13 @@ def test_policy_fires_on_drift_alerts_not_on_other_kinds(ip):
     jobs = run_due_policies(now=now + 2, store=store, start=False)
     assert [j.triggers[0]["alert_id"] for j in jobs] == [alert_id]
     assert jobs[0].trigger.startswith(f"alert: #{alert_id} feature_drift")
+    # on any alert: but refused traffic (bad requests) is no reason to retrain
+    mlops.retrain_policy("churn", on="alert", holdout=churn_data(9, 200), cooldown=0)
+    refused = alert("rejections")
+    alert_id = alert("data_quality")
+    jobs = run_due_policies(now=now + 3, store=store, start=False)
+    fired = [t["alert_id"] for j in jobs for t in j.triggers]
+    assert alert_id in fired and refused not in fired
 
 
 def test_scheduler_once_runs_a_round(ip, store_dir):

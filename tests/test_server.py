@@ -3,6 +3,7 @@ every route, the unauthenticated walk, the error statuses, the background loop."
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -248,7 +249,8 @@ async def test_retrain_now_without_a_policy_says_how_to_set_one(jp_fetch, regist
     assert code == 400 and body["error"] == "ValidationError"
     assert body["message"] == (
         'churn has no retraining policy: set one with mlops.retrain_policy("churn", '
-        'holdout="name@vN", gate=[...]); the sidebar\'s Retrain uses it.'
+        'holdout="name@vN", gate=[...]); the sidebar\'s Retrain uses it. Or send '
+        "retrain()'s options (GET retraining/defaults/churn gives a starting point)."
     )
     assert (await get(jp_fetch, "retraining", "jobs"))["total"] == 0
 
@@ -437,6 +439,129 @@ async def test_a_restart_keeps_every_option_the_deployment_had(jp_fetch, registe
         c.close()
         assert len(group_members(after.pid)) >= 3  # the supervisor and its two workers
         assert mlops.inference_log("churn").empty  # log=False is kept as well
+    finally:
+        for d in mlops.deployments().itertuples():
+            mlops.undeploy(d.deployment_id)
+        stop_launcher(store_dir)
+    assert processes_mentioning(str(store_dir)) == []
+
+
+@pytest.mark.slow
+async def test_retrain_without_a_policy_from_the_models_defaults(jp_fetch, ip, store_dir):
+    """The sidebar offers Retrain on every model: without a policy it opens a form filled
+    from ``retraining/defaults/{model}`` and submits it as the job's options."""
+    from jupyter_mlops.serving.launcher import stop_launcher
+
+    from .retraining_helpers import new_world, train_champion
+    from .serving_helpers import processes_mentioning
+
+    champion = train_champion(ip)
+    new_world()  # churn_train@v2 arrives
+    defaults = await get(jp_fetch, "retraining", "defaults", "churn")
+    assert defaults == {
+        "model": "churn",
+        "champion": "churn@1",
+        "champion_alias": "production",
+        "data": {"df": "churn_train@latest"},
+        "gate": ["metrics.accuracy >= champion.metrics.accuracy"],
+        "holdout": None,
+        "target": None,
+        "promote": "production",
+        "metrics": list(champion.run.metrics),
+        "policy": False,
+    }
+    code, body = await error(jp_fetch, "GET", "retraining", "defaults", "nope")
+    assert code == 404 and "nope" in body["message"]
+    form = {k: defaults[k] for k in ("data", "gate", "holdout", "target", "promote")}
+    bad = {**form, "data": {"df": "churn_tran@latest"}}  # a typo: refused, nothing queued
+    code, body = await error(jp_fetch, "POST", "retraining", "jobs", body={"model": "churn", **bad})
+    assert code == 404 and "churn_tran" in body["message"], body
+    assert (await get(jp_fetch, "retraining", "jobs"))["total"] == 0
+    try:
+        code, job = await send(
+            jp_fetch, "POST", "retraining", "jobs", body={"model": "churn", **form}
+        )
+        assert code == 201 and job["kind"] == "retrain" and job["status"] in ("queued", "running")
+        deadline = time.monotonic() + 180
+        while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            job = await get(jp_fetch, "retraining", "jobs", job["job_id"])
+        assert job["status"] == "finished", job["error"]
+        assert job["champion"] == "churn@1" and job["challenger"] == "churn@2"
+        checks = [line["check"] for line in job["gate"]["lines"]]
+        assert "metrics.accuracy >= champion.metrics.accuracy" in checks, job["gate"]
+        assert (
+            job["gate"]["passed"]
+            is job["promoted"]
+            is (mlops.get_model_version("churn@production").version == 2)
+        )
+        run = mlops.get_run(job["run_id"])
+        assert run.parent_run_id == champion.run_id
+        assert [i["name"] for i in run.inputs if i["role"] == "input"] == ["df"]
+    finally:
+        stop_launcher(store_dir)
+    deadline = time.monotonic() + 30
+    while processes_mentioning(str(store_dir)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert processes_mentioning(str(store_dir)) == []
+
+
+@pytest.mark.slow
+async def test_the_sidebar_sees_starting_then_running_and_the_drift_of_the_version_served(
+    jp_fetch, registered, store_dir
+):
+    """While Deploy waits (here for the store's launcher to import), the deployment is
+    ``starting``, never ``dead``; the drift badge is the one of the version it serves
+    now, not of the version it served before the alias moved and it was restarted."""
+    from jupyter_mlops.serving.launcher import stop_launcher
+
+    from .retraining_helpers import FEATURES
+    from .serving_helpers import Client, oip_body, processes_mentioning
+
+    seen = []
+    try:
+        deploying = asyncio.ensure_future(
+            send(jp_fetch, "POST", "deployments", body={"reference": "churn@production"})
+        )
+        while not deploying.done():
+            for item in await get(jp_fetch, "deployments"):
+                seen.append((item["status"], item["message"]))
+            await asyncio.sleep(0.05)
+        code, first = deploying.result()
+        assert code == 201 and first["status"] == "running"
+        statuses = [status for status, _ in seen]
+        assert "starting" in statuses, seen
+        assert set(statuses) <= {"starting", "running"}, seen
+        assert all(message is None for status, message in seen if status == "starting"), seen
+
+        mlops.set_monitor("churn@production", window="1h", min_rows=100)
+        port = int(first["url"].rsplit(":", 1)[1])
+        traffic = churn_data(3, 200, shift=3.0)[FEATURES]  # calls shifted: drift
+        client = Client(port)
+        for start in range(0, len(traffic), 50):
+            status, _, out = client.post(
+                "/v2/models/churn/infer", oip_body(traffic.iloc[start : start + 50])
+            )
+            assert status == 200, out
+        client.close()
+        deadline = time.monotonic() + 30  # the inference log is written once a second
+        while len(mlops.inference_log("churn")) < len(traffic) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        code, check = await send(jp_fetch, "POST", "monitoring", "churn", "check")
+        assert check["version"] == 1 and "calls" in check["drifted"], check
+        [item] = await get(jp_fetch, "deployments")
+        assert item["version"] == 1 and item["drift"]["version"] == 1
+        assert "calls" in item["drift"]["drifted"]
+
+        await send(jp_fetch, "POST", "models", "churn", "aliases",
+                   body={"alias": "production", "version": 2, "reason": "test"})  # fmt: skip
+        code, fresh = await send(jp_fetch, "POST", "deployments", first["deployment_id"], "restart")
+        assert code == 201 and fresh["version"] == 2, fresh
+        [item] = await get(jp_fetch, "deployments")
+        assert item["deployment_id"] == fresh["deployment_id"] and item["version"] == 2
+        assert item["drift"] is None  # not v1's drift: v2 has not been checked
+        monitoring = await get(jp_fetch, "monitoring")
+        assert monitoring[0]["last_check"]["version"] == 1  # the model's history is kept
     finally:
         for d in mlops.deployments().itertuples():
             mlops.undeploy(d.deployment_id)

@@ -17,22 +17,26 @@ from jupyter_mlops.serving.signature import Column, InputSchema, SignatureError
 from jupyter_mlops.store import current_store
 
 
-def schema_of(**kinds: str) -> InputSchema:
+def schema_of(missing: tuple[str, ...] = (), **kinds: str) -> InputSchema:
     dtypes = {"float": "float64", "int": "int64", "bool": "bool", "text": "object"}
     return InputSchema(
-        [Column(n, dtypes[k], k) for n, k in kinds.items()], allow_nan=False, ndarray=False
+        [Column(n, dtypes[k], k) for n, k in kinds.items()],
+        allow_nan=False,
+        ndarray=False,
+        missing=missing,
     )
 
 
 def test_integers_floats_and_text_are_checked_exactly():
-    s = schema_of(qty="int", price="float", city="text", member="bool")
+    s = schema_of(qty="int", price="float", city="text", member="bool", missing=("city",))
     frame = s.frame({"qty": [3, 4.0], "price": [1, 2.5], "city": ["a", None], "member": [1, False]})
     assert frame["qty"].dtype == np.int64 and frame["qty"].tolist() == [3, 4]
     assert frame["price"].tolist() == [1.0, 2.5] and frame["member"].tolist() == [True, False]
+    assert frame["city"].iloc[0] == "a" and frame["city"].isna().iloc[1]
     bad = [
         ({"qty": [10**30]}, "within the 64-bit range"),
         ({"qty": [1.5]}, "expects integers"),
-        ({"qty": [None]}, "not null"),
+        ({"qty": [None]}, "cannot take them"),
         ({"qty": ["3"]}, "expects numbers"),
         ({"price": [10**400]}, "finite numbers"),
         ({"price": [float("inf")]}, "finite numbers"),
@@ -44,6 +48,38 @@ def test_integers_floats_and_text_are_checked_exactly():
     for change, words in bad:
         with pytest.raises(SignatureError, match=words):
             s.frame({**good, **change})
+    # a column that takes missing values: nulls in int and bool columns become NaN
+    takes = schema_of(qty="int", member="bool", missing=("qty", "member"))
+    frame = takes.frame({"qty": [3, None], "member": [None, True]})
+    assert frame["qty"].tolist()[0] == 3.0 and np.isnan(frame["qty"].iloc[1])
+    assert np.isnan(frame["member"].iloc[0]) and frame["member"].iloc[1] == 1.0
+
+
+def test_missing_values_are_refused_naming_every_row_and_column():
+    from jupyter_mlops.serving.signature import MissingValuesError
+
+    s = schema_of(a="float", b="text", c="int", d="float", missing=("d",))
+    columns = {
+        "a": [1.0, None, 3.0, float("nan"), 5.0],
+        "b": ["x", "y", None, "z", "w"],
+        "c": [1, 2, 3, 4, 5],
+        "d": [None, None, 1.0, 2.0, 3.0],  # takes them: never named
+    }
+    with pytest.raises(MissingValuesError) as caught:
+        s.frame(columns)
+    err = caught.value
+    assert err.rows == [1, 2, 3] and err.columns == {"a": [1, 3], "b": [2]} and err.total == 5
+    text = str(err)
+    assert "3 of 5 rows" in text and "column 'a' in rows [1, 3]" in text
+    assert "column 'b' in row 2" in text and "'d'" not in text
+    assert "the other 2 of 5 rows are fine" in text
+    # a frame (batch scoring) names the rows by their index labels
+    import pandas as pd
+
+    frame = pd.DataFrame(columns, index=[10, 11, 12, 13, 14])
+    with pytest.raises(MissingValuesError) as caught:
+        s.check_frame(frame)
+    assert caught.value.rows == [1, 2, 3] and "labelled [11, 13]" in str(caught.value)
 
 
 def test_request_ids_and_model_names_are_strict():

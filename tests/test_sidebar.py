@@ -145,3 +145,73 @@ def test_sidebar_deploys_stops_and_retrains(project):
             page.screenshot(path=str(ARTIFACTS / "sidebar_lab.png"))
             browser.close()
     print(f"sidebar first paint {first_paint * 1000:.0f} ms")
+
+
+@pytest.fixture
+def no_policy_project(store_dir, tmp_path):
+    """``cancer@1`` in production (registered by a CI run), and no retraining policy."""
+    out = cli(store_dir, "ci", "run", str(EXAMPLE), "--register", "cancer",
+              "--promote", "production", "--holdout", "cancer_holdout@latest")  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    root = tmp_path / "lab"
+    root.mkdir()
+    try:
+        with running_lab(root, store_dir, tmp_path / "lab.log", "--JupyterMlops.interval=2") as url:
+            yield url
+    finally:
+        stop_launcher(store_dir)
+    wait_for(lambda: processes_mentioning(str(store_dir)) == [], 60)
+
+
+def test_retrain_without_a_policy_opens_the_form_with_the_models_defaults(no_policy_project):
+    """Retrain is offered on every model: without a policy it opens the retrain form,
+    filled from the model's defaults; Cancel submits nothing, Retrain starts the job."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{no_policy_project}/lab?token={TOKEN}")
+            tab = page.locator('.lm-TabBar-tab[data-id="jupyter-mlops-sidebar"]')
+            tab.wait_for(timeout=90_000)
+            tab.click()
+            sidebar = page.locator("#jupyter-mlops-sidebar")
+            model = sidebar.locator('[data-model-row="cancer"]')
+            model.wait_for(timeout=30_000)
+            before = len(mlops.retraining_jobs())  # the CI run that registered cancer@1
+            retrain = model.locator('button[data-action="retrain"]')
+            retrain.click()
+            dialog = page.locator(".jp-Dialog")
+            dialog.locator(".jp-mlops-retrain-form").wait_for(timeout=30_000)
+            assert "Retrain cancer" in dialog.inner_text()
+            assert "cancer@1 (production)" in dialog.inner_text()
+            assert dialog.locator('input[name="promote"]').input_value() == "production"
+            defaults = requests.get(
+                f"{no_policy_project}/jupyter-mlops/api/retraining/defaults/cancer",
+                headers={"Authorization": f"token {TOKEN}"},
+                timeout=30,
+            ).json()
+            shown = dialog.locator('textarea[name="data"]').input_value()
+            assert shown.splitlines() == [f"{k} = {v}" for k, v in defaults["data"].items()]
+            assert (
+                dialog.locator('textarea[name="gate"]').input_value().splitlines()
+                == (defaults["gate"])
+            )
+            dialog.get_by_role("button", name="Cancel").click()
+            dialog.wait_for(state="detached", timeout=30_000)
+            assert len(mlops.retraining_jobs()) == before  # Cancel submits nothing
+            retrain.click()
+            dialog.locator(".jp-mlops-retrain-form").wait_for(timeout=30_000)
+            dialog.get_by_role("button", name="Retrain").click()
+            job = sidebar.locator("[data-job-row]", has_text="manual").first
+            job.wait_for(timeout=60_000)
+            # the job runs to its end (whatever its gate says), so nothing is left running
+            job.locator(
+                ".jp-mlops-badge", has_text=re.compile("promoted|not promoted|gate failed|failed")
+            ).wait_for(timeout=240_000)
+            assert len(mlops.retraining_jobs()) == before + 1
+            page.screenshot(path=str(ARTIFACTS / "sidebar_retrain_form.png"))
+        finally:
+            browser.close()

@@ -50,6 +50,7 @@ class Thresholds:
     jensen_shannon: float = 0.1
     drift_share: float = 0.5
     missing_share: float = 0.05
+    rejection_rate: float = 0.05  # the share of requests refused that raises an alert
 
     @classmethod
     def of(cls, given: Thresholds | dict[str, float] | None) -> Thresholds:

@@ -3,9 +3,11 @@
 
 A check compares the current window of the inference log with the reference (by default
 the training data version recorded on the model version), scores performance where
-feedback labels exist, evaluates the metric checks (the run query language, e.g.
-``"accuracy >= 0.85"``), and turns every breach into an alert: stored, deduplicated while
-the condition holds, resolved when it clears, sent to a callback and/or a webhook.
+feedback labels exist, counts the requests the deployments refused (the rejection rate
+and its reasons, see ``rejections``), evaluates the metric checks (the run query
+language, e.g. ``"accuracy >= 0.85"``), and turns every breach into an alert: stored,
+deduplicated while the condition holds, resolved when it clears, sent to a callback
+and/or a webhook.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..store import Store, current_store, schema
 from ..tracking.expressions import Check, CheckResult
 from .drift import DriftReport, Thresholds, drift_report
 from .performance import performance
+from .rejections import MIN_REQUESTS, Rejections, rejection_stats
 
 __all__ = [
     "CheckOutcome",
@@ -113,6 +116,13 @@ class CheckOutcome:
     opened: list[dict[str, Any]]
     resolved: list[dict[str, Any]]
     open_alerts: list[dict[str, Any]]
+    # requests the deployments received and refused in the window (None for a given frame)
+    rejections: Rejections | None = None
+
+    @property
+    def rejection_rate(self) -> float | None:
+        """The share of requests received in the window that were refused."""
+        return self.rejections.rate if self.rejections is not None else None
 
     def _repr_html_(self) -> str:
         from ..html import check_outcome_card
@@ -120,8 +130,11 @@ class CheckOutcome:
         return check_outcome_card(self)
 
     def __repr__(self) -> str:
+        refused = ""
+        if self.rejections is not None and self.rejections.rejected:
+            refused = f", {self.rejections.line()}"
         return (
-            f"<Check {self.model}@{self.version}: {self.state}, {self.rows} rows, "
+            f"<Check {self.model}@{self.version}: {self.state}, {self.rows} rows{refused}, "
             f"{len(self.open_alerts)} open alerts>"
         )
 
@@ -321,9 +334,12 @@ def evaluate(
     features = [i["name"] for i in mv.signature.get("inputs", [])]
     if current is None:
         current, start, total = _current(name, config, now, store, max_rows)
+        # a row-count window with no rows yet: the requests refused in the last hour
+        refused = rejection_stats(name, since=start, until=now, store=store)
     else:  # a given frame or data version instead of the inference log
         current, start = _given_current(current, mv, store), None
         total = len(current)
+        refused = None
     if current is not None and max_rows is not None and len(current) > max_rows:
         current = current.iloc[len(current) - max_rows :].reset_index(drop=True)
     rows = 0 if current is None else len(current)
@@ -342,8 +358,14 @@ def evaluate(
         resolved=[],
         open_alerts=[],
     )
+    outcome.rejections = refused
     label = config.data
     evaluation = Evaluation(outcome, {}, None, current, config, label, total)
+    # refused traffic alerts even when too little was served to judge drift
+    rejected = _rejection_conditions(refused, Thresholds.of(config.thresholds).rejection_rate)
+    evaluation.conditions = dict(rejected)
+    if rejected:
+        outcome.state = "alert"
     if current is None or rows < config.min_rows:
         return evaluation
     reference, evaluation.reference_label = _reference_frame(config, mv, store)
@@ -388,9 +410,14 @@ def evaluate(
         "drift_share": report.share,
         "drifted_features": len(report.drifted),
         "rows": rows,
+        "rejection_rate": outcome.rejection_rate,
+        "rejected": refused.rejected if refused is not None else None,
     }
     outcome.checks = [Check(text)(values, skip_missing=True) for text in config.checks]
-    evaluation.conditions = _conditions(report, outcome.checks, outcome.performance)
+    evaluation.conditions = {
+        **rejected,
+        **_conditions(report, outcome.checks, outcome.performance),
+    }
     outcome.state = "alert" if evaluation.conditions else "ok"
     evaluation.reference, evaluation.current = ref_frame, cur_frame
     return evaluation
@@ -406,7 +433,9 @@ def check(
     now = time.time() if now is None else now
     ev = evaluate(model, now=now, current=current, store=store)
     outcome = ev.outcome
-    if outcome.report is not None:  # enough data: alerts follow the conditions found
+    if outcome.report is not None or outcome.rejections is not None:
+        # enough data: alerts follow the conditions found; too little to judge drift: only
+        # the rejection alert does (the others stay as they were)
         outcome.opened, outcome.resolved = _sync_alerts(
             store,
             outcome.model,
@@ -415,10 +444,29 @@ def check(
             now,
             ev.reference_label,
             ev.config,
+            kinds=None if outcome.report is not None else {"rejections"},
         )
     _record(store, outcome, outcome.report)
     outcome.open_alerts = _open_alerts(store, outcome.model)
     return outcome
+
+
+def _rejection_conditions(
+    refused: Rejections | None, threshold: float
+) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """The rejection alert: at least ``threshold`` of the requests received refused, over
+    at least ``MIN_REQUESTS`` requests."""
+    if refused is None or not refused.rejected or refused.received < MIN_REQUESTS:
+        return {}
+    rate = refused.rate or 0.0
+    if rate < threshold:
+        return {}
+    return {
+        ("rejections", "*"): (
+            f"{refused.line()}; the threshold is {threshold:.1%}",
+            {**refused.to_dict(), "threshold": threshold},
+        )
+    }
 
 
 def _conditions(
@@ -495,7 +543,10 @@ def _sync_alerts(
     now: float,
     reference: str | None,
     config: MonitorConfig,
+    kinds: set[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Open, update and resolve alerts to match ``conditions``; only alerts of ``kinds``
+    (all when None) are resolved, the conditions the check could judge."""
     al = schema.alerts
     with store.read() as conn:
         open_rows = {
@@ -553,7 +604,7 @@ def _sync_alerts(
             alert["alert_id"] = int(alert_id)
             opened.append(alert)
         for key, row in open_rows.items():
-            if key not in conditions:
+            if key not in conditions and (kinds is None or key[0] in kinds):
                 conn.execute(
                     al.update()
                     .where(al.c.alert_id == row.alert_id)
@@ -577,6 +628,7 @@ def _record(store: Store, outcome: CheckOutcome, report: DriftReport | None) -> 
         "scores": {c.column: c.score for c in report.columns} if report else {},
         "performance": outcome.performance,
         "checks": [r.line for r in outcome.checks],
+        "rejections": outcome.rejections.to_dict() if outcome.rejections is not None else None,
     }
     now = outcome.window_end
     with store.write() as conn:

@@ -110,8 +110,8 @@ def distributions(reference: Any, current: Any, columns: list[str], bins: int = 
 
 
 def check_history(name: str, *, limit: int = 500, store: Store | None = None) -> Any:
-    """The recorded checks of ``name``: time, state, rows, drift share and the performance
-    metrics of each."""
+    """The recorded checks of ``name``: time, state, rows, drift share, the share of requests
+    refused, and the performance metrics of each."""
     import pandas as pd
 
     store = store or current_store()
@@ -133,6 +133,7 @@ def check_history(name: str, *, limit: int = 500, store: Store | None = None) ->
                 "state": r.state,
                 "rows": r.rows,
                 "drift_share": r.drift_share,
+                "rejection_rate": (summary.get("rejections") or {}).get("rate"),
                 **{k: v for k, v in (summary.get("performance") or {}).items()},
             }
         )

@@ -49,10 +49,14 @@ log = logging.getLogger("jupyter_mlops.retraining")
 TRIGGERS = {
     "drift": ("feature_drift", "dataset_drift", "prediction_drift"),
     "metric": ("metric",),
-    "alert": None,  # any alert the monitor raises
+    "alert": None,  # any alert the monitor raises but refused traffic (see _NOT_RETRAINED)
     "new_data": (),
     "schedule": (),
 }
+
+# requests the deployment refused (bad JSON, wrong columns): the clients' problem, which
+# a retrained model would refuse the same way
+_NOT_RETRAINED = frozenset({"rejections"})
 
 
 @dataclass
@@ -323,7 +327,10 @@ def _fired(
             .order_by(a.c.alert_id)
         ).all()
         for r in rows:
-            if any(kinds is None or r.kind in kinds for kinds in alert_kinds):
+            if any(
+                (kinds is None and r.kind not in _NOT_RETRAINED) or (kinds and r.kind in kinds)
+                for kinds in alert_kinds
+            ):
                 fired.append(
                     trigger("alert", f"#{r.alert_id} {r.kind}: {r.message}", alert_id=r.alert_id)
                 )

@@ -16,7 +16,7 @@ from ..store import Store, current_store
 from .gate import CallableCheck, GateItem, MetricCheck, import_path, parse_gate
 from .jobs import RetrainingJob, start_foreground, start_waiting_runner, submit_job, trigger
 
-__all__ = ["build_spec", "retrain"]
+__all__ = ["build_spec", "retrain", "retrain_defaults"]
 
 GateSpec = Iterable[str | Callable[..., Any]] | str | None
 
@@ -242,6 +242,49 @@ def retrain(
             "this request was merged into it.",
         )
     return job.wait(timeout) if wait else job
+
+
+_PRIMARY = ("accuracy", "f1", "roc_auc", "r2", "test_accuracy", "val_accuracy")
+
+
+def retrain_defaults(model: str, *, store: Store | None = None) -> dict[str, Any]:
+    """What a retraining of ``model`` without a policy starts from (the sidebar's retrain
+    form shows it, to change before submitting): replay the run of its champion
+    (``production``, else the latest version) on the latest version of each dataset that
+    run read, judge the challenger by the run's primary recorded metric against the
+    champion's (no holdout needed), and move ``production`` if it passes."""
+    from ..data.versions import refs_for
+    from ..registry.service import get_model_version
+
+    store = store or current_store()
+    name = parse_model_ref(model).name
+    try:
+        champion = get_model_version(f"{name}@production", store)
+        alias = "production"
+    except NotFoundError:
+        champion, alias = get_model_version(f"{name}@latest", store), None
+    run = champion.run if champion.run_id else None
+    inputs = [i for i in (run.inputs if run is not None else []) if i["role"] == "input"]
+    refs = refs_for([i.get("data_version_id") for i in inputs], store)
+    data = {}
+    for item in inputs:
+        ref = refs.get(item.get("data_version_id"))
+        if ref:
+            data[item["name"]] = ref.rsplit("@", 1)[0] + "@latest"
+    metrics = list(run.metrics) if run is not None else []
+    primary = next((m for m in _PRIMARY if m in metrics), metrics[0] if metrics else None)
+    gate = [f"metrics.{primary} >= champion.metrics.{primary}"] if primary else []
+    return {
+        "model": name,
+        "champion": champion.ref,
+        "champion_alias": alias,
+        "data": data,
+        "gate": gate,
+        "holdout": None,
+        "target": None,
+        "promote": "production",
+        "metrics": metrics,
+    }
 
 
 def gate_items(gate: GateSpec) -> list[Any]:

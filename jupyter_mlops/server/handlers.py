@@ -431,10 +431,31 @@ def _retrain_now(store: Any, model: str, options: dict[str, Any]) -> Any:
             name = model.split("@", 1)[0]
             raise ValidationError(
                 f"{name} has no retraining policy: set one with mlops.retrain_policy("
-                f'"{name}", holdout="name@vN", gate=[...]); the sidebar\'s Retrain uses it.'
+                f'"{name}", holdout="name@vN", gate=[...]); the sidebar\'s Retrain uses it. '
+                "Or send retrain()'s options (GET retraining/defaults/"
+                f"{name} gives a starting point)."
             )
         return submit_job(policy.model, policy.spec, trigger("manual", "sidebar"), store=store)
     return retrain(model, wait=False, store=store, **options)
+
+
+def _retrain_defaults(store: Any, model: str) -> dict[str, Any]:
+    from ..retraining.policy import get_policy
+    from ..retraining.service import retrain_defaults
+
+    defaults = retrain_defaults(model, store=store)
+    try:
+        get_policy(defaults["model"], store)
+        defaults["policy"] = True
+    except NotFoundError:
+        defaults["policy"] = False
+    return defaults
+
+
+class RetrainDefaultsHandler(MlopsHandler):
+    @tornado.web.authenticated
+    async def get(self, model: str) -> None:
+        self.reply(await self.run(_retrain_defaults, self.store, model))
 
 
 class JobHandler(MlopsHandler):
@@ -478,6 +499,7 @@ ROUTES: list[tuple[str, type[MlopsHandler]]] = [
     (f"retraining/policies/{_NAME}/(enable|disable)", PolicyStateHandler),
     ("retraining/jobs", JobsHandler),
     ("retraining/jobs/([0-9a-f]+)", JobHandler),
+    (f"retraining/defaults/{_NAME}", RetrainDefaultsHandler),
     ("runs", RunsHandler),
     ("runs/([0-9a-f]+)", RunHandler),
 ]

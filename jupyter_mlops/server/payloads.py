@@ -126,40 +126,64 @@ def deployments_payload(
     store: Store, traffic: dict[str, dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
     """Active deployments with their live status, request count, p50 latency (from the
-    background loop's aggregates) and the model's drift badge."""
+    background loop's aggregates) and the drift badge of the version each one serves now
+    (a check of another version, e.g. the one served before a restart, is not shown)."""
     from ..serving.deployments import deployments
 
     frame = deployments(store=store)
     items = _records(frame)
-    checks = _last_checks(store, sorted({d["model"] for d in items}))
+    checks = _last_checks(store, sorted({d["model"] for d in items}), by_version=True)
+    auth = _auth(store, [d["deployment_id"] for d in items])
     for item in items:
         stats = (traffic or {}).get(item["deployment_id"], {})
         item["p50_ms"] = stats.get("p50_ms")
-        item["drift"] = checks.get(item["model"])
-        item["curl"] = _curl(item)
+        item["drift"] = checks.get((item["model"], item["version"]))
+        item["curl"] = _curl(store, item, auth.get(item["deployment_id"], False))
     return items
 
 
-def _curl(item: dict[str, Any]) -> str:
-    url = item.get("url") or ""
-    return (
-        f"curl -s -X POST {url}/v2/models/{item['model']}/infer "
-        "-H 'Content-Type: application/json' "
-        '-d \'{"inputs": [{"name": "...", "shape": [1], "datatype": "FP64", "data": [0.0]}]}\''
+def _auth(store: Store, ids: list[str]) -> dict[str, bool]:
+    """Whether each deployment needs a bearer token (one query for all)."""
+    import json
+
+    if not ids:
+        return {}
+    dep = schema.deployments
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(dep.c.deployment_id, dep.c.options).where(dep.c.deployment_id.in_(ids))
+        ).all()
+    return {r.deployment_id: bool(json.loads(r.options or "{}").get("auth")) for r in rows}
+
+
+def _curl(store: Store, item: dict[str, Any], auth: bool) -> str:
+    """The deployment's "Try it" curl, the same the notebook card shows."""
+    from ..serving.deployments import deployment_curl
+
+    version = item.get("version")
+    return deployment_curl(
+        store,
+        item["model"],
+        int(version) if version is not None else None,
+        f"{item.get('url') or ''}/v2/models/{item['model']}/infer",
+        auth=auth,
+        reference=item.get("reference"),
     )
 
 
-def _last_checks(store: Store, names: list[str]) -> dict[str, dict[str, Any]]:
-    """The latest monitor check of each model: state, drift share, drifted columns."""
+def _last_checks(store: Store, names: list[str], *, by_version: bool = False) -> dict[Any, Any]:
+    """The latest monitor check of each model (``by_version``: of each model version,
+    keyed ``(model, version)``): state, drift share, drifted columns."""
     import json
 
     if not names or not store.exists:
         return {}
     c = schema.monitor_checks
+    keys = [c.c.model_name, c.c.version] if by_version else [c.c.model_name]
     latest = (
-        sa.select(c.c.model_name, sa.func.max(c.c.check_id).label("id"))
+        sa.select(*keys, sa.func.max(c.c.check_id).label("id"))
         .where(c.c.model_name.in_(names))
-        .group_by(c.c.model_name)
+        .group_by(*keys)
         .subquery()
     )
     with store.read() as conn:
@@ -167,13 +191,19 @@ def _last_checks(store: Store, names: list[str]) -> dict[str, dict[str, Any]]:
     out = {}
     for row in rows:
         summary = json.loads(row.summary or "{}")
-        out[row.model_name] = {
+        refused = summary.get("rejections") or {}
+        out[(row.model_name, row.version) if by_version else row.model_name] = {
             "time": row.time,
             "state": row.state,
             "rows": row.rows,
             "drift_share": clean(row.drift_share),
             "drifted": summary.get("drifted", []),
             "version": row.version,
+            # requests the deployments refused in the checked window, and why
+            "received": refused.get("received"),
+            "rejected": refused.get("rejected"),
+            "rejection_rate": clean(refused.get("rate")),
+            "reasons": refused.get("reasons") or {},
         }
     return out
 

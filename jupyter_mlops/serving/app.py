@@ -3,7 +3,10 @@
 
 Every request is validated against the model's signature before prediction, answered in
 its protocol's error format when it is bad, counted in the metrics, and appended to the
-inference log. Runs under any ASGI server; ``jupyter-mlops serve`` uses uvicorn.
+inference log; a refused prediction request is counted by reason (bad JSON, schema,
+missing value, too large, ...) for monitoring. Every reply carries ``x-request-id``: the
+client's when it sent a usable one, else a new one. Runs under any ASGI server;
+``jupyter-mlops serve`` uses uvicorn.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from .protocols import (
     oip_columns,
     oip_response,
     parse_json,
+    usable_request_id,
 )
+from .signature import MissingValuesError
 
 __all__ = ["ServeConfig", "ServingApp", "app_from_env", "create_app", "hash_token"]
 
@@ -78,10 +83,12 @@ class ServeConfig:
 
 class _TooLarge(MlopsError):
     code = "too_large"
+    reason = "too_large"
 
 
 class _Unsupported(MlopsError):
     code = "unsupported"
+    reason = "unsupported_media_type"
 
 
 _STATUS = {
@@ -99,6 +106,20 @@ _STATUS = {
 
 class _Unauthorized(MlopsError):
     code = "unauthorized"
+    reason = "unauthorized"
+
+
+PREDICTION_ROUTES = frozenset({"infer", "invocations"})
+"""The routes whose refused requests are counted as rejections (traffic the model refused)."""
+
+_REASONS = {"not_found": "not_found", "invalid": "invalid_request", "query": "invalid_request"}
+
+
+def rejection_reason(exc: Exception) -> str:
+    """Why a request was refused, as monitoring counts it: ``bad_json``,
+    ``invalid_request``, ``schema``, ``missing_value``, ``too_large``,
+    ``unsupported_media_type``, ``unauthorized``, ``not_found``, ``model_error``, ``error``."""
+    return getattr(exc, "reason", None) or _REASONS.get(getattr(exc, "code", ""), "error")
 
 
 class ServingApp:
@@ -265,6 +286,15 @@ class ServingApp:
             return result, len(frame), NumericRows(model.schema.names, frame)
         return result, len(frame), columns
 
+    def reject(self, route: str, exc: Exception) -> None:
+        """Count a refused prediction request by reason (Prometheus, and the inference log's
+        rejection counts, written with its next flush)."""
+        reason = rejection_reason(exc)
+        self.metrics.rejected.labels(route, reason).inc()
+        model = self._model
+        if self.logger is not None and model is not None:
+            self.logger.reject(model.name, model.version, reason, str(exc))
+
     def log(
         self,
         request_id: str,
@@ -288,9 +318,17 @@ class ServingApp:
             )
 
 
+def _details(exc: Exception) -> dict[str, Any]:
+    """Fields a client can act on, next to the message: for missing values the model
+    cannot take, every offending row (positions in the request) and the rows per column."""
+    if isinstance(exc, MissingValuesError):
+        return {"rows": exc.rows, "columns": exc.columns}
+    return {}
+
+
 def _oip_error(exc: Exception) -> JSONResponse:
     status = _STATUS.get(getattr(exc, "code", ""), 500)
-    return JSONResponse({"error": str(exc)}, status_code=status)
+    return JSONResponse({"error": str(exc), **_details(exc)}, status_code=status)
 
 
 def _mlflow_error(exc: Exception) -> JSONResponse:
@@ -298,7 +336,9 @@ def _mlflow_error(exc: Exception) -> JSONResponse:
     code = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 422: "BAD_REQUEST"}.get(
         status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"
     )
-    return JSONResponse({"error_code": code, "message": str(exc)}, status_code=status)
+    return JSONResponse(
+        {"error_code": code, "message": str(exc), **_details(exc)}, status_code=status
+    )
 
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -317,16 +357,25 @@ def create_app(
     state = ServingApp(config, model, store)
 
     def timed(route: str, handler: Any, errors: Any = _oip_error, open_route: bool = False) -> Any:
+        counted = route in PREDICTION_ROUTES  # their replies set x-request-id themselves
+
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
             try:
                 if not open_route:
                     state.authorize(request)
                 response = await handler(request, started)
-            except MlopsError as exc:
+                if not counted:
+                    response.headers["x-request-id"] = reply_id(request)
+            except Exception as exc:
+                if not isinstance(exc, MlopsError):  # a bug or the model failed: 500
+                    exc = MlopsError(f"Internal error: {type(exc).__name__}: {exc}")
                 response = errors(exc)
-            except Exception as exc:  # a bug or the model itself failed: 500 with a message
-                response = errors(MlopsError(f"Internal error: {type(exc).__name__}: {exc}"))
+                response.headers["x-request-id"] = getattr(exc, "request_id", None) or reply_id(
+                    request
+                )
+                if counted:
+                    state.reject(route, exc)
             state.metrics.observe(route, response.status_code, time.perf_counter() - started)
             return response
 
@@ -357,6 +406,8 @@ def create_app(
                 "estimator": model.signature.get("estimator", model.flavor),
                 "classes": model.class_labels(),
                 "allow_nan": model.schema.allow_nan,
+                # the columns a missing value (null) may be sent in
+                "missing_values": [n for n in model.schema.names if n in model.schema.missing],
                 **describe(state.follower),
             },
         }
@@ -380,10 +431,14 @@ def create_app(
 
         def work() -> tuple[Any, ...]:
             columns, wanted, rid = oip_columns(parse_json(body), model.schema)
-            return (rid, *state.predict(model, columns, tuple(wanted)))
+            try:
+                return (rid, *state.predict(model, columns, tuple(wanted)))
+            except MlopsError as exc:  # the reply to a request with an id carries it
+                exc.request_id = rid
+                raise
 
         rid, outputs, n, logged = await offload(body, work)
-        rid = rid or uuid.uuid4().hex
+        rid = rid or reply_id(request)
         state.log(rid, model, n, logged, outputs, started)
         return _json(
             oip_response(model.name, model.version, rid, outputs), headers={"x-request-id": rid}
@@ -540,8 +595,15 @@ def _check_json(request: Request) -> None:
         raise _Unsupported(f"Content-Type {ctype} is not supported here; send application/json.")
 
 
+def reply_id(request: Request) -> str:
+    """The ``x-request-id`` of a reply: the client's header when it is a usable id (1–64
+    letters, digits, ``.``, ``_``, ``-``), else a new one."""
+    return usable_request_id(request.headers.get("x-request-id")) or uuid.uuid4().hex
+
+
 def _http_errors() -> dict[Any, Any]:
-    """Starlette's own 404/405 answered as JSON too."""
+    """Starlette's own 404/405 answered as JSON too, and anything unexpected as a 500;
+    each with an ``x-request-id`` like every other reply."""
     from starlette.exceptions import HTTPException
 
     async def handler(request: Request, exc: Exception) -> Response:
@@ -549,9 +611,19 @@ def _http_errors() -> dict[Any, Any]:
         detail = getattr(exc, "detail", "error")
         if status == 404:
             detail = f"No route {request.url.path}; see /openapi.json for the routes."
-        return JSONResponse({"error": detail}, status_code=status)
+        headers = {"x-request-id": reply_id(request)}
+        if status == 405 and getattr(exc, "headers", None):
+            headers.update(exc.headers)  # Allow: the methods the route takes
+        return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
-    return {HTTPException: handler}
+    async def crashed(request: Request, exc: Exception) -> Response:
+        return JSONResponse(
+            {"error": f"Internal error: {type(exc).__name__}: {exc}"},
+            status_code=500,
+            headers={"x-request-id": reply_id(request)},
+        )
+
+    return {HTTPException: handler, Exception: crashed}
 
 
 def app_from_env() -> Starlette:

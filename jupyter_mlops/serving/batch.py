@@ -24,6 +24,7 @@ from ..errors import ValidationError
 from ..store import Store, current_store
 from .inference_log import log_batch
 from .model import FEATURE_NAMES_WARNING, cached_model
+from .signature import MissingValuesError
 
 __all__ = ["predict_batch"]
 
@@ -37,11 +38,17 @@ def predict_batch(
     log: bool = True,
     snapshot: bool = False,
     trusted: bool | list[str] = False,
+    skip_missing: bool = False,
     progress: Callable[[int], Any] | None = None,
     store: Store | None = None,
 ) -> Any:
     """Score ``data`` with a registered model; returns a DataFrame with the input's index,
     a ``prediction`` column and, with ``proba=True``, one ``proba_<class>`` column per class.
+
+    Rows with a missing value (null, NaN) in a column the model cannot take one in are
+    refused, as the server refuses them: a ``MissingValuesError`` names them by index
+    label and scores nothing. ``skip_missing=True`` scores the other rows instead: the
+    refused rows get a missing prediction and their labels are in ``.attrs["skipped"]``.
 
     ``log=True`` records the batch in the inference log with its input and predictions
     as data versions: by content hash, schema and statistics (``DataVersion.rows_stored``
@@ -64,8 +71,27 @@ def predict_batch(
     served = cached_model(get_model_version(reference, store), trusted=trusted)
     if isinstance(data, pd.Series):
         data = data.to_frame().T if served.schema.names else data.to_frame()
-    frame = served.schema.check_frame(data)
     n = len(data)
+    index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(n)
+    kept: np.ndarray | None = None  # the rows scored, when some were skipped
+    try:
+        frame = served.schema.check_frame(data)
+    except MissingValuesError as exc:
+        if not skip_missing:
+            raise MissingValuesError(
+                exc.columns,
+                exc.total,
+                labels=exc.labels,
+                hint="or pass skip_missing=True to score the others",
+            ) from None
+        kept = np.ones(n, dtype=bool)
+        kept[exc.rows] = False
+        if not kept.any():
+            raise ValidationError(
+                f"Every one of the {n} rows has a missing value the model cannot take "
+                "(see mlops.predict_batch without skip_missing for where); nothing to score."
+            ) from None
+        frame = served.schema.check_frame(data[kept])
     started = time.perf_counter()
     request_id = "batch-" + uuid.uuid4().hex[:16]
     logged: dict[str, Any] = {}
@@ -87,10 +113,11 @@ def predict_batch(
         thread = threading.Thread(target=log_inputs, name="mlops-batch-log", daemon=True)
         thread.start()
     outputs = ("predict", "predict_proba") if proba else ("predict",)
-    bar = progress(n) if progress is not None else None
+    scored = len(frame)
+    bar = progress(scored) if progress is not None else None
     parts: dict[str, list[np.ndarray]] = {k: [] for k in outputs}
     try:
-        for start in range(0, n, chunk_size):
+        for start in range(0, scored, chunk_size):
             chunk = frame[start : start + chunk_size]
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
@@ -98,19 +125,22 @@ def predict_batch(
             for key in outputs:
                 parts[key].append(result[key])
             if bar is not None:
-                bar.update(min(chunk_size, n - start))
+                bar.update(min(chunk_size, scored - start))
     finally:
         if bar is not None:
             bar.close()
-    index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(n)
     columns: dict[str, Any] = {"prediction": np.concatenate(parts["predict"])}
     if proba:
         probs = np.concatenate(parts["predict_proba"])
         for j, label in enumerate(served.class_labels() or range(probs.shape[1])):
             columns[f"proba_{label}"] = probs[:, j]
-    result_frame = pd.DataFrame(columns, index=index)
+    if kept is None:
+        result_frame = pd.DataFrame(columns, index=index)
+    else:  # the skipped rows keep their place, with a missing prediction
+        result_frame = pd.DataFrame(columns, index=index[kept]).reindex(index)
     result_frame.attrs["model_version"] = served.ref
     result_frame.attrs["request_id"] = request_id
+    result_frame.attrs["skipped"] = [] if kept is None else index[~kept].tolist()
     if log:
         assert thread is not None
         # the predictions are recorded while the input's thread may still be hashing

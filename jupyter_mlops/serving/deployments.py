@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "DeploymentError",
     "create_deployment",
     "deploy",
+    "deployment_curl",
     "deployments",
     "get_deployment",
     "restart_deployment",
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+# A deployment that was deployed this long ago and never got a process is dead: deploy()
+# waits at most 30 s for the launcher plus its ``wait`` (60 s) for the process.
+_START_GRACE_S = 120.0
 
 
 class DeploymentError(MlopsError):
@@ -113,15 +118,32 @@ class Deployment:
     requests: int = 0
     _store: Store | None = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # every object of this deployment in this process learns of its stop (undeploy by
+        # id, reference or model name, d.stop(), a restart)
+        refs = _OBJECTS.setdefault(self.deployment_id, [])
+        refs[:] = [r for r in refs if r() is not None]
+        refs.append(weakref.ref(self))
+
     @property
     def status(self) -> str:
         """The live status, checked now: running, starting, unhealthy, dead, failed, stopped
-        (``state`` holds the status from when this object was read)."""
+        (``state`` holds the status last read or checked; a stop in this process sets it
+        on every object of the deployment)."""
         if self.state in ("stopped", "failed"):
             return self.state
-        fresh = self.refresh()
-        self.state, self.message, self.version = fresh.state, fresh.message, fresh.version
+        try:
+            fresh = self.refresh()
+        except NotFoundError:  # its store was deleted or replaced
+            return self.state
+        self._take(fresh)
         return self.state
+
+    def _take(self, fresh: Deployment) -> None:
+        """Take the state of a fresher read of the same deployment, in place."""
+        for name in ("state", "message", "version", "port", "pid", "started", "requests"):
+            setattr(self, name, getattr(fresh, name))
+        self.proc_start = fresh.proc_start
 
     @property
     def url(self) -> str:
@@ -143,9 +165,11 @@ class Deployment:
         return _tail(self.log_path, lines)
 
     def stop(self) -> Deployment:
-        """Stop serving (flushes the inference log) and record it as stopped."""
+        """Stop serving (flushes the inference log) and record it as stopped; this object
+        says so too (and is returned)."""
         _stop(self, self._store or current_store())
-        return self.refresh()
+        self._take(self.refresh())
+        return self
 
     def restart(self, *, trusted: bool = False) -> Deployment:
         """Stop and start again with every option it was deployed with (host, port, token,
@@ -154,24 +178,33 @@ class Deployment:
         return restart_deployment(self.deployment_id, trusted=trusted, store=self._store)
 
     def curl(self) -> str:
-        """A curl command that calls this deployment with one row of zeros."""
-        columns = self.options.get("columns") or ["x0"]
-        body = json.dumps(
-            {
-                "inputs": [
-                    {"name": c, "shape": [1], "datatype": "FP64", "data": [0.0]} for c in columns
-                ]
-            }
+        """A curl command that calls this deployment with one row the model takes: each
+        column as its signature asks (text as ``BYTES``), valued from the newest row it
+        served, else from its training data (see ``serving.example``)."""
+        return deployment_curl(
+            self._store or current_store(),
+            self.model_name,
+            self.version,
+            self.infer_url,
+            auth=bool(self.options.get("auth")),
+            reference=self.reference,
         )
-        auth = ' -H "Authorization: Bearer $MLOPS_TOKEN"' if self.options.get("auth") else ""
-        return f"curl -s {self.infer_url} -H 'Content-Type: application/json'{auth} -d '{body}'"
+
+    def _current(self) -> None:
+        """Before showing it: the status now (stopped from anywhere, dead, running)."""
+        try:
+            self.status  # noqa: B018 (a property that checks and updates the state)
+        except Exception:  # showing an object never fails; it shows what it last knew
+            pass
 
     def _repr_html_(self) -> str:
         from ..html import deployment_card
 
+        self._current()
         return deployment_card(self)
 
     def __repr__(self) -> str:
+        self._current()
         version = f"@{self.version}" if self.version is not None else ""
         token = f"\n  token (shown once, store it now): {self.token}" if self.token else ""
         return (
@@ -180,9 +213,56 @@ class Deployment:
         )
 
 
+_OBJECTS: dict[str, list[weakref.ref[Deployment]]] = {}
+
+
+def _stopped_in_place(store: Store, deployment_id: str) -> None:
+    """After a stop: every Deployment object of ``deployment_id`` in this process takes the
+    recorded state (``stopped``, or ``failed`` with its message)."""
+    dep = schema.deployments
+    with store.read() as conn:
+        row = conn.execute(sa.select(dep).where(dep.c.deployment_id == deployment_id)).first()
+    if row is None or row.status not in ("stopped", "failed"):
+        return
+    for ref in _OBJECTS.get(deployment_id, []):
+        obj = ref()
+        if obj is not None:
+            obj.state, obj.message = row.status, row.message
+
+
+def deployment_curl(
+    store: Store,
+    model: str,
+    version: int | None,
+    infer_url: str,
+    *,
+    auth: bool = False,
+    reference: str | None = None,
+) -> str:
+    """The "Try it" curl of a deployment of ``model`` (version ``version``, else the one
+    ``reference`` names); a version that cannot be read gets a body naming its columns."""
+    from ..registry.service import get_model_version
+    from .example import curl_command, example_request
+
+    try:
+        mv = get_model_version(f"{model}@{version}" if version else str(reference), store)
+        body = example_request(mv, store)
+    except Exception:
+        body = {"inputs": [{"name": "...", "shape": [1], "datatype": "FP64", "data": [0.0]}]}
+    return curl_command(infer_url, body, auth=auth)
+
+
 def _from_row(row: Any, store: Store, *, check: bool = True) -> Deployment:
     status, message = row.status, row.message
-    if check and status not in ("stopped", "failed"):
+    if check and status == "starting" and row.pid is None:
+        # recorded, its process not started yet (the launcher may still be importing)
+        if time.time() - (row.created or 0) > _START_GRACE_S:
+            status = "dead"
+            message = (
+                "Its serving process never started (whoever deployed it ended first). "
+                "Start it again with mlops.deploy()."
+            )
+    elif check and status not in ("stopped", "failed"):
         alive = _alive(row)
         if alive is None:
             message = f"Runs on {row.machine}; its status is as recorded there."
@@ -374,6 +454,7 @@ def _stop(d: Deployment, store: Store) -> None:
     if d.pid and d.state != "stopped" and (_alive(d) or group_alive(d.pid)):
         _kill_group(d.pid)
     mark_stopped(store, d.deployment_id)
+    _stopped_in_place(store, d.deployment_id)
 
 
 def _live_for(store: Store, reference: str, host: str, port: int | None) -> Deployment | None:
@@ -562,21 +643,30 @@ def _start_process(
     ``trusted`` goes to the process from here (its command line, or the launcher's local
     socket), never through the store: whoever can write the database must not be able to
     make a deployment load a model with trust."""
-    from .launcher import ensure_launcher, launch, launcher_usable, spawn_detached, store_env
+    from .launcher import (
+        add_lease,
+        ensure_launcher,
+        launch,
+        launcher_usable,
+        spawn_detached,
+        store_env,
+        wait_for_launcher,
+    )
 
     loc = store.location
     env = store_env(store)
     pid = None
-    if os.environ.get("MLOPS_LAUNCHER", "1") != "0" and launcher_usable(loc.home):
+    usable = os.environ.get("MLOPS_LAUNCHER", "1") != "0" and launcher_usable(loc.home)
+    if usable:
         pid = launch(loc.home, deployment_id, port, env, log_path, trusted=trusted)
-        if pid is None:  # start it and wait: its imports are what a new process pays anyway
-            started = ensure_launcher(loc.home, env)
-            deadline = time.monotonic() + 30
-            while pid is None and time.monotonic() < deadline:
-                if started is not None and started.poll() is not None:
-                    break  # it could not start (see serving/launcher.log): go without it
-                time.sleep(0.05)
-                pid = launch(loc.home, deployment_id, port, env, log_path, trusted=trusted)
+        if pid is None:  # start it (or join the one starting) and wait for its imports:
+            started = ensure_launcher(loc.home, env)  # what a new process pays anyway
+            pid = wait_for_launcher(
+                loc.home,
+                started,
+                30.0,
+                lambda: launch(loc.home, deployment_id, port, env, log_path, trusted=trusted),
+            )
     if pid is None:
         command = [
             sys.executable,
@@ -591,6 +681,8 @@ def _start_process(
         child = spawn_detached(command, log_path, env)
         _CHILDREN[child.pid] = child
         pid = child.pid
+        if usable:  # a launcher that starts later stays while this deployment runs
+            add_lease(loc.home, pid, "deployment", deployment_id)
     _update(store, deployment_id, pid=pid, proc_start=_proc_start(pid))
     return pid
 
@@ -635,10 +727,13 @@ def restart_deployment(
         raise
 
 
-def undeploy(reference: str, *, store: Store | None = None) -> list[Deployment]:
-    """Stop deployments: a deployment id, a reference (``churn@production``) stops that one,
-    a bare model name stops all of that model's. Returns what was stopped."""
+def undeploy(reference: str | Deployment, *, store: Store | None = None) -> list[Deployment]:
+    """Stop deployments: a deployment id (or a Deployment), a reference
+    (``churn@production``) stops that one, a bare model name stops all of that model's.
+    Returns what was stopped; Deployment objects of them in this process say so too."""
     store = store or current_store()
+    if isinstance(reference, Deployment):
+        reference = reference.deployment_id
     if reference.startswith("d-"):
         targets = [get_deployment(reference, store=store)]
     else:

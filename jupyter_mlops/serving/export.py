@@ -207,9 +207,10 @@ def _check_outdir(target: Path) -> dict[str, Any] | None:
 def _load(mv: Any, data: bytes, trusted: bool) -> tuple[Any, bool]:
     """The model from its stored bytes, and whether loading it needed ``trusted=True``
     (a pickle, or a skops file with types not known to be safe)."""
+    from ..tracking.flavors import flavor_for_format
     from ..tracking.modelio import load_model_bytes
 
-    if mv.format not in ("skops", "pickle"):
+    if mv.format != "pickle" and flavor_for_format(mv.format) is None:
         raise MlopsError(f"Unknown model format {mv.format!r}; upgrade jupyter_mlops to read it.")
     needs_trust = False
     try:
@@ -436,7 +437,11 @@ def _write_mlflow(folder: Path, mv: Any, model: Any) -> None:
 def _write_model_folder(folder: Path, mv: Any, data: bytes) -> None:
     """``model/``: the model file as stored and the manifest ``load_directory`` reads."""
     folder.mkdir()
-    model_file = "model.skops" if mv.format == "skops" else "model.pkl"
+    # skops and pickle files by their usual names; a flavor's archive (XGBoost, LightGBM)
+    # as model.<format>.zip
+    model_file = {"skops": "model.skops", "pickle": "model.pkl"}.get(
+        mv.format, f"model.{mv.format}.zip"
+    )
     (folder / model_file).write_bytes(data)
     manifest = {
         "name": mv.name,
@@ -445,12 +450,24 @@ def _write_model_folder(folder: Path, mv: Any, data: bytes) -> None:
         "object_hash": hashlib.sha256(data).hexdigest(),
         "format": mv.format,
         "flavor": mv.flavor,
-        "signature": mv.signature,
+        "signature": _exported_signature(mv),
         "requirements": mv.requirements,
         "run_id": mv.run_id,
         "exported_by": f"jupyter_mlops {__version__}",
     }
     (folder / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def _exported_signature(mv: Any) -> dict[str, Any]:
+    """The signature, with the columns the training data had missing values in (read from
+    the store for versions registered before signatures recorded them): the exported
+    server takes missing values there without the store."""
+    from .model import _trained_with
+
+    signature = dict(mv.signature or {})
+    if "trained_with_missing" not in signature:
+        signature["trained_with_missing"] = sorted(_trained_with(mv))
+    return signature
 
 
 def _serving_requirements(mv: Any) -> list[str]:

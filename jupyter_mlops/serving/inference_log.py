@@ -5,6 +5,8 @@ the ground-truth labels that arrive later.
 Online writes are buffered in memory and written by a background thread, one Parquet
 segment per flush (see ``segments``; every ``flush_interval`` seconds, or sooner when
 ``max_buffer`` entries or ``flush_rows`` rows wait), so logging never blocks a request.
+Refused requests are counted per reason in memory and written with the same flush, one
+row per reason and minute (``inference_rejections``), for monitoring's rejection rate.
 A clean stop flushes everything; a crash loses at most the entries of the last
 ``flush_interval``.
 """
@@ -33,8 +35,11 @@ __all__ = [
     "feedback",
     "inference_log",
     "log_feedback",
+    "logged_requests",
     "logged_rows",
     "parse_retention",
+    "rejections",
+    "write_rejections",
 ]
 
 
@@ -86,6 +91,8 @@ class InferenceLogger:
         self._pending_rows = 0
         self.max_pending_rows = max_pending_rows
         self._tail: Tail | None = None
+        # refused requests: {(model, version, reason): [count, last message]}
+        self._rejected: dict[tuple[str, int | None, str], list[Any]] = {}
         self.compact_rows = COMPACT_ROWS
         self._drained = threading.Event()
         self._lock = threading.Lock()
@@ -134,6 +141,17 @@ class InferenceLogger:
             self._drained.clear()
             self._drained.wait(10.0)
 
+    def reject(self, name: str, version: int | None, reason: str, message: str) -> None:
+        """Count one refused request (written with the next flush; never blocks)."""
+        key = (name, version, reason)
+        with self._lock:
+            found = self._rejected.get(key)
+            if found is None:
+                self._rejected[key] = [1, message]
+            else:
+                found[0] += 1
+                found[1] = message
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.flush_interval)
@@ -142,9 +160,9 @@ class InferenceLogger:
 
     @property
     def pending(self) -> int:
-        """Entries buffered and not yet written."""
+        """Entries buffered and not yet written (refused requests' counts included)."""
         with self._lock:
-            return len(self._buffer)
+            return len(self._buffer) + len(self._rejected)
 
     def flush(self) -> int:
         """Write everything buffered now; returns the number of entries written. Waits for
@@ -157,6 +175,9 @@ class InferenceLogger:
         with self._lock:
             batch, self._buffer = self._buffer, []
             self._pending_rows = 0
+            rejected, self._rejected = self._rejected, {}
+        if rejected:
+            self._write_rejections(rejected)
         if not batch:
             self._release_if_due(idle=True)
             self._trim_if_due()
@@ -180,6 +201,17 @@ class InferenceLogger:
         self._release_if_due()
         self._trim_if_due()
         return written
+
+    def _write_rejections(self, rejected: dict[tuple[str, int | None, str], list[Any]]) -> None:
+        try:
+            write_rejections(self.store, self.deployment_id, rejected)
+        except Exception as exc:  # counted again with the next flush
+            self.failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                for key, (count, message) in rejected.items():
+                    found = self._rejected.setdefault(key, [0, message])
+                    found[0] += count
 
     def _release_if_due(self, idle: bool = False) -> None:
         """Trim the heap after writes: at most once a second while entries keep coming
@@ -231,10 +263,22 @@ class InferenceLogger:
     def _save_unwritten(self) -> str:
         with self._lock:
             batch, self._buffer = self._buffer, []
+            rejected, self._rejected = self._rejected, {}
         folder = self.store.home / "serving"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"unwritten-{self.deployment_id or 'serve'}-{int(time.time())}.jsonl"
         with open(path, "a") as fh:
+            for (name, version, reason), (count, message) in rejected.items():
+                record = {
+                    "rejected": count,
+                    "reason": reason,
+                    "deployment_id": self.deployment_id,
+                    "model_name": name,
+                    "version": version,
+                    "time": time.time(),
+                    "example": message,
+                }
+                fh.write(json.dumps(record) + "\n")
             for rid, name, version, t, n, inputs, outputs, latency in batch:
                 record = {
                     "request_id": rid,
@@ -352,6 +396,84 @@ def write_segments(
     return new_tail
 
 
+REJECTION_BUCKET_S = 60.0  # refused requests are counted per reason and minute
+
+
+def write_rejections(
+    store: Store,
+    deployment_id: str | None,
+    rejected: dict[tuple[str, int | None, str], list[Any]],
+    *,
+    now: float | None = None,
+) -> None:
+    """Add counts of refused requests ({(model, version, reason): [count, example]}) to
+    their minute's rows, one transaction; a row per reason and minute keeps the table
+    small under sustained bad traffic."""
+    rej = schema.inference_rejections
+    bucket = float(int((time.time() if now is None else now) // REJECTION_BUCKET_S))
+    bucket *= REJECTION_BUCKET_S
+
+    def same(name: str, version: int | None, reason: str) -> Any:
+        return sa.and_(
+            rej.c.deployment_id.is_(None)
+            if deployment_id is None
+            else rej.c.deployment_id == deployment_id,
+            rej.c.model_name == name,
+            rej.c.version.is_(None) if version is None else rej.c.version == version,
+            rej.c.reason == reason,
+            rej.c.time == bucket,
+        )
+
+    with store.write() as conn:
+        for (name, version, reason), (count, message) in rejected.items():
+            example = str(message)[:500]
+            done = conn.execute(
+                rej.update()
+                .where(same(name, version, reason))
+                .values(requests=rej.c.requests + count, example=example)
+            ).rowcount
+            if not done:
+                conn.execute(
+                    rej.insert().values(
+                        deployment_id=deployment_id,
+                        model_name=name,
+                        version=version,
+                        time=bucket,
+                        reason=reason,
+                        requests=count,
+                        example=example,
+                    )
+                )
+
+
+def rejections(
+    name: str,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    store: Store | None = None,
+) -> Any:
+    """The requests a deployment of model ``name`` refused, per reason and minute: time
+    (the minute), deployment, version, reason, requests, and the last error message."""
+    import pandas as pd
+
+    store = store or current_store()
+    columns = ["time", "deployment_id", "version", "reason", "requests", "example"]
+    if not store.exists:
+        return pd.DataFrame(columns=columns)
+    rej = schema.inference_rejections
+    query = sa.select(*(rej.c[c] for c in columns)).where(rej.c.model_name == name)
+    if since is not None:  # a minute's row counts when the minute overlaps the window
+        query = query.where(rej.c.time > since - REJECTION_BUCKET_S)
+    if until is not None:
+        query = query.where(rej.c.time <= until)
+    with store.read() as conn:
+        rows = conn.execute(query.order_by(rej.c.time, rej.c.id)).all()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    frame["time"] = pd.to_datetime(frame["time"], unit="s")
+    return frame
+
+
 def trim(
     store: Store, deployment_id: str | None, retention: Retention, *, now: float | None = None
 ) -> int:
@@ -377,6 +499,15 @@ def trim(
             doomed.append(s)
         else:
             kept_rows += s.rows
+    if retention.max_age_s is not None:  # refused requests' counts age out too
+        rej = schema.inference_rejections
+        with store.write() as conn:
+            conn.execute(
+                rej.delete().where(
+                    rej.c.deployment_id == deployment_id,
+                    rej.c.time < now - retention.max_age_s - REJECTION_BUCKET_S,
+                )
+            )
     if not doomed:
         return 0
     with store.write() as conn:
@@ -454,6 +585,46 @@ def logged_rows(name: str, since: float | None, *, store: Store | None = None) -
         else:
             times = read_table(store.objects.get(digest), ["time"]).column("time")
             total += int(pc.sum(pc.greater_equal(times, since)).as_py() or 0)
+    return total
+
+
+def logged_requests(
+    name: str, since: float | None, until: float | None = None, *, store: Store | None = None
+) -> int:
+    """How many online requests of ``name`` were logged between ``since`` and ``until``
+    (open ends when None): the segment index answers, and only segments straddling an end
+    are read (their request ids and times)."""
+    import pyarrow.compute as pc
+
+    from .segments import count_requests
+
+    store = store or current_store()
+    if not store.exists:
+        return 0
+    seg = schema.inference_segments
+    query = sa.select(seg.c.requests, seg.c.time_min, seg.c.time_max, seg.c.object_hash).where(
+        seg.c.model_name == name
+    )
+    if since is not None:
+        query = query.where(seg.c.time_max >= since)
+    if until is not None:
+        query = query.where(seg.c.time_min <= until)
+    with store.read() as conn:
+        found = list(conn.execute(query))
+    total = 0
+    for requests, time_min, time_max, digest in found:
+        inside = (since is None or time_min >= since) and (until is None or time_max <= until)
+        if inside:
+            total += requests
+            continue
+        table = read_table(store.objects.get(digest), ["request_id", "time"])
+        times = table.column("time")
+        keep = pc.and_(
+            pc.greater_equal(times, since if since is not None else -float("inf")),
+            pc.less_equal(times, until if until is not None else float("inf")),
+        )
+        ids = table.column("request_id").filter(keep)
+        total += count_requests(ids) if len(ids) else 0
     return total
 
 

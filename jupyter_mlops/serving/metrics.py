@@ -1,5 +1,6 @@
 """Prometheus metrics of a serving process: requests by route and status, latency
-histogram, rows predicted, and the model version served.
+histogram, rows predicted, refused prediction requests by reason, and the model version
+served.
 
 With several workers, each worker writes to a shared multiprocess folder
 (``PROMETHEUS_MULTIPROC_DIR``) and ``/metrics`` aggregates them, as prometheus_client
@@ -43,6 +44,12 @@ class ServingMetrics:
             **kw,
         )
         self.rows = Counter("mlops_predicted_rows", "Rows predicted.", ["model"], **kw)
+        self.rejected = Counter(
+            "mlops_rejected_requests",
+            "Prediction requests refused, by route and reason.",
+            ["route", "reason"],
+            **kw,
+        )
         gauge_kw = dict(kw)
         if self.multiprocess:
             gauge_kw["multiprocess_mode"] = "max"

@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,12 @@ __all__ = [
 EXPORT_MANIFEST = "mlops-model.json"
 
 
+class PredictError(ValidationError):
+    """The model refused a validated input (HTTP 400); counted as ``model_error``."""
+
+    reason = "model_error"
+
+
 @dataclass
 class ServedModel:
     """An estimator ready to predict, with the version it came from."""
@@ -46,6 +53,9 @@ class ServedModel:
     schema: InputSchema
     flavor: str = ""
     loaded: float = field(default_factory=time.time)
+    # the model flavor's step from a validated request frame to what the model takes
+    # (pandas Categoricals for a LightGBM or XGBoost model trained on them), or None
+    prepare: Callable[[Any], Any] | None = None
 
     @property
     def ref(self) -> str:
@@ -70,6 +80,8 @@ class ServedModel:
 
     def _predict(self, frame: Any, outputs: tuple[str, ...]) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        if self.prepare is not None:
+            frame = self.prepare(frame)
         try:
             if "predict" in outputs:
                 result["predict"] = np.asarray(self.model.predict(frame))
@@ -82,7 +94,7 @@ class ServedModel:
         except MlopsError:
             raise
         except (ValueError, TypeError) as exc:
-            raise ValidationError(f"The model could not predict on this input: {exc}") from exc
+            raise PredictError(f"The model could not predict on this input: {exc}") from exc
         return result
 
     def output_metadata(self) -> list[dict[str, Any]]:
@@ -134,10 +146,54 @@ def probe_positional(model: Any, schema: InputSchema) -> bool:
     return by_name.shape == by_position.shape and bool(np.all(by_name == by_position))
 
 
-def _build(name: str, version: int, model: Any, signature: dict[str, Any], flavor: str) -> Any:
-    schema = InputSchema.from_signature(signature, model)
-    schema.positional = probe_positional(model, schema)
-    return ServedModel(name, version, model, signature, schema, flavor)
+def _build(
+    name: str,
+    version: int,
+    model: Any,
+    signature: dict[str, Any],
+    flavor: str,
+    trained_with: Any = (),
+) -> Any:
+    from ..tracking.flavors import flavor_for
+
+    kind = flavor_for(model)
+    prepare = kind.input_adapter(signature) if kind is not None else None
+    # the schema reads the model as fitted (its flavor says whether it takes missing values)
+    schema = InputSchema.from_signature(signature, model, trained_with)
+    if kind is not None:
+        model = kind.servable(model)  # an object with predict (an XGBoost Booster's is not)
+    schema.positional = prepare is None and probe_positional(model, schema)
+    return ServedModel(name, version, model, signature, schema, flavor, prepare=prepare)
+
+
+def training_stats(mv: Any) -> dict[str, dict[str, Any]]:
+    """{column: statistics} of the training data recorded on a model version (the data
+    version holding its input columns), or {} when none was recorded or it is gone."""
+    from ..data.versions import resolve
+
+    features = [str(i["name"]) for i in mv.signature.get("inputs") or []]
+    recorded = [d for d in mv.data or [] if d.get("ref")]
+    recorded.sort(key=lambda d: list(d.get("shape") or [])[1:] != [len(features)])
+    for item in recorded:
+        try:
+            stats = resolve(item["ref"], mv._store).stats
+        except Exception:
+            continue
+        if features and all(c in stats for c in features):
+            return stats
+    return {}
+
+
+def _trained_with(mv: Any) -> set[str]:
+    """For versions registered before signatures recorded ``trained_with_missing``: the
+    input columns their training data version's statistics count nulls in."""
+    if "trained_with_missing" in mv.signature:
+        return set()
+    try:
+        stats = training_stats(mv)
+    except Exception:
+        return set()
+    return {name for name, s in stats.items() if (s.get("nulls") or 0) > 0}
 
 
 def load_failure(mv: Any, exc: Exception) -> MlopsError:
@@ -158,7 +214,7 @@ def load_version(mv: Any, *, trusted: bool | list[str] = False) -> ServedModel:
         raise load_failure(mv, exc) from exc
     if not hasattr(model, "predict"):
         raise MlopsError(f"Model {mv.ref} ({type(model).__name__}) has no predict method.")
-    return _build(mv.name, mv.version, model, mv.signature, mv.flavor or "")
+    return _build(mv.name, mv.version, model, mv.signature, mv.flavor or "", _trained_with(mv))
 
 
 _CACHE: OrderedDict[tuple[str, str, str, str], ServedModel] = OrderedDict()

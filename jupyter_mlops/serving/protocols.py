@@ -30,6 +30,7 @@ __all__ = [
     "oip_columns",
     "oip_response",
     "parse_json",
+    "usable_request_id",
 ]
 
 OIP_DATATYPES = {
@@ -111,13 +112,25 @@ def _loads(body: bytes) -> Any:
     return json.loads(body)
 
 
+class BadJSONError(ValidationError):
+    """A request body that is not a JSON document this server reads (HTTP 400)."""
+
+    reason = "bad_json"
+
+
+class BadCSVError(ValidationError):
+    """A CSV request body that cannot be read (HTTP 400)."""
+
+    reason = "bad_csv"
+
+
 def parse_json(body: bytes) -> Any:
     """The JSON document in a request body, or a clear error (400) when it is empty, not
     JSON, or nested more than ``MAX_JSON_DEPTH`` levels deep."""
     if not body or body.isspace():
-        raise ValidationError("The request body is empty; send a JSON document.")
+        raise BadJSONError("The request body is empty; send a JSON document.")
     if exceeds_json_depth(body):
-        raise ValidationError(
+        raise BadJSONError(
             f"The JSON nesting depth exceeds maximum allowed limit ({MAX_JSON_DEPTH}): arrays "
             f"and objects may nest at most {MAX_JSON_DEPTH} levels deep. Send a tensor's data "
             "as a flat list in row-major order, or nested once per dimension of its shape."
@@ -125,12 +138,12 @@ def parse_json(body: bytes) -> Any:
     try:
         return _loads(body)
     except RecursionError:  # cannot happen within the limit; never a 500 if it does
-        raise ValidationError(
+        raise BadJSONError(
             f"The JSON nesting depth exceeds what this server can parse; keep it under "
             f"{MAX_JSON_DEPTH} levels."
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"The request body is not valid JSON: {exc}.") from exc
+        raise BadJSONError(f"The request body is not valid JSON: {exc}.") from exc
 
 
 # -- Open Inference Protocol tensors ---------------------------------------------------------
@@ -360,6 +373,11 @@ def oip_columns(
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
 
+def usable_request_id(value: Any) -> str | None:
+    """``value`` when it is a request id ``check_request_id`` accepts, else None."""
+    return value if isinstance(value, str) and _REQUEST_ID.fullmatch(value) else None
+
+
 def check_request_id(value: Any, where: str) -> str:
     """A client's request id: 1–64 letters, digits, ``.``, ``_`` or ``-`` (``:`` addresses
     a row of a multi-row request, and ids travel back in a header)."""
@@ -482,7 +500,7 @@ def csv_columns(body: bytes, schema: InputSchema) -> Any:
     import pandas as pd
 
     if not body.strip():
-        raise ValidationError("The CSV body is empty; send a header row and at least one row.")
+        raise BadCSVError("The CSV body is empty; send a header row and at least one row.")
     text = [c.name for c in schema.columns if c.kind == "text"]
     try:  # text stays text: '02134' is a zip code, 'NA' a value, only empty cells are null
         frame = pd.read_csv(
@@ -492,7 +510,7 @@ def csv_columns(body: bytes, schema: InputSchema) -> Any:
             na_values=[""] if text else None,
         )
     except Exception as exc:
-        raise ValidationError(f"Cannot read the CSV body: {exc}.") from exc
+        raise BadCSVError(f"Cannot read the CSV body: {exc}.") from exc
     if frame.empty:
         raise ValidationError("The CSV body has a header but no rows.")
     return frame

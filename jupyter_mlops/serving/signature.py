@@ -9,6 +9,7 @@ instead of a stack trace from inside the estimator.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,13 +17,89 @@ import numpy as np
 
 from ..errors import ValidationError
 
-__all__ = ["Column", "InputSchema", "SignatureError", "oip_datatype"]
+__all__ = ["Column", "InputSchema", "MissingValuesError", "SignatureError", "oip_datatype"]
 
 
 class SignatureError(ValidationError):
     """A request does not match the model's input signature (HTTP 422)."""
 
     code = "signature"
+    reason = "schema"  # what a rejected request is counted as in monitoring
+
+
+class MissingValuesError(SignatureError):
+    """Rows have missing values (null, NaN) in columns the model cannot take them in.
+
+    ``columns`` maps each such column to its row positions, ``rows`` is every offending
+    row (sorted), ``total`` the rows sent: a client can send the other rows again."""
+
+    reason = "missing_value"
+
+    def __init__(
+        self, columns: dict[str, list[int]], total: int, labels: Any = None, hint: str = ""
+    ):
+        self.columns = {name: [int(r) for r in rows] for name, rows in columns.items()}
+        self.rows = sorted({r for rows in self.columns.values() for r in rows})
+        self.total = total
+        self.labels = labels
+        if labels is not None and _is_range(labels):
+            labels = None  # labels 0, 1, 2, ... are the positions
+        super().__init__(_missing_message(self.columns, self.rows, total, labels, hint))
+
+
+def _rows_text(rows: list[int], labels: Any = None, limit: int = 20) -> str:
+    """``row 3`` / ``rows [3, 17]`` (positions), or the rows' index labels when a frame has
+    an index of its own; at most ``limit`` listed."""
+    shown = [labels[r] for r in rows[:limit]] if labels is not None else rows[:limit]
+    shown = [v.item() if hasattr(v, "item") else v for v in shown]
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    if labels is not None:
+        return f"the row{'s' * (len(rows) > 1)} labelled {shown}{more}"
+    return f"row {shown[0]}" if len(rows) == 1 else f"rows {shown}{more}"
+
+
+def _is_range(labels: Any) -> bool:
+    import pandas as pd
+
+    return isinstance(labels, pd.RangeIndex) and labels.start == 0 and labels.step == 1
+
+
+def _missing_message(
+    columns: dict[str, list[int]],
+    rows: list[int],
+    total: int,
+    labels: Any = None,
+    hint: str = "",
+) -> str:
+    fine = total - len(rows)
+    others = (
+        ""
+        if not fine
+        else "the other row is fine"
+        if fine == 1
+        else f"the other {fine} of {total} rows are fine"
+    )
+    notes = "; ".join(n for n in (others, hint) if n)
+    advice = (
+        "send a value there, or leave "
+        + ("that row" if len(rows) == 1 else "those rows")
+        + " out"
+        + (f" ({notes})" if notes else "")
+        + "."
+    )
+    if len(columns) == 1:
+        name, where = next(iter(columns.items()))
+        return (
+            f"Column {name!r} has missing values (null or NaN) in {_rows_text(where, labels)}, "
+            f"and this model cannot take them in that column; {advice}"
+        )
+    each = "; ".join(
+        f"column {name!r} in {_rows_text(where, labels, 10)}" for name, where in columns.items()
+    )
+    return (
+        f"{len(rows)} of {total} rows have missing values (null or NaN) in columns this model "
+        f"cannot take them in: {each}; {advice}"
+    )
 
 
 _OIP = {
@@ -89,12 +166,29 @@ def _bad(column: str, row: int, value: Any, wanted: str) -> SignatureError:
 
 
 class InputSchema:
-    """The columns a model takes, from its registered signature, and the checks on them."""
+    """The columns a model takes, from its registered signature, and the checks on them.
 
-    def __init__(self, columns: list[Column], *, allow_nan: bool, ndarray: bool):
+    ``missing`` holds the columns the model takes missing values (null, NaN) in, decided
+    when the model is loaded (``serving.missing``); ``allow_nan`` alone means all or none.
+    """
+
+    def __init__(
+        self,
+        columns: list[Column],
+        *,
+        allow_nan: bool,
+        ndarray: bool,
+        missing: Iterable[str] | None = None,
+    ):
         self.columns = columns
         self.names = [c.name for c in columns]
-        self.allow_nan = allow_nan
+        self.missing = (
+            frozenset(self.names if allow_nan else ())
+            if missing is None
+            else (frozenset(missing) & frozenset(self.names))
+        )
+        # whether every column takes missing values (what model metadata reports)
+        self.allow_nan = allow_nan if not columns else self.missing == frozenset(self.names)
         self.ndarray = ndarray
         # Rows go to the model as a 2-D array in signature order: models fitted on arrays,
         # and models ``model.probe_positional`` found to predict the same either way
@@ -108,8 +202,15 @@ class InputSchema:
         self._all_float = bool(columns) and all(c.kind == "float" for c in columns)
 
     @classmethod
-    def from_signature(cls, signature: dict[str, Any], model: Any = None) -> InputSchema:
-        """Build the schema from a model version's signature (and the model's NaN tag)."""
+    def from_signature(
+        cls, signature: dict[str, Any], model: Any = None, trained_with: Iterable[str] = ()
+    ) -> InputSchema:
+        """Build the schema from a model version's signature and the fitted model: which
+        columns take missing values is read from the model's steps and from the columns
+        the training data had missing values in (the signature's record, or
+        ``trained_with`` for versions registered before it was recorded)."""
+        from .missing import missing_value_columns, trained_with_missing
+
         inputs = signature.get("inputs") or []
         names = [str(i["name"]) for i in inputs]
         dtypes = [str(i.get("dtype", "unknown")) for i in inputs]
@@ -120,7 +221,14 @@ class InputSchema:
         if kind in (None, "unknown") and model is not None and names:
             fitted_on_names = getattr(model, "feature_names_in_", None) is not None
             kind = "dataframe" if fitted_on_names else "ndarray"
-        return cls(columns, allow_nan=_allows_nan(model), ndarray=kind == "ndarray")
+        seen = trained_with_missing(signature) | set(trained_with)
+        missing = missing_value_columns(model, names, seen) if model is not None else seen
+        return cls(
+            columns,
+            allow_nan=_allows_nan(model),
+            ndarray=kind == "ndarray",
+            missing=missing if names else None,
+        )
 
     def describe(self) -> list[dict[str, Any]]:
         """The inputs as OIP tensor metadata."""
@@ -143,8 +251,14 @@ class InputSchema:
                 f"The request has {' and '.join(parts)}; the model takes {self.names}."
             )
 
-    def _array(self, column: Column, values: list[Any]) -> np.ndarray:
+    def _array(
+        self, column: Column, values: list[Any], refused: dict[str, list[int]]
+    ) -> np.ndarray:
+        """The column as an array, checked value by value; the rows of missing values the
+        model cannot take in this column go to ``refused`` (all columns are checked before
+        a request is refused, so the error names every offending row)."""
         kind = column.kind
+        takes_missing = column.name in self.missing
         if kind in ("float", "int", "bool"):
             for row, v in enumerate(values):
                 if v is None or isinstance(v, bool):
@@ -159,24 +273,42 @@ class InputSchema:
                 raise _bad(column.name, row, values[row], "finite numbers") from None
         elif kind == "int":
             wanted = f"integers ({column.dtype})"
+            nulls = []
             for row, v in enumerate(values):
-                if v is None:
-                    raise _bad(column.name, row, None, f"{wanted}, not null")
+                if v is None or (isinstance(v, float | np.floating) and math.isnan(v)):
+                    nulls.append(row)
+                    continue
                 if isinstance(v, float | np.floating) and (not math.isfinite(v) or v != int(v)):
                     raise _bad(column.name, row, v, wanted)
                 if not _INT64_MIN <= int(v) <= _INT64_MAX:
                     raise _bad(column.name, row, v, f"{wanted} within the 64-bit range")
+            if nulls:  # the model takes them: numbers with NaN, as pandas holds them
+                return self._with_missing(column, values, nulls, refused)
             return np.asarray([int(v) for v in values], dtype=np.int64)
         elif kind == "bool":
+            nulls = []
             for row, v in enumerate(values):
-                if v is None or (not isinstance(v, bool) and v not in (0, 1)):
+                if v is None:
+                    nulls.append(row)
+                elif not isinstance(v, bool) and v not in (0, 1):
                     raise _bad(column.name, row, v, "true or false")
+            if nulls:
+                return self._with_missing(column, values, nulls, refused)
             return np.asarray(values, dtype=bool)
         elif kind == "text":
+            nulls = []
             for row, v in enumerate(values):
-                if v is not None and not isinstance(v, str):
+                if v is None:
+                    nulls.append(row)
+                elif not isinstance(v, str):
                     raise _bad(column.name, row, v, "text")
-            return np.asarray(values, dtype=object)
+            arr = np.asarray(values, dtype=object)
+            if nulls:
+                if takes_missing:  # NaN, as pandas holds a missing string (what fit saw)
+                    arr[nulls] = math.nan
+                else:
+                    refused[column.name] = nulls
+            return arr
         else:
             return np.asarray(values)
         # float: non-finite values
@@ -186,15 +318,22 @@ class InputSchema:
             if np.isinf(arr[rows]).any():
                 row = int(rows[np.isinf(arr[rows])][0])
                 raise _bad(column.name, row, values[row], "finite numbers")
-            if not self.allow_nan:
-                raise SignatureError(
-                    f"Column {column.name!r} has missing values (null or NaN) in rows "
-                    f"{rows[:10].tolist()}, and this model cannot take them; send a number."
-                )
+            if not takes_missing:
+                refused[column.name] = rows.tolist()
         return arr
 
+    def _with_missing(
+        self, column: Column, values: list[Any], nulls: list[int], refused: dict[str, list[int]]
+    ) -> np.ndarray:
+        """An int or bool column with nulls: float64 with NaN where the model takes them."""
+        if column.name not in self.missing:
+            refused[column.name] = nulls
+            return np.zeros(len(values))
+        return np.asarray([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+
     def frame(self, columns: dict[str, list[Any]]) -> Any:
-        """A frame (or 2-D array for models fitted on arrays) from validated JSON columns."""
+        """A frame (or 2-D array for models fitted on arrays) from validated JSON columns;
+        ``MissingValuesError`` names every row with a missing value the model cannot take."""
         import pandas as pd
 
         names = list(columns)
@@ -213,13 +352,18 @@ class InputSchema:
             matrix = _float_matrix([columns[n] for n in self.names])
             if matrix is not None:
                 return matrix
-        arrays = {c.name: self._array(c, columns[c.name]) for c in self.columns}
+        refused: dict[str, list[int]] = {}
+        arrays = {c.name: self._array(c, columns[c.name], refused) for c in self.columns}
+        if refused:
+            raise MissingValuesError(refused, lengths.pop())
         if self.positional:
             return np.column_stack(list(arrays.values()))
         return pd.DataFrame(arrays, copy=False)
 
     def check_frame(self, frame: Any) -> Any:
-        """Validate a frame given directly (batch scoring, CSV bodies) and order its columns."""
+        """Validate a frame given directly (batch scoring) and order its columns;
+        ``MissingValuesError`` names (by index label) every row with a missing value the
+        model cannot take."""
         import pandas as pd
 
         if not isinstance(frame, pd.DataFrame):
@@ -235,14 +379,23 @@ class InputSchema:
         if not self.columns:
             return frame
         out = {}
+        refused: dict[str, list[int]] = {}
         for c in self.columns:
             series = frame[c.name]
+            plain = isinstance(series.dtype, np.dtype)
             if c.kind in ("float", "int", "bool") and series.dtype.kind not in "fiub":
-                first = series.map(lambda v: not isinstance(v, int | float | bool | np.number))
-                row = int(np.flatnonzero(first.to_numpy())[0]) if first.any() else 0
-                raise _bad(c.name, row, series.iloc[row], f"numbers ({c.dtype})")
-            if c.kind == "float" or (c.kind == "int" and series.dtype.kind in "fO"):
-                if isinstance(series.dtype, np.dtype) and series.dtype.kind == "f":
+                first = series.map(
+                    lambda v: (
+                        v is not None
+                        and v == v  # NaN is a missing value, not a wrong type
+                        and not isinstance(v, int | float | bool | np.number)
+                    )
+                )
+                if first.any():
+                    row = int(np.flatnonzero(first.to_numpy())[0])
+                    raise _bad(c.name, row, series.iloc[row], f"numbers ({c.dtype})")
+            if c.kind in ("float", "int", "bool") and not (plain and series.dtype.kind in "iub"):
+                if plain and series.dtype.kind == "f":
                     raw = series.to_numpy()  # no copy; NaN and ±inf show in min or max
                     if np.isfinite(raw.min()) and np.isfinite(raw.max()):
                         out[c.name] = series
@@ -251,12 +404,18 @@ class InputSchema:
                 bad = ~np.isfinite(values)
                 if bad.any():
                     rows = np.flatnonzero(bad)
-                    if np.isinf(values[rows]).any() or not self.allow_nan or c.kind == "int":
-                        raise SignatureError(
-                            f"Column {c.name!r} has non-finite or missing values in rows "
-                            f"{rows[:10].tolist()}, and this model cannot take them."
-                        )
+                    if np.isinf(values[rows]).any():
+                        row = int(rows[np.isinf(values[rows])][0])
+                        raise _bad(c.name, row, series.iloc[row], "finite numbers")
+                    if c.name not in self.missing:
+                        refused[c.name] = rows.tolist()
+            elif c.kind == "text" and c.name not in self.missing:
+                nulls = series.isna().to_numpy()
+                if nulls.any():
+                    refused[c.name] = np.flatnonzero(nulls).tolist()
             out[c.name] = series
+        if refused:
+            raise MissingValuesError(refused, len(frame), labels=frame.index)
         if [str(c) for c in frame.columns] != self.names:  # in signature order
             frame = pd.DataFrame(out, copy=False)
         # positional: the frame's own array (a view when its columns share one block)

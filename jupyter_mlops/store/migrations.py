@@ -20,7 +20,7 @@ from . import schema
 from .monitoring_tables import monitoring_tables
 from .registry_tables import registry_tables
 from .retraining_tables import retraining_tables
-from .serving_tables import serving_tables
+from .serving_tables import rejection_tables, serving_tables
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "current_version", "migrate"]
 
@@ -222,6 +222,13 @@ def _m8_retraining(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
+def _m9_rejections(conn: sa.Connection) -> None:
+    """The requests deployments refused, counted per reason (monitoring's rejection rate)."""
+    md = sa.MetaData()
+    rejection_tables(md)
+    md.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _m1_initial,
     _m2_artifacts_inputs,
@@ -231,6 +238,7 @@ MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _m6_serving,
     _m7_monitoring,
     _m8_retraining,
+    _m9_rejections,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

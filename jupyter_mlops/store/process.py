@@ -76,9 +76,11 @@ def is_alive(host: str | None, pid: int | None, proc_start: str | None) -> bool 
     return True
 
 
-def spawn_detached(command: list[str], log_path: str, env: dict[str, str]) -> Any:
+def spawn_detached(
+    command: list[str], log_path: str, env: dict[str, str], *, pass_fds: tuple[int, ...] = ()
+) -> Any:
     """Start ``command`` in a session of its own (it outlives the caller), with no stdin
-    and its output appended to ``log_path``."""
+    and its output appended to ``log_path``; ``pass_fds`` stay open in it."""
     with open(log_path, "ab") as out:
         return subprocess.Popen(
             command,
@@ -88,6 +90,7 @@ def spawn_detached(command: list[str], log_path: str, env: dict[str, str]) -> An
             env=env,
             start_new_session=True,
             close_fds=True,
+            pass_fds=pass_fds,
         )
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from .monitoring_tables import monitoring_tables
 from .registry_tables import registry_tables
 from .retraining_tables import retraining_tables
-from .serving_tables import serving_tables
+from .serving_tables import rejection_tables, serving_tables
 
 __all__ = [
     "alerts",
@@ -22,6 +22,7 @@ __all__ = [
     "experiments",
     "feedback",
     "inference_log",
+    "inference_rejections",
     "inference_segments",
     "inputs",
     "latest_metrics",
@@ -222,6 +223,9 @@ deployments = metadata.tables["deployments"]
 inference_log = metadata.tables["inference_log"]
 inference_segments = metadata.tables["inference_segments"]
 feedback = metadata.tables["feedback"]
+# the requests deployments refused, counted per reason (migration 9 creates it)
+rejection_tables(metadata)
+inference_rejections = metadata.tables["inference_rejections"]
 
 # Monitoring: monitors, their checks and alerts (migration 7 creates these).
 monitoring_tables(metadata)

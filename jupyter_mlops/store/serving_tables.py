@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["serving_tables"]
+__all__ = ["rejection_tables", "serving_tables"]
 
 
 def serving_tables(md: sa.MetaData) -> None:
@@ -81,4 +81,23 @@ def serving_tables(md: sa.MetaData) -> None:
         sa.Column("label", sa.Text, nullable=False),
         sa.Column("time", sa.Float, nullable=False),
         sa.Index("ix_feedback_request", "request_id"),
+    )
+
+
+def rejection_tables(md: sa.MetaData) -> None:
+    """Declare the table of migration 9 on ``md``: the requests a deployment refused,
+    counted per reason and minute (the writer adds to its minute's row), with the last
+    error message of each as an example."""
+    sa.Table(
+        "inference_rejections",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("deployment_id", sa.String(32), nullable=True),
+        sa.Column("model_name", sa.String(255), nullable=False),
+        sa.Column("version", sa.Integer, nullable=True),
+        sa.Column("time", sa.Float, nullable=False),
+        sa.Column("reason", sa.String(32), nullable=False),
+        sa.Column("requests", sa.Integer, nullable=False),
+        sa.Column("example", sa.Text, nullable=True),
+        sa.Index("ix_inference_rejections_model_time", "model_name", "time"),
     )

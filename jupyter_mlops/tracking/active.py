@@ -18,6 +18,7 @@ from ..errors import MlopsError, StoreError, ValidationError
 
 if TYPE_CHECKING:
     from .capture import ExplicitModel
+    from .steps import StepRecorder
     from .writer import RunWriter
 
 __all__ = [
@@ -52,6 +53,9 @@ class ActiveRun:
         self.name = name
         self.experiment = experiment
         self._explicit: list[ExplicitModel] = []
+        # the values the cell's loops recorded so far (``%%track``), readable from another
+        # thread while the cell runs; None when the code is not rewritten
+        self.steps: StepRecorder | None = None
 
     @property
     def run_id(self) -> str | None:
@@ -176,7 +180,7 @@ def caller_scope(frame: Any) -> Mapping[str, Any]:
 
 def artifact_bytes(obj: Any) -> tuple[bytes, str, str, str | None]:
     """(bytes, kind, format, default name) for what ``log_artifact`` accepts."""
-    from .estimators import is_estimator
+    from .flavors import flavor_for
 
     if isinstance(obj, str | os.PathLike):
         path = Path(obj)
@@ -190,8 +194,8 @@ def artifact_bytes(obj: Any) -> tuple[bytes, str, str, str | None]:
         return bytes(obj), "file", "bytes", None
     if isinstance(obj, dict | list):
         return json.dumps(obj, default=str, indent=1).encode(), "file", "json", None
-    if is_estimator(obj):
-        return b"", "model", "skops", "model"
+    if flavor_for(obj) is not None:  # a model of any framework
+        return b"", "model", "", "model"
     module = type(obj).__module__
     if module.startswith("matplotlib") and hasattr(obj, "savefig"):
         buf = io.BytesIO()

@@ -25,11 +25,10 @@ from .estimators import (
     dtype_kind,
     estimator_params,
     is_estimator,
-    is_fitted,
     is_search,
     search_children,
-    signature,
 )
+from .flavors import Training, flavor_for, is_model
 from .modelio import dump_model
 from .values import is_metric_value, is_scalar_param, short_repr
 from .writer import DEFAULT_PARAMS_TAG, RunWriter
@@ -380,7 +379,7 @@ class CellCapture:
                 continue
             seen.add(name)
             obj = ns[name]
-            if is_estimator(obj) and is_fitted(obj):
+            if is_model(obj):
                 known = found.get(id(obj))
                 if known is None or (known.fit is None and fits.get(name) is not None):
                     found[id(obj)] = CapturedModel(name, obj, fits.get(name))
@@ -393,11 +392,17 @@ class CellCapture:
 
     def _models(self, ns: Mapping[str, Any], run: RunWriter, explicit: list[ExplicitModel]) -> None:
         defaults: list[str] = []
-        for model in self._fitted_models(ns):
+        models = self._fitted_models(ns)
+        trainings = self._trainings(models, ns)
+        for model in models:
             run.log_params(estimator_params(model.name, model.obj))
             defaults += default_params(model.name, model.obj)
             if defaults:  # the run card folds these; set at once, whatever follows fails
                 run.set_tag(DEFAULT_PARAMS_TAG, json.dumps(sorted(set(defaults))))
+            training = trainings.get(model.name)
+            if training is not None:
+                prefix = "" if len(trainings) == 1 else f"{model.name}."
+                log_training(run, model.name, training, prefix)
             target = model.obj
             if is_search(model.obj):
                 for key, value in model.obj.best_params_.items():
@@ -434,6 +439,21 @@ class CellCapture:
                         run.update_artifact_meta(e.name, meta)
                 continue
             log_model(run, target, model.name, x=x, y=y, inputs=frames, fit_names=names)
+
+    def _trainings(self, models: list[CapturedModel], ns: Mapping[str, Any]) -> dict[str, Training]:
+        """What each model's training left behind (boosting curves, importances), read by
+        its flavor; ``call`` is the training call the cell assigned it from."""
+        calls: dict[str, ast.Call] = {}
+        for assignment in self.analysis.assignments:
+            if isinstance(assignment.value, ast.Call):
+                calls[assignment.target] = assignment.value
+        out: dict[str, Training] = {}
+        for model in models:
+            flavor = flavor_for(model.obj)
+            found = flavor.training(model.obj, calls.get(model.name), ns) if flavor else None
+            if found is not None:
+                out[model.name] = found
+        return out
 
     def _fit_data(self, model: CapturedModel, ns: Mapping[str, Any]) -> tuple[Any, Any]:
         if model.fit is None:
@@ -699,11 +719,23 @@ def model_meta(
     if input_example is not None:
         example = example_frame(model, input_example)
         x = example
+    flavor = flavor_for(model)
+    frames = list(inputs)
+    if flavor is not None:
+        sig = flavor.signature(model, x, y, frames)
+    else:
+        from .estimators import signature
+
+        sig = signature(model, x, y, frames)
     meta: dict[str, Any] = {
-        "signature": signature(model, x, y, list(inputs)),
+        "signature": sig,
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "repr": short_repr(model, 500),
     }
+    if flavor is not None:
+        meta["flavor"] = flavor.name
+        if flavor.name != "sklearn" and flavor.version():
+            meta[f"{flavor.name}_version"] = flavor.version()
     if given is not None:
         meta["signature"]["inputs"], meta["signature"]["input_kind"] = given_inputs(model, given)
         meta["signature_given"] = True
@@ -721,6 +753,32 @@ def _head_json(example: Any) -> str:
 
     frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(example)
     return frame.head(5).to_json(orient="split", index=False, date_format="iso")
+
+
+def log_training(run: RunWriter, name: str, training: Training, prefix: str = "") -> None:
+    """Record what a model's training left: one stepped metric per eval set and metric
+    (``validation_0.logloss`` at step = boosting round), the best iteration and score,
+    the params of a training function (``bst.max_depth``) and the feature importances
+    (artifact ``<name>.importance.json``). A metric the code logged itself is left alone."""
+    run.log_params({f"{name}.{k}": v for k, v in training.params.items()})
+    for key, values in training.curves.items():
+        metric = f"{prefix}{key}"
+        if run.has_metric(metric):
+            continue
+        for step, value in enumerate(values, start=training.start):
+            run.log_metric(metric, value, step=step, source=training.source or None)
+    best = (
+        ("best_iteration", training.best_iteration, f"{name}: the round kept (a curve step)"),
+        ("best_score", training.best_score, f"{name}: its score at that round"),
+    )
+    for key, value, source in best:
+        if value is not None and not run.has_metric(f"{prefix}{key}"):
+            run.log_metric(f"{prefix}{key}", value, step=0, source=source)
+    if training.importance:
+        doc = {"importance_type": training.importance_type, "importance": training.importance}
+        run.log_object(
+            f"{name}.importance.json", json.dumps(doc).encode(), kind="file", format="json"
+        )
 
 
 def log_model(

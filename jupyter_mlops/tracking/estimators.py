@@ -20,6 +20,7 @@ __all__ = [
     "default_params",
     "dtype_kind",
     "estimator_params",
+    "inputs_for",
     "is_estimator",
     "is_fitted",
     "is_search",
@@ -173,6 +174,11 @@ def search_children(name: str, search: Any) -> list[ChildRun]:
 # -- fitted state ---------------------------------------------------------------------------
 
 
+# the private attribute XGBoost's and LightGBM's wrappers keep their trained model in:
+# a refit assigns a new one
+_BOOSTERS = frozenset({"_Booster"})
+
+
 class FittedState:
     """References to an estimator's fitted attributes (those of nested estimators too), to
     tell later whether the same object was fitted again: a refit assigns new arrays.
@@ -189,7 +195,7 @@ class FittedState:
         except TypeError:
             return
         for key, value in attrs.items():
-            if key.endswith("_") and not key.startswith("_"):
+            if (key.endswith("_") and not key.startswith("_")) or key in _BOOSTERS:
                 self.leaves.append((key, value))
             if depth < 6:
                 for child in _nested_estimators(value):
@@ -369,13 +375,15 @@ def frame_dtype(series: Any) -> str:
     return str(dtype)
 
 
-def model_inputs(model: Any, frames: Any = ()) -> tuple[list[dict[str, str]], str] | None:
-    """The input columns and kind of a fitted estimator whose training data is not known:
-    names from ``feature_names_in_`` (else ``x0…``), dtypes from the estimator's hints and,
-    for the columns where it does not say, from a DataFrame in ``frames`` that holds them
-    all. Numeric columns default to float64: every scikit-learn estimator takes it."""
-    names = getattr(model, "feature_names_in_", None)
-    n = getattr(model, "n_features_in_", None)
+def inputs_for(
+    names: list[str] | None,
+    n: int | None,
+    frames: Any = (),
+    hints: list[str | None] | None = None,
+) -> tuple[list[dict[str, str]], str]:
+    """Input columns from a model's feature ``names`` (else ``n`` columns ``x0…``): the
+    dtypes of a DataFrame in ``frames`` that holds them all, merged with ``hints`` (what
+    the model says each column must hold); numeric columns default to float64."""
     if names is not None:
         cols = [str(c) for c in names]
         kind = "dataframe"
@@ -383,10 +391,8 @@ def model_inputs(model: Any, frames: Any = ()) -> tuple[list[dict[str, str]], st
         cols = [f"x{i}" for i in range(n)]
         kind = "ndarray"
     else:
-        return None
-    try:
-        hints = column_hints(model, len(cols))
-    except Exception:
+        return [], "unknown"
+    if hints is None or len(hints) != len(cols):
         hints = [None] * len(cols)
     seen: dict[str, str] = {}
     if kind == "dataframe":
@@ -407,6 +413,23 @@ def model_inputs(model: Any, frames: Any = ()) -> tuple[list[dict[str, str]], st
     return inputs, kind
 
 
+def model_inputs(model: Any, frames: Any = ()) -> tuple[list[dict[str, str]], str] | None:
+    """The input columns and kind of a fitted estimator whose training data is not known:
+    names from ``feature_names_in_`` (else ``x0…``), dtypes from the estimator's hints and,
+    for the columns where it does not say, from a DataFrame in ``frames`` that holds them
+    all. Numeric columns default to float64: every scikit-learn estimator takes it."""
+    names = getattr(model, "feature_names_in_", None)
+    n = getattr(model, "n_features_in_", None)
+    if names is None and not (isinstance(n, int) and n > 0):
+        return None
+    count = len(names) if names is not None else n
+    try:
+        hints = column_hints(model, count)
+    except Exception:
+        hints = [None] * count
+    return inputs_for([str(c) for c in names] if names is not None else None, n, frames, hints)
+
+
 def signature(model: Any, x: Any = None, y: Any = None, frames: Any = ()) -> dict[str, Any]:
     """The input columns and dtypes a model takes, and its output type.
 
@@ -416,12 +439,15 @@ def signature(model: Any, x: Any = None, y: Any = None, frames: Any = ()) -> dic
     from ..data.fingerprint import data_kind
 
     inputs: list[dict[str, str]] = []
+    missing: list[str] | None = None  # the columns the training data had missing values in
     kind = data_kind(x) if x is not None else None
     if kind == "dataframe":
         inputs = [{"name": str(c), "dtype": frame_dtype(x[c])} for c in x.columns]
+        missing = _missing_columns(x)
     elif kind == "ndarray" and x.ndim == 2:
         dtype = "object" if x.dtype.kind in "US" else str(x.dtype)
         inputs = [{"name": f"x{i}", "dtype": dtype} for i in range(x.shape[1])]
+        missing = _missing_columns(x)
     else:
         found = model_inputs(model, frames)
         if found is not None:
@@ -438,9 +464,33 @@ def signature(model: Any, x: Any = None, y: Any = None, frames: Any = ()) -> dic
             output.setdefault("dtype", str(classes.dtype))
         except Exception:
             pass
-    return {
+    found = {
         "inputs": inputs,
         "input_kind": kind or "unknown",
         "outputs": [output],
         "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
     }
+    if missing is not None:  # serving takes missing values where the model was fitted on them
+        found["trained_with_missing"] = missing
+    return found
+
+
+def _missing_columns(x: Any) -> list[str] | None:
+    """The columns of a training frame or 2-D array holding a missing value (null, NaN)."""
+    import numpy as np
+
+    try:
+        if hasattr(x, "columns"):
+            return [
+                str(c) for c, hit in zip(x.columns, x.isna().any().to_numpy(), strict=True) if hit
+            ]
+        if x.dtype.kind == "f":
+            return [f"x{i}" for i in np.flatnonzero(np.isnan(x).any(axis=0))]
+        if x.dtype.kind == "O":
+            import pandas as pd
+
+            hits = pd.DataFrame(x).isna().any().to_numpy()
+            return [f"x{i}" for i in np.flatnonzero(hits)]
+        return []
+    except Exception:
+        return None

@@ -21,6 +21,7 @@ from .codeslice import HistoryCell, code_slice, statements
 from .environment import imported_packages
 from .record import Run, get_run
 from .session import TrackedExecution
+from .steps import StepRecorder
 
 __all__ = ["replay"]
 
@@ -89,9 +90,12 @@ class _ReplayShell:
         )
 
 
-def _execute(code: str, namespace: dict[str, Any], label: str) -> None:
+def _execute(
+    code: str, namespace: dict[str, Any], label: str, steps: StepRecorder | None = None
+) -> None:
     try:
-        exec(compile(code, label, "exec"), namespace)
+        compiled = steps.compile(code, label) if steps is not None else compile(code, label, "exec")
+        exec(compiled, namespace)
     except NameError as exc:
         missing = getattr(exc, "name", None) or str(exc)
         raise MlopsError(
@@ -177,12 +181,13 @@ def replay(
         store=store,
         history=history,
         parent_run_id=parent.run_id,
+        steps=True,  # the loops record their curves, as the cell did under %%track
     )
     run = execution.start(namespace)
     error: BaseException | None = None
     try:
         with activate(run):
-            _execute(code, namespace, "the tracked cell")
+            _execute(code, namespace, "the tracked cell", execution.steps)
     except BaseException as exc:
         error = exc
         raise

@@ -15,10 +15,12 @@ from ..errors import MlopsError
 from ..store import Store, current_store
 from .active import ActiveRun, warn
 from .analysis import CellAnalysis, analyze
-from .capture import CaptureOptions, CellCapture
+from .capture import CaptureOptions, CellCapture, is_metric_name
 from .codeslice import HistoryCell, code_slice, executable
 from .defaults import JOB_ENV
 from .environment import EnvironmentProbe
+from .record import Run, get_run
+from .steps import StepRecorder
 from .writer import RunWriter, save_unsaved
 
 __all__ = ["TrackedExecution", "format_error"]
@@ -35,6 +37,20 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, MlopsError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _step_recorder(analysis: CellAnalysis, options: CaptureOptions) -> StepRecorder | None:
+    """A recorder for the metric-named variables the code binds in loops; None when there
+    are none (the code then runs as written, not rewritten)."""
+    extra = set(options.metrics)
+
+    def wanted(name: str) -> bool:
+        return name in extra or is_metric_name(name)
+
+    candidates = analysis.loop_binds - analysis.loop_targets
+    if not any(wanted(n) for n in candidates if not n.startswith("_")):
+        return None
+    return StepRecorder(wanted, exclude=analysis.loop_targets)
 
 
 class TrackedExecution:
@@ -54,6 +70,7 @@ class TrackedExecution:
         raw_source: str | None = None,
         parent_run_id: str | None = None,
         analysis: CellAnalysis | None = None,
+        steps: bool = False,
     ):
         self.source = source
         self.raw_source = raw_source if raw_source is not None else source
@@ -71,6 +88,9 @@ class TrackedExecution:
         # from its source (``with mlops.track():`` in code whose text is gone)
         self.analysis = analysis if analysis is not None else analyze(source)
         self.capture = CellCapture(self.analysis, self.options, [executable(h) for h in history])
+        # ``steps``: the code runs rewritten by ``steps.instrument`` (``%%track`` does it),
+        # so metric-named variables assigned in its loops become curves
+        self.steps = _step_recorder(self.analysis, self.options) if steps else None
         self.run = ActiveRun(None, name, experiment)
         self._probe: EnvironmentProbe | None = None
 
@@ -96,6 +116,7 @@ class TrackedExecution:
             warn(f"jupyter_mlops: the cell runs, but this run is not recorded: {_why(exc)}")
             writer = None
         self.run = ActiveRun(writer, self.name, self.experiment)
+        self.run.steps = self.steps
         if writer is not None and self.options.data:
             try:
                 self._snapshot_inputs(ns)
@@ -168,6 +189,26 @@ class TrackedExecution:
             writer.add_lineage(version.version_id, inputs)
         return problems
 
+    def _drain_steps(self, ns: Mapping[str, Any], writer: RunWriter) -> list[str]:
+        """The loop curves go to the run before the capture, which then leaves those names
+        alone: a value logged with steps is a metric only."""
+        if self.steps is None:
+            return []
+        finals = {a.target: a.source for a in self.analysis.assignments}
+        try:
+            self.steps.drain(writer, ns, finals)
+        except Exception as exc:
+            return [f"loop metrics: {_why(exc)}"]
+        return []
+
+    def result(self, run_id: str) -> Run:
+        """The run this execution recorded, read back, with the loop curves it still holds
+        (its card draws them without reading thousands of points back)."""
+        run = get_run(run_id, self.store)
+        if self.steps is not None:
+            run.known_curves.update(self.steps.curves())
+        return run
+
     def end(
         self,
         ns: Mapping[str, Any],
@@ -186,7 +227,8 @@ class TrackedExecution:
             status = "interrupted"
         elif error is not None:
             status = "failed"
-        problems = self.capture.after(
+        problems = self._drain_steps(ns, writer)
+        problems += self.capture.after(
             ns, writer, displayed=displayed, explicit=self.run.explicit_models
         )
         if self.options.data and error is None:

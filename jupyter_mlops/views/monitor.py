@@ -193,6 +193,12 @@ class MonitorView(ShownEverywhere, widgets.VBox):
             else ""
         )
         perf = ", ".join(f"{k} {v:.3f}" for k, v in o.performance.items() if k != "labelled_rows")
+        refused = o.rejections
+        rejected = (
+            f"<div class=mut>rejections: {esc(refused.line())}</div>"
+            if refused is not None and refused.received
+            else ""
+        )
         self.header.value = (
             "<div class=mlops-card><div class=hd>"
             + f"<span class=nm>{esc(o.model)}@{o.version}</span>"
@@ -201,6 +207,7 @@ class MonitorView(ShownEverywhere, widgets.VBox):
             + f"{esc(str(self.window.value))}{sampled}; reference "
             + f"{esc(ev.reference_label or '—')}</span></div>"
             + (f"<div class=mut>performance: {esc(perf)}</div>" if perf else "")
+            + rejected
             + (f"<div class=mut>{esc(self.message)}</div>" if self.message else "")
             + "</div>"
         )

@@ -28,6 +28,11 @@ export interface ICheck {
   drift_share: number | null;
   drifted: string[];
   version: number | null;
+  // requests the deployments received and refused in the checked window, and why
+  received?: number | null;
+  rejected?: number | null;
+  rejection_rate?: number | null;
+  reasons?: Record<string, number>;
 }
 
 export interface IDeployment {
@@ -107,6 +112,41 @@ export interface ISummary {
   elapsed_ms?: number;
 }
 
+/** What a retraining without a policy starts from (GET retraining/defaults/{model}). */
+export interface IRetrainDefaults {
+  model: string;
+  champion: string;
+  champion_alias: string | null;
+  data: Record<string, string>;
+  gate: string[];
+  holdout: string | null;
+  target: string | null;
+  promote: string | null;
+  metrics: string[];
+  /** True when the model has a policy: Retrain then uses it, with no form. */
+  policy: boolean;
+}
+
+/** The retrain form's fields, as the user edits them (text). */
+export interface IRetrainForm {
+  /** One "input = data reference" per line. */
+  data: string;
+  /** One check per line. */
+  gate: string;
+  holdout: string;
+  target: string;
+  promote: string;
+}
+
+/** The options POST retraining/jobs takes (retrain()'s). */
+export interface IRetrainOptions {
+  data: Record<string, string>;
+  gate: string[];
+  holdout: string | null;
+  target: string | null;
+  promote: string | null;
+}
+
 export type Level = 'ok' | 'warn' | 'error' | 'info' | 'muted';
 
 export interface IBadge {
@@ -146,7 +186,88 @@ export function driftBadge(check: ICheck | null): IBadge {
     : { text: 'no drift', level: 'ok' };
 }
 
+/**
+ * The drift badge of a deployment: its model's last check, only when that check was of
+ * the version the deployment serves now (after a restart or an alias move, an older
+ * version's drift is not this one's).
+ */
+export function deploymentDriftBadge(d: IDeployment): IBadge {
+  const check = d.drift;
+  if (check && d.version !== null && check.version !== null && check.version !== d.version) {
+    return driftBadge(null);
+  }
+  return driftBadge(check);
+}
+
+/** Whether a deployment's message is worth a line (not while it starts or runs). */
+export function showsMessage(d: IDeployment): boolean {
+  return Boolean(d.message) && d.status !== 'running' && d.status !== 'starting';
+}
+
+/** The retrain form, filled from the model's defaults. */
+export function retrainForm(defaults: IRetrainDefaults): IRetrainForm {
+  return {
+    data: Object.entries(defaults.data ?? {})
+      .map(([name, ref]) => `${name} = ${ref}`)
+      .join('\n'),
+    gate: (defaults.gate ?? []).join('\n'),
+    holdout: defaults.holdout ?? '',
+    target: defaults.target ?? '',
+    promote: defaults.promote ?? ''
+  };
+}
+
+/**
+ * The options to send from the form's text: data lines "input = reference", one check
+ * per line; an empty holdout or target is none, an empty alias registers only. A
+ * malformed data line is an error that names it.
+ */
+export function retrainOptions(form: IRetrainForm): IRetrainOptions {
+  const data: Record<string, string> = {};
+  for (const raw of form.data.split('\n')) {
+    const line = raw.trim();
+    if (!line) {
+      continue;
+    }
+    const at = line.indexOf('=');
+    const name = at > 0 ? line.slice(0, at).trim() : '';
+    const ref = at > 0 ? line.slice(at + 1).trim() : '';
+    if (!name || !ref) {
+      throw new Error(`Data line "${line}": write input = dataset@latest (or @vN).`);
+    }
+    data[name] = ref;
+  }
+  const text = (value: string) => (value.trim() ? value.trim() : null);
+  return {
+    data,
+    gate: form.gate
+      .split('\n')
+      .map(line => line.trim())
+      .filter(Boolean),
+    holdout: text(form.holdout),
+    target: text(form.target),
+    promote: text(form.promote)
+  };
+}
+
 /** A job's outcome in one word. */
+/** "refused 12.5% of 2,000 requests (missing_value 200, schema 50)", or '' when none was. */
+export function rejectionLine(check: ICheck | null): string {
+  if (!check || !check.rejected || !check.received) {
+    return '';
+  }
+  const rate = ((100 * check.rejected) / check.received).toFixed(1);
+  const reasons = Object.entries(check.reasons ?? {})
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([reason, count]) => `${reason} ${count.toLocaleString('en-US')}`)
+    .join(', ');
+  return (
+    `refused ${rate}% of ${check.received.toLocaleString('en-US')} requests` +
+    (reasons ? ` (${reasons})` : '')
+  );
+}
+
 export function jobBadge(job: IJob): IBadge {
   if (job.status === 'failed') {
     return { text: 'failed', level: 'error' };
@@ -201,7 +322,7 @@ export function emptyText(section: Section): string {
     case 'monitoring':
       return 'No monitors: deploy a model, then mlops.set_monitor("NAME@production").';
     case 'retraining':
-      return 'No retraining yet: click Retrain on a model, or mlops.retrain_policy("NAME", on=["drift"]).';
+      return 'No retraining yet: click Retrain on a model (without a policy it opens a form with the model\'s defaults), or set one with mlops.retrain_policy("NAME", on=["drift"]).';
   }
 }
 

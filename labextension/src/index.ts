@@ -108,8 +108,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         run(async () => {
           const name = await askReference('Retrain which model?', 'churn');
           if (name) {
-            const job = await model.retrainNow(name);
-            Notification.info(`Retraining ${name}: job ${job.job_id.slice(0, 8)}`, { autoClose: 4000 });
+            await sidebar.retrain(name); // its policy, else the retrain form
           }
         })
     });

@@ -6,7 +6,7 @@
 
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IJob, ISummary, versionMessage } from './format';
+import { IJob, IRetrainDefaults, IRetrainOptions, ISummary, versionMessage } from './format';
 
 export interface IClient {
   get<T>(path: string): Promise<T>;
@@ -169,6 +169,18 @@ export class SidebarModel {
   retrainNow(model: string): Promise<IJob> {
     return this.act(`retrain:${model}`, () =>
       this.client.post<IJob>('retraining/jobs', { model })
+    );
+  }
+
+  /** What a retraining of ``model`` without a policy starts from (the retrain form). */
+  retrainDefaults(model: string): Promise<IRetrainDefaults> {
+    return this.client.get<IRetrainDefaults>(`retraining/defaults/${enc(model)}`);
+  }
+
+  /** Retrain now with the options of the retrain form (no policy needed). */
+  retrain(model: string, options: IRetrainOptions): Promise<IJob> {
+    return this.act(`retrain:${model}`, () =>
+      this.client.post<IJob>('retraining/jobs', { model, ...options })
     );
   }
 

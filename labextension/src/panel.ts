@@ -21,15 +21,22 @@ import {
   IModelItem,
   IMonitoringItem,
   IPolicy,
+  IRetrainDefaults,
+  IRetrainForm,
   Section,
   deployReference,
+  deploymentDriftBadge,
   driftBadge,
   emptyText,
   esc,
   formatNumber,
   jobBadge,
   plural,
+  rejectionLine,
   relativeTime,
+  retrainForm,
+  retrainOptions,
+  showsMessage,
   statusBadge
 } from './format';
 import { SidebarModel } from './model';
@@ -46,6 +53,43 @@ function button(action: string, args: Record<string, string | number>, label: st
     .map(([k, v]) => `data-${k}="${esc(v)}"`)
     .join(' ');
   return `<button class="jp-mlops-button" data-action="${action}" ${data} title="${esc(title)}"${busy ? ' disabled' : ''}>${busy ? '…' : esc(label)}</button>`;
+}
+
+/** The retrain form: what a retraining without a policy does, filled from the model's defaults. */
+class RetrainForm extends Widget implements Dialog.IBodyWidget<IRetrainForm> {
+  constructor(defaults: IRetrainDefaults) {
+    super();
+    this.addClass('jp-mlops-retrain-form');
+    const v = retrainForm(defaults);
+    const champion = defaults.champion_alias
+      ? `${defaults.champion} (${defaults.champion_alias})`
+      : defaults.champion;
+    const field = (name: keyof IRetrainForm, label: string, help: string, rows = 0) =>
+      `<label class="jp-mlops-field"><span>${esc(label)}</span>` +
+      (rows
+        ? `<textarea name="${name}" rows="${rows}" spellcheck="false">${esc(v[name])}</textarea>`
+        : `<input name="${name}" value="${esc(v[name])}" spellcheck="false">`) +
+      `<small class="jp-mlops-muted">${esc(help)}</small></label>`;
+    this.node.innerHTML =
+      `<p class="jp-mlops-muted">${esc(defaults.model)} has no retraining policy: this job replays the run of ${esc(champion)} on the data below, registers the challenger and moves the alias if the gate passes.</p>` +
+      field('data', 'Data', 'One "input = data reference" per line (the run\'s inputs at @latest).', 3) +
+      field('gate', 'Gate', 'One check per line, e.g. accuracy >= champion (needs a holdout) or metrics.NAME >= champion.metrics.NAME.', 3) +
+      field('holdout', 'Holdout', 'A data version both models are scored on (optional).') +
+      field('target', 'Target', "The holdout's label column (optional).") +
+      field('promote', 'Promote', 'The alias to move if the gate passes (empty: register only).');
+  }
+
+  getValue(): IRetrainForm {
+    const value = (name: keyof IRetrainForm) =>
+      (this.node.querySelector(`[name="${name}"]`) as HTMLInputElement | HTMLTextAreaElement | null)?.value ?? '';
+    return {
+      data: value('data'),
+      gate: value('gate'),
+      holdout: value('holdout'),
+      target: value('target'),
+      promote: value('promote')
+    };
+  }
 }
 
 export class MlopsSidebar extends Widget {
@@ -148,8 +192,8 @@ export class MlopsSidebar extends Widget {
       button('promote', { model: x.name, latest: x.latest_version ?? 0 }, 'Promote…', 'Move an alias to a version, with a reason', busy.has(`promote:${x.name}`)) +
       button('deploy', { ref: deployReference(x) }, 'Deploy', `Serve ${deployReference(x)}`, busy.has(`deploy:${x.name}`)) +
       (hasPolicy
-        ? button('retrain', { model: x.name }, 'Retrain', 'Retrain now with its policy', busy.has(`retrain:${x.name}`))
-        : '') +
+        ? button('retrain', { model: x.name, policy: 1 }, 'Retrain', 'Retrain now with its policy', busy.has(`retrain:${x.name}`))
+        : button('retrain', { model: x.name, policy: 0 }, 'Retrain…', "Retrain now: a form with the model's defaults (it has no policy)", busy.has(`retrain:${x.name}`))) +
       button('archive', { model: x.name, latest: x.latest_version ?? 0 }, 'Archive…', 'Archive a version', busy.has(`archive:${x.name}`)) +
       '</div></div>'
     );
@@ -160,10 +204,10 @@ export class MlopsSidebar extends Widget {
     const ref = `${d.model}@${d.version ?? '?'}`;
     return (
       `<div class="jp-mlops-row" data-deployment-row="${esc(d.deployment_id)}">` +
-      `<div class="jp-mlops-line"><b>${esc(ref)}</b>${badge(statusBadge(d.status))}${badge(driftBadge(d.drift))}</div>` +
+      `<div class="jp-mlops-line"><b>${esc(ref)}</b>${badge(statusBadge(d.status))}${badge(deploymentDriftBadge(d))}</div>` +
       `<div class="jp-mlops-line jp-mlops-muted">${esc(d.reference)} · <span class="jp-mlops-url">${esc(d.url ?? '')}</span></div>` +
       `<div class="jp-mlops-line jp-mlops-muted">${esc(plural(d.requests, 'request'))} · p50 ${d.p50_ms === null ? '—' : esc(formatNumber(d.p50_ms)) + ' ms'}</div>` +
-      (d.message && d.status !== 'running' ? `<div class="jp-mlops-line jp-mlops-muted">${esc(d.message)}</div>` : '') +
+      (showsMessage(d) ? `<div class="jp-mlops-line jp-mlops-muted">${esc(d.message)}</div>` : '') +
       '<div class="jp-mlops-actions">' +
       button('stop', { id: d.deployment_id, ref }, 'Stop', 'Stop serving', busy.has(`stop:${d.deployment_id}`)) +
       button('restart', { id: d.deployment_id }, 'Restart', 'Stop and start again', busy.has(`restart:${d.deployment_id}`)) +
@@ -175,6 +219,7 @@ export class MlopsSidebar extends Widget {
 
   private monitoringRow(x: IMonitoringItem): string {
     const check = x.last_check;
+    const refused = rejectionLine(check);
     const alerts = x.alerts
       .slice(0, 3)
       .map(a => `<li>${esc(a.kind)}: ${esc(a.message)}</li>`)
@@ -183,6 +228,7 @@ export class MlopsSidebar extends Widget {
       `<div class="jp-mlops-row" data-monitor-row="${esc(x.model)}">` +
       `<div class="jp-mlops-line"><b>${esc(x.model)}</b>${badge(driftBadge(check))}${x.alerts.length ? badge({ text: `${x.alerts.length} alert${x.alerts.length === 1 ? '' : 's'}`, level: 'error' }) : ''}</div>` +
       `<div class="jp-mlops-line jp-mlops-muted">last check ${esc(relativeTime(check?.time ?? null))}${check ? ` · ${formatNumber(check.rows)} rows` : ''}</div>` +
+      (refused ? `<div class="jp-mlops-line jp-mlops-muted" data-rejections>${esc(refused)}</div>` : '') +
       (alerts ? `<ul class="jp-mlops-alerts">${alerts}</ul>` : '') +
       '<div class="jp-mlops-actions">' +
       button('check', { model: x.model }, 'Check now', 'Evaluate the monitor now', this.model.busy.has(`check:${x.model}`)) +
@@ -240,16 +286,9 @@ export class MlopsSidebar extends Widget {
         case 'archive':
           await this.archive(d.model!, Number(d.latest));
           break;
-        case 'retrain': {
-          const job = await this.model.retrainNow(d.model!);
-          Notification.info(
-            job.merged
-              ? `Retraining ${d.model}: merged into the waiting job ${job.job_id.slice(0, 8)}`
-              : `Retraining ${d.model}: job ${job.job_id.slice(0, 8)}`,
-            { autoClose: 4000 }
-          );
+        case 'retrain':
+          await this.retrain(d.model!, d.policy === undefined ? true : d.policy === '1');
           break;
-        }
         case 'stop':
           if (await this.confirm(`Stop ${d.ref}?`, 'Clients calling it will get errors until it is deployed again.', 'Stop')) {
             await this.model.stop(d.id!);
@@ -291,6 +330,38 @@ export class MlopsSidebar extends Widget {
       buttons: [Dialog.cancelButton(), Dialog.warnButton({ label })]
     });
     return result.button.accept;
+  }
+
+  /**
+   * Retrain now: with the model's policy when it has one; else through the retrain form,
+   * filled with the model's defaults (``hasPolicy`` undefined: ask the server).
+   */
+  async retrain(model: string, hasPolicy?: boolean): Promise<void> {
+    let job: IJob;
+    if (hasPolicy === true) {
+      job = await this.model.retrainNow(model);
+    } else {
+      const defaults = await this.model.retrainDefaults(model);
+      if (defaults.policy) {
+        job = await this.model.retrainNow(model);
+      } else {
+        const result = await showDialog({
+          title: `Retrain ${defaults.model}`,
+          body: new RetrainForm(defaults),
+          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Retrain' })]
+        });
+        if (!result.button.accept || !result.value) {
+          return;
+        }
+        job = await this.model.retrain(defaults.model, retrainOptions(result.value));
+      }
+    }
+    Notification.info(
+      job.merged
+        ? `Retraining ${model}: merged into the waiting job ${job.job_id.slice(0, 8)}`
+        : `Retraining ${model}: job ${job.job_id.slice(0, 8)}`,
+      { autoClose: 4000 }
+    );
   }
 
   /** Promote: choose the alias and the version, give a reason, confirm. */

@@ -2,14 +2,22 @@ import { describe, expect, it } from 'vitest';
 
 import {
   deployReference,
+  deploymentDriftBadge,
   driftBadge,
   emptyText,
   esc,
   formatNumber,
+  ICheck,
+  IDeployment,
   IJob,
+  IRetrainDefaults,
   jobBadge,
   plural,
+  rejectionLine,
   relativeTime,
+  retrainForm,
+  retrainOptions,
+  showsMessage,
   statusBadge,
   versionMessage
 } from '../src/format';
@@ -101,5 +109,139 @@ describe('text', () => {
     expect(versionMessage('0.1.0', '0.1.0')).toBeNull();
     expect(versionMessage('0.1.0', '0.2.0')).toContain('different versions');
     expect(versionMessage('0.1.0', null)).toContain('server extension is not answering');
+  });
+});
+
+const check = (over: Partial<ICheck>): ICheck => ({
+  time: 0,
+  state: 'alert',
+  rows: 500,
+  drift_share: 0.5,
+  drifted: ['calls'],
+  version: 1,
+  ...over
+});
+
+const deployment = (over: Partial<IDeployment>): IDeployment => ({
+  deployment_id: 'd-1',
+  reference: 'churn@production',
+  model: 'churn',
+  version: 1,
+  status: 'running',
+  url: 'http://127.0.0.1:8080',
+  requests: 0,
+  p50_ms: null,
+  drift: null,
+  curl: '',
+  message: null,
+  ...over
+});
+
+describe('deployments', () => {
+  it('shows the drift of the version served now, not of the one before', () => {
+    expect(deploymentDriftBadge(deployment({ drift: check({ version: 1 }) }))).toEqual({
+      text: 'drift: calls',
+      level: 'warn'
+    });
+    // restarted on v2 (or its alias moved): v1's check is not v2's drift
+    expect(deploymentDriftBadge(deployment({ version: 2, drift: check({ version: 1 }) }))).toEqual({
+      text: 'not checked',
+      level: 'muted'
+    });
+    expect(deploymentDriftBadge(deployment({ version: 2, drift: check({ version: 2, drifted: [], state: 'ok' }) })).text).toBe(
+      'no drift'
+    );
+  });
+
+  it('shows no message while starting or running, and says why it is dead', () => {
+    expect(showsMessage(deployment({ status: 'starting', message: 'The serving process (pid None) is gone.' }))).toBe(false);
+    expect(showsMessage(deployment({ status: 'running', message: 'x' }))).toBe(false);
+    expect(showsMessage(deployment({ status: 'dead', message: 'The serving process (pid 12) is gone.' }))).toBe(true);
+    expect(statusBadge('starting')).toEqual({ text: 'starting', level: 'info' });
+  });
+});
+
+describe('the retrain form', () => {
+  const defaults: IRetrainDefaults = {
+    model: 'churn',
+    champion: 'churn@1',
+    champion_alias: 'production',
+    data: { df: 'churn_train@latest', labels: 'churn_labels@latest' },
+    gate: ['metrics.accuracy >= champion.metrics.accuracy'],
+    holdout: null,
+    target: null,
+    promote: 'production',
+    metrics: ['accuracy'],
+    policy: false
+  };
+
+  it("is filled with the model's defaults and sends them back unchanged", () => {
+    const form = retrainForm(defaults);
+    expect(form).toEqual({
+      data: 'df = churn_train@latest\nlabels = churn_labels@latest',
+      gate: 'metrics.accuracy >= champion.metrics.accuracy',
+      holdout: '',
+      target: '',
+      promote: 'production'
+    });
+    expect(retrainOptions(form)).toEqual({
+      data: defaults.data,
+      gate: defaults.gate,
+      holdout: null,
+      target: null,
+      promote: 'production'
+    });
+  });
+
+  it('reads what the user changed: extra checks, a holdout, no alias to move', () => {
+    const options = retrainOptions({
+      data: '  df =  churn_train@v3 \n\n',
+      gate: 'accuracy >= champion\n\n f1 >= 0.7 ',
+      holdout: ' churn_holdout@v1 ',
+      target: 'churned',
+      promote: '  '
+    });
+    expect(options).toEqual({
+      data: { df: 'churn_train@v3' },
+      gate: ['accuracy >= champion', 'f1 >= 0.7'],
+      holdout: 'churn_holdout@v1',
+      target: 'churned',
+      promote: null
+    });
+  });
+
+  it('refuses a data line that is not "input = reference", naming it', () => {
+    const form = { ...retrainForm(defaults), data: 'churn_train@latest' };
+    expect(() => retrainOptions(form)).toThrow('Data line "churn_train@latest": write input = dataset@latest');
+    expect(() => retrainOptions({ ...form, data: 'df =' })).toThrow('Data line "df ="');
+  });
+
+  it('says in the empty state that Retrain works without a policy', () => {
+    expect(emptyText('retraining')).toContain('without a policy it opens a form');
+  });
+});
+
+describe('rejections', () => {
+  const check = {
+    time: 0,
+    state: 'alert',
+    rows: 0,
+    drift_share: null,
+    drifted: [],
+    version: 1
+  };
+  it('says the share refused and the top reasons', () => {
+    const line = rejectionLine({
+      ...check,
+      received: 2000,
+      rejected: 250,
+      reasons: { schema: 50, missing_value: 200 }
+    });
+    expect(line).toBe('refused 12.5% of 2,000 requests (missing_value 200, schema 50)');
+  });
+  it('is empty when nothing was refused or checked', () => {
+    expect(rejectionLine(null)).toBe('');
+    expect(rejectionLine(check)).toBe('');
+    expect(rejectionLine({ ...check, received: 10, rejected: 0, reasons: {} })).toBe('');
   });
 });

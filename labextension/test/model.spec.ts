@@ -112,6 +112,13 @@ describe('SidebarModel', () => {
     await model.checkNow('churn');
     await model.retrainNow('churn');
     await model.setPolicyEnabled('churn', false);
+    await model.retrain('churn', {
+      data: { df: 'churn_train@latest' },
+      gate: ['metrics.accuracy >= champion.metrics.accuracy'],
+      holdout: null,
+      target: null,
+      promote: 'production'
+    });
     const posts = server.calls.filter(c => c.startsWith('POST'));
     expect(posts).toEqual([
       'POST models/churn/aliases {"alias":"production","version":3,"reason":"better recall"}',
@@ -121,9 +128,10 @@ describe('SidebarModel', () => {
       'POST models/churn/versions/1/archive {"reason":"old"}',
       'POST monitoring/churn/check {}',
       'POST retraining/jobs {"model":"churn"}',
-      'POST retraining/policies/churn/disable {}'
+      'POST retraining/policies/churn/disable {}',
+      'POST retraining/jobs {"model":"churn","data":{"df":"churn_train@latest"},"gate":["metrics.accuracy >= champion.metrics.accuracy"],"holdout":null,"target":null,"promote":"production"}'
     ]);
-    expect(server.calls.filter(c => c.startsWith('GET summary'))).toHaveLength(8);
+    expect(server.calls.filter(c => c.startsWith('GET summary'))).toHaveLength(9);
     expect(model.busy.size).toBe(0);
   });
 
@@ -152,6 +160,14 @@ describe('SidebarModel', () => {
     answer(fresh);
     await acting;
     expect(model.summary).toEqual(fresh);
+  });
+
+  it("asks for a model's retrain defaults without changing anything", async () => {
+    const server = new FakeServer();
+    const model = new SidebarModel(server, '0.1.0');
+    await model.retrainDefaults('my model');
+    expect(server.calls).toEqual(['GET retraining/defaults/my%20model']);
+    expect(model.busy.size).toBe(0);
   });
 
   it('shows more models and jobs on request, and keeps them across refreshes', async () => {
