@@ -132,15 +132,22 @@ def runs(
     filter: str | None = None,
     order_by: str | list[str] | None = None,
     limit: int | None = None,
+    *,
+    params: str | None = None,
 ) -> Any:
     """Runs as a pandas DataFrame; ``filter`` like ``"metrics.accuracy > 0.8 and status = 'finished'"``.
+
+    Columns: ``run_id name experiment status start_time end_time duration_s parent_run_id
+    user``, then ``params.*``, ``metrics.*``, ``tags.*``. By default the params that vary
+    across the returned runs or differ from their estimator's defaults (and those the
+    filter names); ``params="all"`` for every one. Every param stays stored and filterable.
 
     By default the runs of this notebook's experiment (the one ``%load_ext`` announces and
     ``set_experiment`` sets), as MLflow's ``search_runs``; ``experiment="*"`` for every
     experiment, ``experiment="name"`` for another one. A filter that names ``experiment``
     (``"experiment = 'churn'"``) sets the scope itself.
     """
-    return _runs(experiment, filter, order_by, limit)
+    return _runs(experiment, filter, order_by, limit, params=params)
 
 
 def get_run(run_id: str) -> Run:
@@ -342,10 +349,14 @@ def deployments(model: str | None = None, *, all: bool = False) -> Any:
 
 def undeploy(reference: str) -> Any:
     """Stop serving: ``"churn@production"`` stops that deployment, ``"churn"`` all of that
-    model's, a deployment id that one. Returns the stopped deployments."""
+    model's, a deployment id that one. Returns the stopped deployments: a list that shows
+    their cards in a notebook."""
+    from .html import CardList
     from .serving.deployments import undeploy as _undeploy
 
-    return _undeploy(reference)
+    stopped = _undeploy(reference)
+    n = len(stopped)
+    return CardList(stopped, f"Stopped {n} deployment{'' if n == 1 else 's'} ({reference})")
 
 
 def predict_batch(

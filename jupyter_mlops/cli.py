@@ -15,9 +15,11 @@ __all__ = ["main"]
 def _cmd_runs(args: argparse.Namespace) -> int:
     from .tracking.search import runs
 
-    frame = runs(args.experiment or "*", args.filter, args.order_by, args.limit)
-    if args.columns:
-        wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
+    wanted = [c.strip() for c in (args.columns or "").split(",") if c.strip()]
+    # columns named: any param may be among them, a hidden default too
+    every = "all" if wanted else None
+    frame = runs(args.experiment or "*", args.filter, args.order_by, args.limit, params=every)
+    if wanted:
         frame = frame[[c for c in frame.columns if c in wanted]]
     if args.format == "csv":
         frame.to_csv(sys.stdout, index=False)
@@ -30,8 +32,9 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             print("no runs")
             return 0
         shown = frame.copy()
-        if "run_id" in shown:
-            shown["run_id"] = shown["run_id"].str[:8]
+        for column in ("run_id", "parent_run_id"):
+            if column in shown:
+                shown[column] = shown[column].str[:8]
         with pd.option_context("display.max_columns", 12, "display.width", 200):
             print(shown.to_string(index=False, max_colwidth=30))
     return 0

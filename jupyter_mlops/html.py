@@ -11,10 +11,12 @@ from typing import Any, Protocol
 from .errors import MlopsError
 
 __all__ = [
+    "CardList",
     "RunFields",
     "format_value",
     "gate_lines_html",
     "metric_curves",
+    "monitor_config_card",
     "run_card",
     "sample_curve",
     "sparkline",
@@ -54,7 +56,8 @@ _STYLE = """
 <style>
 .mlops-card{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:12px;
  border:1px solid var(--jp-border-color2,#d0d7de);border-radius:6px;padding:8px 10px;margin:4px 0;
- max-width:900px;color:var(--jp-ui-font-color1,#1f2328);background:var(--jp-layout-color1,#fff)}
+ max-width:900px;overflow-x:auto;color:var(--jp-ui-font-color1,#1f2328);
+ background:var(--jp-layout-color1,#fff)}
 .mlops-card .hd{display:flex;gap:10px;align-items:baseline;flex-wrap:wrap}
 .mlops-card .nm{font-weight:600;font-size:13px}
 .mlops-card .badge{color:#fff;border-radius:10px;padding:0 7px;font-size:11px}
@@ -465,6 +468,11 @@ def deployment_card(d: Any) -> str:
             f"<code>{esc(d.token)}</code></div>"
         )
     message = f"<div class=mut>{esc(d.message)}</div>" if d.message else ""
+    try_it = (  # a stopped or failed deployment answers nothing: no command to try
+        f"<div class=mut>Try it:</div><pre style='white-space:pre-wrap'>{esc(d.curl())}</pre>"
+        if d.state in _ANSWERING
+        else ""
+    )
     return (
         _STYLE
         + "<div class=mlops-card><div class=hd>"
@@ -476,8 +484,79 @@ def deployment_card(d: Any) -> str:
         + "<div class=grid>"
         + _table("deployment", rows)
         + "</div>"
-        + f"<div class=mut>Try it:</div><pre style='white-space:pre-wrap'>{esc(d.curl())}</pre>"
+        + try_it
         + "</div>"
+    )
+
+
+_ANSWERING = ("running", "starting", "unhealthy")
+
+
+class CardList(list):  # type: ignore[type-arg]
+    """A list of objects that each draw a card (deployments, ...): it displays as a line
+    saying what it holds, then their cards, instead of a list of reprs. Still a list:
+    iterate, index, ``len``."""
+
+    def __init__(self, items: Any = (), title: str = "") -> None:
+        super().__init__(items)
+        self.title = title
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = f"<div class=mut style='margin:2px 0'>{esc(self.title)}</div>" if self.title else ""
+        cards = "".join(
+            item._repr_html_() if hasattr(item, "_repr_html_") else f"<pre>{esc(repr(item))}</pre>"
+            for item in self
+        )
+        return head + (cards or "<div class=mut>Nothing.</div>")
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  {item!r}" for item in self)
+        title = f"{self.title}\n" if self.title else ""
+        return f"{title}[\n{inner}\n]" if inner else f"{title}[]"
+
+
+def monitor_config_card(config: Any, callback: str | None = None) -> str:
+    """What a monitor watches and when it alerts: the model, the window, the metric checks,
+    the drift thresholds (the ones set marked), the reference data, where alerts go, and
+    how often the server extension checks it (``callback``: the alert callback's name)."""
+    esc = html.escape
+    window = (
+        f"the last {config.window:,} predictions"
+        if isinstance(config.window, int)
+        else f"the last {config.window}"
+    )
+    judged = [
+        ("window", f"{window}, judged once it holds {config.min_rows:,} rows"),
+        ("reference data", config.data or "the model version's training data"),
+        ("checked every", str(config.every) + " (by the server extension; mlops.check() now)"),
+    ]
+    checks = [(str(i + 1), c) for i, c in enumerate(config.checks)] or [("–", "none set")]
+    given = dict(config.thresholds)
+    thresholds = [
+        (k, format_value(v) + ("" if k in given else " (default)"))
+        for k, v in config.effective_thresholds().items()
+    ]
+    alerts = [("stored", "mlops.alerts(), the monitoring panel, the sidebar")]
+    if config.webhook:
+        alerts.append(("webhook", config.webhook))
+    if callback:
+        alerts.append(("callback", callback))
+    return (
+        _STYLE
+        + "<div class=mlops-card><div class=hd>"
+        + f"<span class=nm>Monitor of {esc(config.reference)}</span>"
+        + "<span class=badge style='background:#1a7f37'>set</span>"
+        + f"<span class=mut>{len(config.checks)} metric check"
+        + ("" if len(config.checks) == 1 else "s")
+        + f" · {len(given)} threshold"
+        + ("" if len(given) == 1 else "s")
+        + " set</span></div><div class=grid>"
+        + _table("judges", judged)
+        + _table("metric checks", checks)
+        + _table("drift thresholds", thresholds)
+        + _table("alerts go to", alerts)
+        + "</div></div>"
     )
 
 

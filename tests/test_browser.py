@@ -115,3 +115,89 @@ def test_views_render_offline_in_jupyterlab(lab):
         assert shown == ["none"] * 3
         browser.close()
     assert all(u.startswith(("http", "ws")) for u in blocked)  # only outside requests were refused
+
+
+LONG_RUN = "a-sweep-of-gradient-boosting-with-a-really-long-descriptive-run-name-number-"
+LONG_EXPERIMENT = "churn-prediction-for-the-enterprise-segment-with-an-overly-long-experiment-name"
+
+
+@pytest.fixture
+def long_names_lab(tmp_path):
+    """JupyterLab serving a notebook that tracks runs with long names in two experiments
+    and opens the runs explorer over every experiment."""
+    import nbformat
+
+    setup = (
+        "import jupyter_mlops as mlops\n"
+        "for i in range(3):\n"
+        f"    with mlops.track({LONG_RUN!r} + str(i), experiment={LONG_EXPERIMENT!r} + str(i % 2),"
+        " capture=False) as run:\n"
+        "        run.log_param('learning_rate', 0.1 * (i + 1))\n"
+        "        run.log_metric('accuracy', 0.8 + i / 100)\n"
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell('mlops.runs_view("*")')],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    root = tmp_path / "lab"
+    root.mkdir()
+    nbformat.write(nb, root / "long_names.ipynb")
+    with running_lab(root, tmp_path / "store", tmp_path / "lab.log") as url:
+        yield url
+
+
+def test_runs_explorer_columns_never_overprint(long_names_lab):
+    """Long run and experiment names are cut with an ellipsis inside their own column (the
+    full text in the tooltip): no cell's box runs into its neighbour's."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(f"{long_names_lab}/lab/tree/long_names.ipynb?token={TOKEN}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+        page.wait_for_selector(
+            ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000
+        )
+        _run_all(page)
+        view = page.locator(".jp-OutputArea-output:has(.lm-Widget)").filter(has_text="1–3 of 3")
+        view.first.wait_for(state="attached", timeout=120_000)
+        view = view.first
+        view.scroll_into_view_if_needed(timeout=60_000)
+        columns = view.locator(".widget-gridbox > .widget-html")
+        deadline = time.monotonic() + 30
+        while columns.count() < 5 and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+        view.screenshot(path=str(ARTIFACTS / "runs_view_long_names.png"))
+        n = columns.count()
+        assert n >= 6  # run id, name, experiment, status, start, duration, ...
+        texts = [
+            columns.nth(i).locator("div[title]").first.get_attribute("title") for i in range(n)
+        ]
+        assert any(t.startswith(LONG_EXPERIMENT) for t in texts), texts
+        headers = view.locator(".widget-gridbox > button")
+        assert headers.count() == n
+        heads = [headers.nth(i).bounding_box() for i in range(n)]
+        for i in range(n - 1):
+            assert heads[i]["x"] + heads[i]["width"] <= heads[i + 1]["x"] + 0.5
+        for row in range(3):
+            cells = [columns.nth(i).locator("div[title]").nth(row) for i in range(n)]
+            boxes = [c.bounding_box() for c in cells]
+            for i in range(n - 1):
+                left, right = boxes[i], boxes[i + 1]
+                assert left["x"] + left["width"] <= right["x"] + 0.5, (
+                    f"{cells[i].get_attribute('title')!r} runs into "
+                    f"{cells[i + 1].get_attribute('title')!r}"
+                )
+            name_cell = cells[1]
+            full = name_cell.get_attribute("title")
+            assert full.startswith(LONG_RUN)
+            # cut with an ellipsis: the text is wider than its box, which clips it
+            clipped = name_cell.evaluate(
+                "e => [e.scrollWidth > e.clientWidth, getComputedStyle(e).textOverflow]"
+            )
+            assert clipped == [True, "ellipsis"]
+        browser.close()

@@ -169,6 +169,13 @@ def test_search_gives_child_runs(ip):
     assert "grid.best_score" in parent.metrics
     child = mlops.get_run(parent.children[0])
     assert child.parent_run_id == parent.run_id
+    # runs() says which run each candidate belongs to (top-level runs: None)
+    by_name = frame.set_index("name").parent_run_id
+    assert by_name["search"] is None
+    assert set(by_name.drop("search")) == {parent.run_id}
+    assert set(mlops.runs(filter=f"parent_run_id = '{parent.run_id}'").run_id) == set(
+        parent.children
+    )
     assert "C" in child.params and "mean_test_score" in child.metrics
     assert "split0_test_score" in child.metrics
     assert parent.load_model().get_params()["C"] == parent.params["grid.best.C"]
@@ -444,3 +451,32 @@ def test_a_metric_assigned_in_a_while_loop_is_a_metric_and_its_state_no_param(ip
         assert run.metrics["val_loss"] == pytest.approx(ip.user_ns["val_loss"])
         # one point per iteration of the loop (issue 15), the same on the second run
         assert list(run.metric_history("val_loss").step) == list(range(ip.user_ns["epoch"]))
+
+
+def test_a_timer_is_no_param(ip):
+    """Values taken from a clock, in the cell or in the earlier cell that set them, hold
+    when the cell ran, not a setting: they are no params; the settings still are."""
+    setup = (
+        "import time, datetime\n"
+        "from time import perf_counter as pc\n"
+        "T_START = time.time()\n"
+        "LR = 0.1\n"
+    )
+    assert run_cell(ip, setup).success
+    code = (
+        "%%track timed\n"
+        "T0 = time.time()\n"
+        "t1 = pc()\n"
+        "stamp = datetime.datetime.now().timestamp()\n"
+        "C = 0.5\n"
+        "elapsed = time.time() - T0\n"
+        "since_start = time.time() - T_START + LR\n"
+    )
+    assert run_cell(ip, code).success
+    run = only_run()
+    assert run.params == {"C": 0.5, "LR": 0.1}
+    assert "T_START" not in mlops.runs().columns.str.removeprefix("params.")
+    # named on purpose, a timer is recorded like any variable
+    assert run_cell(ip, "%%track --params T0\nT0 = time.time()\nD = 3\n").success
+    latest = mlops.get_run(mlops.runs(order_by="-start_time").run_id[0])
+    assert set(latest.params) == {"T0", "D"} and latest.params["T0"] == ip.user_ns["T0"]

@@ -69,14 +69,24 @@ def test_filter_and_order(six_runs):
 
 def test_columns_and_types(six_runs):
     frame = mlops.runs(experiment="q", order_by="name")
-    assert list(frame.columns[:6]) == [
+    # the attributes README lists for the filter language, in its order, are the columns
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = readme.split("the attributes\n`", 1)[1].split("`", 1)[0].split()
+    assert listed == [
         "run_id",
         "name",
         "experiment",
         "status",
         "start_time",
+        "end_time",
         "duration_s",
+        "parent_run_id",
+        "user",
     ]
+    assert list(frame.columns[: len(listed)]) == listed
+    assert frame.parent_run_id.tolist() == [None] * 6  # top-level runs
+    assert (frame.end_time >= frame.start_time).all() and frame.user.notna().all()
+    assert str(frame["end_time"].dtype).startswith("datetime64")
     assert {"params.model.C", "params.solver", "metrics.acc", "tags.team"} <= set(frame.columns)
     assert str(frame["params.max_iter"].dtype) == "int64"
     assert str(frame["params.model.C"].dtype) == "float64"
@@ -235,3 +245,129 @@ def test_a_bad_experiment_is_refused_and_nothing_changes(two_notebooks, bad):
     with pytest.raises(ValidationError, match="experiment name or '\\*'"):
         mlops.runs(experiment=bad)
     assert len(mlops.runs(experiment="*")) == 3 and len(mlops.runs()) == 2
+
+
+SWEEP_SETUP = """
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+rng = np.random.default_rng(0)
+churn = pd.DataFrame({"tenure": rng.normal(size=120), "plan": rng.choice(["a", "b"], 120)})
+churn["churned"] = (churn.tenure > 0).astype(int)
+X, y = churn[["tenure", "plan"]], churn.churned
+"""
+SWEEP = """%%track lr-{lr}
+pre = ColumnTransformer([("num", StandardScaler(), ["tenure"]),
+                         ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"])])
+pipe = Pipeline([("pre", pre), ("hgb", HistGradientBoostingClassifier(learning_rate={lr}, max_iter=10))])
+pipe.fit(X, y)
+accuracy = pipe.score(X, y)
+"""
+
+
+@pytest.fixture
+def sweep(ip):
+    """Three runs of a ColumnTransformer pipeline that differ only in the learning rate."""
+    assert run_cell(ip, SWEEP_SETUP).success
+    for lr in (0.05, 0.1, 0.2):
+        assert run_cell(ip, SWEEP.format(lr=lr)).success
+    return ip
+
+
+def _params(frame):
+    return {c for c in frame.columns if c.startswith("params.")}
+
+
+def test_runs_shows_the_params_that_vary_or_differ_from_their_defaults(sweep, store_dir):
+    every = mlops.runs(params="all")
+    frame = mlops.runs()
+    assert len(frame) == len(every) == 3
+    shown, stored = _params(frame), _params(every)
+    assert len(stored) >= 40 and len(shown) <= 10  # not dozens of untouched defaults
+    assert "params.pipe.hgb__learning_rate" in shown  # differs between the runs
+    assert "params.pipe.hgb__max_iter" in shown  # the same in each, but not the default
+    assert "params.pipe.pre__cat__handle_unknown" in shown
+    for default in ("params.pipe.pre__cat__categories", "params.pipe.hgb__l2_regularization"):
+        assert default in stored and default not in shown
+    assert set(frame.attrs["hidden_params"]) == stored - shown
+    assert set(every.attrs["hidden_params"]) == stored - shown  # "all" says the same
+    assert (every[sorted(shown)].astype(str) == frame[sorted(shown)].astype(str)).all().all()
+    # a hidden param is still stored and filters and orders; named, it is a column
+    hit = mlops.runs(filter="params.pipe.pre__cat__categories = 'auto'")
+    assert len(hit) == 3 and "params.pipe.pre__cat__categories" in hit
+    assert "params.pipe.hgb__l2_regularization" not in hit
+    ordered = mlops.runs(order_by="params.pipe.hgb__tol")
+    assert "params.pipe.hgb__tol" in ordered and len(ordered) == 3
+    run = mlops.get_run(frame.run_id[0])
+    assert run.params["pipe.pre__cat__categories"] == "auto"  # kept on the run
+    # the CLI's columns may name a hidden param
+    out = cli(store_dir, "runs", "--format", "csv", "-c", "name,params.pipe.hgb__tol")
+    assert out.returncode == 0 and out.stdout.splitlines()[0] == "name,params.pipe.hgb__tol"
+    assert len(out.stdout.splitlines()) == 4
+
+
+def test_the_runs_explorer_chooser_starts_from_the_params_worth_a_column(sweep):
+    from jupyter_mlops.views.runs import runs_view
+
+    view = runs_view()
+    offered = {c for c in view.column_chooser.options if c.startswith("params.")}
+    assert offered == _params(mlops.runs())
+    assert "params.pipe.hgb__learning_rate" in view.columns  # the one that varies
+    view.all_params.value = True  # every stored param on offer, the choice kept
+    assert {c for c in view.column_chooser.options if c.startswith("params.")} == _params(
+        mlops.runs(params="all")
+    )
+    assert "params.pipe.hgb__learning_rate" in view.columns
+    view.column_chooser.value = (*view.column_chooser.value, "params.pipe.hgb__tol")
+    assert "params.pipe.hgb__tol" in view.columns
+    view.all_params.value = False  # a chosen hidden param stays chosen
+    assert "params.pipe.hgb__tol" in view.columns
+    assert "params.pipe.hgb__l2_regularization" not in view.column_chooser.options
+
+
+def test_a_default_that_differs_between_estimators_is_shown(ip):
+    """Two forests under one name: ``bootstrap`` is each class's default, but the runs
+    differ in it, so it is a column; ``max_depth`` set in one run only is one too."""
+    assert run_cell(ip, SWEEP_SETUP).success
+    num = "X[['tenure']]"
+    assert run_cell(ip, f"%%track rf\nmodel = RandomForestClassifier(5).fit({num}, y)\n").success
+    assert run_cell(
+        ip, f"%%track et\nmodel = ExtraTreesClassifier(5, max_depth=3).fit({num}, y)\n"
+    ).success
+    shown = _params(mlops.runs())
+    assert {"params.model.bootstrap", "params.model.max_depth"} <= shown
+    assert "params.model.min_samples_leaf" not in shown  # 1 in both: the default in both
+
+
+def test_runs_recorded_before_summaries_listed_defaults_hide_them_too(sweep):
+    """A store written by an earlier version: its summaries have no list of defaults, which
+    is then read from the runs' tags."""
+    import json
+
+    import sqlalchemy as sa
+
+    from jupyter_mlops.store import current_store, schema
+
+    expected = _params(mlops.runs())
+    r = schema.runs
+    with current_store().write() as conn:
+        for run_id, summary in conn.execute(sa.select(r.c.run_id, r.c.summary)).all():
+            doc = json.loads(summary)
+            doc.pop("d")
+            conn.execute(r.update().where(r.c.run_id == run_id).values(summary=json.dumps(doc)))
+    assert _params(mlops.runs()) == expected
+
+
+@pytest.mark.parametrize("bad", ["every", "ALL", 1, ["params.C"]])
+def test_a_bad_params_choice_is_refused_and_nothing_changes(six_runs, bad):
+    before = mlops.runs(params="all")
+    with pytest.raises(ValidationError, match=r"params must be None .* or 'all'"):
+        mlops.runs(params=bad)
+    after = mlops.runs(params="all")
+    assert after.drop(columns=["start_time", "end_time"]).equals(
+        before.drop(columns=["start_time", "end_time"])
+    )

@@ -426,8 +426,11 @@ def test_run_card_shows_changed_params_first_and_folds_the_defaults(ip):
     assert set(folded) <= set(run.params) and run.params["model.logisticregression__tol"] == 1e-4
     assert run.default_params == frozenset(folded)
     frame = mlops.runs(filter="params.model.logisticregression__tol = 0.0001")
-    assert list(frame.name) == ["pipe"] and frame["params.model.memory"].isna().all()
+    assert list(frame.name) == ["pipe"] and "params.model.memory" in frame.attrs["hidden_params"]
+    assert "params.model.logisticregression__tol" in frame  # the filter names it: shown
     assert not [c for c in frame.columns if c.startswith("tags.")]
+    every = mlops.runs(filter="params.model.logisticregression__tol = 0.0001", params="all")
+    assert every["params.model.memory"].isna().all()
 
 
 def test_a_run_card_without_recorded_defaults_shows_every_param(ip):
@@ -577,3 +580,114 @@ def test_sparkline_escapes_and_skips_what_it_cannot_draw(ip):
     assert "points='3.0,20.0 157.0,20.0'" in flat
     long = sparkline([(i, float(i % 7)) for i in range(10_000)], "n")
     assert long.count(",") <= 2 * 160 + 10 and "over 10000 steps" in long
+
+
+MODELS_SETUP = """
+import time
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMClassifier
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+rng = np.random.default_rng(0)
+churn = pd.DataFrame({"tenure": rng.normal(size=120), "plan": rng.choice(["a", "b"], 120)})
+churn["churned"] = (churn.tenure > 0).astype(int)
+X, y = churn[["tenure", "plan"]], churn.churned
+def pre():
+    return ColumnTransformer([("num", StandardScaler(), ["tenure"]), ("cat", OneHotEncoder(), ["plan"])])
+"""
+MODELS = {
+    "hgb": """%%track hgb
+T0 = time.time()
+clf = Pipeline([("pre", pre()), ("hgb", HistGradientBoostingClassifier(learning_rate=0.1, max_iter=10))])
+clf.fit(X, y)
+accuracy = clf.score(X, y)
+""",
+    "lgbm": """%%track lgbm
+T0 = time.time()
+lgbm = Pipeline([("pre", pre()), ("lgbm", LGBMClassifier(learning_rate=0.05, n_estimators=5, verbose=-1))])
+lgbm.fit(X, y)
+accuracy = lgbm.score(X, y)
+""",
+    "grid": """%%track grid
+T0 = time.time()
+base = Pipeline([("pre", pre()), ("hgb", HistGradientBoostingClassifier(max_iter=10))])
+grid = GridSearchCV(base, {"hgb__learning_rate": [0.3, 0.5]}, cv=2).fit(X, y)
+accuracy = grid.score(X, y)
+""",
+}
+
+
+def test_compare_lines_up_params_by_the_estimators_own_path(ip):
+    """Three models held in differently named variables (a pipeline, another library's
+    pipeline, a search over a pipeline) share the rows of their estimators' params; the
+    variable stays as context, and the timer variable is no param."""
+    assert run_cell(ip, MODELS_SETUP).success
+    ids = {}
+    for name, code in MODELS.items():
+        assert run_cell(ip, code).success
+        ids[name] = mlops.runs(filter=f"name = '{name}'").run_id[0]
+    runs = [mlops.get_run(ids[n]) for n in ("hgb", "lgbm", "grid")]
+    assert "clf.hgb__learning_rate" in runs[0].params  # stored as before, under the variable
+    assert not [k for r in runs for k in r.params if k == "T0"]  # a timer, not a param
+    c = compare(ids["hgb"], ids["lgbm"], ids["grid"])
+    params = c.to_dict()["params"]
+    best = runs[2].params["grid.best.hgb__learning_rate"]
+    assert best in (0.3, 0.5)
+    # the final estimator's own params line up, whatever variable or wrapper held them
+    assert params["model.learning_rate"] == [0.1, 0.05, best]  # the search: its best value
+    assert params["model.class"] == [
+        "HistGradientBoostingClassifier",
+        "LGBMClassifier",
+        "HistGradientBoostingClassifier",
+    ]
+    assert params["model.max_iter"] == [10, None, 10]  # LightGBM has no max_iter
+    assert params["pipeline.steps"] == ["['pre', 'hgb']", "['pre', 'lgbm']", "['pre', 'hgb']"]
+    assert params["pipeline.pre__num__with_mean"] == [True, True, True]
+    assert params["search.cv"] == [None, None, 2]
+    assert "model.learning_rate" in c.to_dict()["differs"]["params"]
+    assert "pipeline.pre__num__with_mean" not in c.to_dict()["differs"]["params"]
+    assert not [k for k in params if "T0" in k or k.startswith(("clf.", "lgbm.", "grid."))]
+    # most rows are filled in every run: one row per knob, not one per variable
+    filled = sum(all(v is not None for v in values) for values in params.values())
+    assert filled >= 10
+    # the table: the variable as context, and the stored key in each cell's tooltip
+    table = c.table_html()
+    assert "clf · HistGradientBoostingClassifier" in table
+    assert "lgbm · LGBMClassifier" in table and "grid · HistGradientBoostingClassifier" in table
+    assert "<td>learning_rate</td>" in table
+    assert "<td title='clf.hgb__learning_rate'><code>0.1</code></td>" in table
+    assert "<td title='lgbm.lgbm__learning_rate'><code>0.05</code></td>" in table
+    assert "title='grid.best.hgb__learning_rate'>" in table
+    for group in ("model", "pipeline", "search"):
+        assert f"<i>{group}</i>" in table
+    # the scatter takes the lined-up rows
+    data = c.scatter_data("model.learning_rate", "accuracy")
+    assert list(data["model.learning_rate"]) == [0.1, 0.05, best]
+    # a search's candidates (child runs store `hgb__learning_rate`) line up with the rest
+    children = mlops.get_run(ids["grid"]).children
+    with_children = compare(ids["hgb"], *children).to_dict()["params"]
+    assert sorted(with_children["model.learning_rate"][1:]) == [0.3, 0.5]
+    assert with_children["model.learning_rate"][0] == 0.1
+    assert with_children["model.class"] == ["HistGradientBoostingClassifier"] * 3
+    assert "hgb__learning_rate" not in with_children
+
+
+def test_params_of_odd_shapes_are_filed_without_guessing():
+    """Two models in one run keep their variables (which model would a row be?); keys
+    that are no estimator path stay plain variables; a damaged ``steps`` is no pipeline."""
+    from jupyter_mlops.tracking.param_paths import aligned_params
+
+    two = {p.label: p.stored for p in aligned_params({"lr.C": 1.0, "tree.max_depth": 2, "k": 3})}
+    assert two == {"lr.C": "lr.C", "tree.max_depth": "tree.max_depth", "k": "k"}
+    odd = {p.label for p in aligned_params({".x": 1, "y.": 2, "z": 3})}
+    assert odd == {".x", "y.", "z"}
+    damaged = aligned_params({"p.steps": "['a', ", "p.a__k": 1}, {"p": "Pipeline"})
+    assert {p.label: p.value for p in damaged} == {
+        "model.steps": "['a', ",
+        "model.a__k": 1,
+        "model.class": "Pipeline",
+    }

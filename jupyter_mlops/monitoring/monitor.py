@@ -77,6 +77,28 @@ class MonitorConfig:
             raise ValidationError("webhook must be an http:// or https:// URL.")
         return self
 
+    def effective_thresholds(self) -> dict[str, float]:
+        """Every drift threshold a check applies: the ones set, the defaults for the rest."""
+        return asdict(Thresholds.of(self.thresholds))
+
+    def _repr_html_(self) -> str:
+        """What was set, as a card: window, checks, thresholds, reference, where alerts go."""
+        from ..html import monitor_config_card
+
+        callback = _CALLBACKS.get(parse_model_ref(self.reference).name)
+        name = getattr(callback, "__qualname__", None) or (repr(callback) if callback else None)
+        return monitor_config_card(self, name)
+
+    def __repr__(self) -> str:
+        checks = ", ".join(self.checks) or "no metric checks"
+        set_ = ", ".join(f"{k}={v:g}" for k, v in self.thresholds.items()) or "default thresholds"
+        window = f"last {self.window} rows" if isinstance(self.window, int) else self.window
+        alerts = f", webhook {self.webhook}" if self.webhook else ""
+        return (
+            f"<Monitor {self.reference}: window {window} (>= {self.min_rows} rows); {checks}; "
+            f"{set_}; reference {self.data or 'training data'}; every {self.every}{alerts}>"
+        )
+
 
 @dataclass
 class CheckOutcome:
@@ -783,8 +805,10 @@ def alerts(
         "notified",
         "details",
     ]
+    from .tables import AlertsFrame
+
     if not store.exists:
-        return pd.DataFrame(columns=columns)
+        return AlertsFrame(columns=columns)
     al = schema.alerts
     query = sa.select(al).order_by(al.c.alert_id.desc())
     if model is not None:
@@ -818,7 +842,7 @@ def alerts(
     )
     for col in ("first_seen", "last_seen", "resolved", "window_start", "window_end"):
         frame[col] = pd.to_datetime(frame[col], unit="s")
-    return frame
+    return AlertsFrame(frame)
 
 
 def run_due_monitors(*, now: float | None = None, store: Store | None = None) -> list[CheckOutcome]:

@@ -1,6 +1,8 @@
 """The model card: a Markdown page generated from what the registry knows about a version
 (purpose, training data with versions and shapes, metrics, params, signature, lineage),
-with the parts only a person can write left as prompts."""
+with the parts only a person can write left as prompts. ``model_card`` is the Markdown
+(exported whole, to a README or another viewer); ``model_card_html`` the same sections as
+the notebook displays them, at its type sizes and with long tables folded."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-__all__ = ["CardSource", "model_card"]
+__all__ = ["CardSource", "model_card", "model_card_html"]
 
 
 class CardSource(Protocol):
@@ -137,3 +139,165 @@ def model_card(mv: CardSource) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# -- the card in the notebook -------------------------------------------------------------
+
+# Section titles at the notebook's scale (a heading tag would be larger than the notebook's
+# own headings, and would land in JupyterLab's table of contents).
+_CARD_CSS = """<style>
+.mlops-card .mlops-sec{font-weight:600;font-size:12px;margin:10px 0 2px;
+ border-bottom:1px solid var(--jp-border-color2,#d0d7de);padding-bottom:1px}
+.mlops-card .mlops-prompt{font-style:italic}
+</style>"""
+_SIGNATURE_ROWS = 8  # as the compact card: the first rows, the rest under "N more"
+_TABLE_ROWS = 12
+
+
+def _rows_html(headers: list[str], rows: list[list[str]], limit: int, code: int = -1) -> str:
+    """A table of the first ``limit`` rows, the rest folded under "N more" (column
+    ``code`` in a code span); every value escaped."""
+    esc = html.escape
+
+    def body(items: list[list[str]]) -> str:
+        return "".join(
+            "<tr>"
+            + "".join(
+                f"<td><code>{esc(c)}</code></td>" if i == code else f"<td>{esc(c)}</td>"
+                for i, c in enumerate(row)
+            )
+            + "</tr>"
+            for row in items
+        )
+
+    head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr>"
+    out = f"<table>{head}{body(rows[:limit])}</table>"
+    if len(rows) > limit:
+        out += (
+            f"<details><summary class=mut>{len(rows) - limit} more</summary>"
+            f"<table>{body(rows[limit:])}</table></details>"
+        )
+    return out
+
+
+def _value(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def model_card_html(mv: CardSource) -> str:
+    """The model card as the notebook shows it: the same sections as ``model_card``, in
+    the notebook's type sizes, with long tables folded (the signature after 8 rows)."""
+    from ..html import _STYLE
+
+    esc = html.escape
+    created = datetime.fromtimestamp(mv.created, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    flavor = (mv.flavor or "model").rsplit(".", 1)[-1]
+    badges = "".join(
+        f"<span class=badge style='background:#0969da'>{esc(a)}</span>" for a in mv.aliases
+    )
+    if mv.archived:
+        badges += "<span class=badge style='background:#57606a'>archived</span>"
+
+    def section(title: str, body: str) -> str:
+        return f"<div class=mlops-sec>{esc(title)}</div>{body}"
+
+    def prompt(text: str) -> str:
+        return f"<div class='mut mlops-prompt'>{esc(text)}</div>"
+
+    parts = [
+        section(
+            "Purpose",
+            f"<div>{esc(mv.description)}</div>"
+            if mv.description
+            else prompt("Describe what this model predicts and for whom (mlops.set_description)."),
+        )
+    ]
+    data = [
+        [
+            str(d["name"]),
+            str(d.get("ref") or "—"),
+            "×".join(str(s) for s in d.get("shape", [])),
+            str(d["content_hash"])[:12],
+        ]
+        for d in mv.data
+    ]
+    parts.append(
+        section(
+            "Training data",
+            _rows_html(["input", "version", "shape", "content hash"], data, _TABLE_ROWS, code=3)
+            if data
+            else prompt("No data inputs were recorded for the training run."),
+        )
+    )
+    metrics = [[k, _value(v)] for k, v in sorted(mv.metrics.items())]
+    parts.append(
+        section(
+            "Metrics",
+            _rows_html(["metric", "value"], metrics, _TABLE_ROWS)
+            if metrics
+            else prompt("No metrics recorded."),
+        )
+    )
+    params = [[k, _value(v)] for k, v in sorted(mv.params.items())]
+    parts.append(
+        section(
+            "Parameters",
+            _rows_html(["param", "value"], params, _TABLE_ROWS, code=1)
+            if params
+            else prompt("No params recorded."),
+        )
+    )
+    inputs = [[str(c["name"]), str(c.get("dtype", "?"))] for c in mv.signature.get("inputs", [])]
+    signature = (
+        _rows_html(["input column", "dtype"], inputs, _SIGNATURE_ROWS, code=1) if inputs else ""
+    )
+    outputs = mv.signature.get("outputs", [])
+    if outputs:
+        out = outputs[0]
+        classes = out.get("classes")
+        signature += (
+            f"<div>Output: <code>{esc(str(out.get('name', 'prediction')))}</code> "
+            f"({esc(str(out.get('dtype', 'unknown')))})"
+            + (f", classes {esc(str(classes))}" if classes else "")
+            + "</div>"
+        )
+    parts.append(
+        section(
+            f"Signature ({len(inputs)} input{'' if len(inputs) == 1 else 's'})",
+            signature or prompt("No signature recorded."),
+        )
+    )
+    lineage = [
+        f"training run: <code>{esc(mv.run_id)}</code>",
+        f"artifact: <code>{esc(mv.artifact)}</code> ({esc(mv.format)}, object "
+        f"<code>{esc(mv.object_hash[:12])}</code>)",
+        *(f"data: {esc(str(d.get('ref') or '#' + str(d['content_hash'])[:12]))}" for d in mv.data),
+    ]
+    items = "".join(f"<li>{item}</li>" for item in lineage)
+    parts.append(section("Lineage", f"<ul style='margin:2px 0;padding-left:18px'>{items}</ul>"))
+    if mv.requirements:
+        reqs = esc("\n".join(mv.requirements))
+        summary = f"{len(mv.requirements)} requirement{'' if len(mv.requirements) == 1 else 's'}"
+        parts.append(
+            section(
+                "Requirements",
+                f"<details><summary class=mut>{summary}</summary>"
+                f"<pre style='margin:2px 0'>{reqs}</pre></details>",
+            )
+        )
+    parts.append(
+        section(
+            "Intended use and limitations",
+            prompt("Who should use this model, for what, and where it must not be used."),
+        )
+    )
+    return (
+        _STYLE
+        + _CARD_CSS
+        + "<div class=mlops-card><div class=hd>"
+        + f"<span class=nm>{esc(mv.name)} — version {mv.version}</span>{badges}"
+        + f"<span class=mut>{esc(flavor)} · registered {esc(created)} by "
+        + f"{esc(mv.created_by or 'unknown')}</span></div>"
+        + "".join(parts)
+        + "</div>"
+    )

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from ..errors import ConflictError, MlopsError, NotFoundError, ValidationError
 from ..store import Store, current_store, schema
 from ..tracking.record import Run, get_run
-from .card import model_card
+from .card import model_card, model_card_html
 from .references import ModelRef, check_alias, check_model_name, parse_model_ref
 
 __all__ = [
@@ -47,7 +47,18 @@ def _user() -> str:
 
 
 class ModelCard(str):
-    """A model card: Markdown text that renders as Markdown in a notebook."""
+    """A model card: Markdown text (export it as is) that a notebook displays as a card at
+    its own type sizes, long tables folded; Markdown-only front ends render the text."""
+
+    html: str
+
+    def __new__(cls, text: str, html: str = "") -> ModelCard:
+        card = super().__new__(cls, text)
+        card.html = html
+        return card
+
+    def _repr_html_(self) -> str | None:
+        return self.html or None
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -96,7 +107,7 @@ class ModelVersion:
 
     def card(self) -> ModelCard:
         """The model card as Markdown (a ``str``; it renders when displayed in a notebook)."""
-        return ModelCard(model_card(self))
+        return ModelCard(model_card(self), model_card_html(self))
 
     def _repr_html_(self) -> str:
         from ..html import model_version_card

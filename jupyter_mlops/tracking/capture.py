@@ -10,13 +10,13 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.fingerprint import Fingerprint, data_kind, fingerprint
 from ..errors import ValidationError
-from .analysis import CellAnalysis, FitCall
+from .analysis import CellAnalysis, FitCall, analyze
 from .estimators import (
     FittedState,
     column_hints,
@@ -150,6 +150,58 @@ def _call_kinds(value: ast.expr, ns: Mapping[str, Any]) -> set[str]:
     return kinds
 
 
+# Clocks: a variable assigned from one (``t0 = time.time()``, ``elapsed = perf_counter() -
+# t0``, ``stamp = datetime.now().timestamp()``) holds when the cell ran, not a setting.
+_CLOCKS = {
+    "time": frozenset(
+        {
+            "time",
+            "time_ns",
+            "perf_counter",
+            "perf_counter_ns",
+            "monotonic",
+            "monotonic_ns",
+            "process_time",
+            "process_time_ns",
+            "thread_time",
+            "thread_time_ns",
+        }
+    ),
+    "timeit": frozenset({"default_timer"}),
+}
+_CLOCK_METHODS = frozenset({"now", "utcnow", "today"})  # datetime, date, pandas.Timestamp
+
+
+def _is_clock(target: Any) -> bool:
+    """Whether ``target`` (a resolved callable) reads a clock."""
+    if target is None:
+        return False
+    import time
+
+    if any(target is getattr(time, n, None) for n in _CLOCKS["time"]):
+        return True
+    module = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__name__", "")
+    if module in _CLOCKS and name in _CLOCKS[module]:
+        return True
+    owner = getattr(target, "__self__", None)
+    if isinstance(owner, type) and name in _CLOCK_METHODS:
+        import datetime
+
+        return issubclass(owner, datetime.date)  # datetime, date, and pandas' Timestamp
+    return False
+
+
+def reads_clock(value: ast.expr, ns: Mapping[str, Any]) -> bool:
+    """Whether an expression calls a clock (``time.time()``, ``perf_counter()``,
+    ``datetime.now()``), resolving the called names in ``ns`` (so ``from time import
+    perf_counter as pc`` counts too): its value is a timer, not a param."""
+    return any(
+        isinstance(node, ast.Call) and _is_clock(_resolve(node.func, ns))
+        for node in ast.walk(value)
+    )
+
+
 def _flatten_numbers(prefix: str, value: Any, out: dict[str, Any], depth: int = 0) -> None:
     if depth > 4 or len(out) > 500:
         return
@@ -197,9 +249,15 @@ class ExplicitModel:
 class CellCapture:
     """Capture for one execution of one cell; call ``before`` then ``after``."""
 
-    def __init__(self, analysis: CellAnalysis, options: CaptureOptions | None = None):
+    def __init__(
+        self,
+        analysis: CellAnalysis,
+        options: CaptureOptions | None = None,
+        history: Sequence[str] = (),
+    ):
         self.analysis = analysis
         self.options = options or CaptureOptions()
+        self.history = history  # the code of the cells run before, oldest first
         self.inputs: dict[str, Fingerprint] = {}
         self.versions: dict[str, int] = {}
         self._input_ids: set[int] = set()
@@ -222,10 +280,21 @@ class CellCapture:
                 except Exception:
                     pass
             elif is_scalar_param(value) and not isinstance(value, type):
-                if name not in a.loop_binds:  # a loop's state left by an earlier run
-                    self.input_params[name] = value
+                if name in a.loop_binds:  # a loop's state left by an earlier run
+                    continue
+                if isinstance(value, int | float) and self._timer_from_before(name, ns):
+                    continue
+                self.input_params[name] = value
         if "matplotlib.pyplot" in sys.modules:
             self._figures_before = set(sys.modules["matplotlib.pyplot"].get_fignums())
+
+    def _timer_from_before(self, name: str, ns: Mapping[str, Any]) -> bool:
+        """Whether the earlier cell that last assigned ``name`` took it from a clock."""
+        for code in reversed(self.history):
+            found = [x for x in analyze(code).assignments if x.target == name]
+            if found:
+                return reads_clock(found[-1].value, ns)
+        return False
 
     # -- after -------------------------------------------------------------------------------
     def after(
@@ -272,6 +341,8 @@ class CellCapture:
             if metric_like and self._log_metric_value(run, name, value, assignment.source, kinds):
                 continue
             if name in a.loop_binds:  # rebound in a loop (`w = w - lr * grad`): state
+                continue
+            if reads_clock(assignment.value, ns):  # `t0 = time.time()`: a timer
                 continue
             if is_scalar_param(value) and not is_estimator(value):
                 run.log_param(name, value)

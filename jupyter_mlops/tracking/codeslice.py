@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .analysis import CellAnalysis, analyze, magic_body
 
-__all__ = ["HistoryCell", "code_slice", "slice_source", "statements"]
+__all__ = ["HistoryCell", "code_slice", "executable", "slice_source", "statements"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class HistoryCell:
     raw: str
 
 
-def _executable(cell: HistoryCell) -> str:
+def executable(cell: HistoryCell) -> str:
+    """The Python a history cell ran: a cell magic's body (``%%track``), else its code."""
     body = magic_body(cell.code)
     return body if body is not None else cell.code
 
@@ -52,7 +53,7 @@ def code_slice(
         needed -= {n for n in defines if n not in info.loads}
         needed |= info.free - provided
     kept.reverse()
-    return [{"execution_count": c.count, "source": c.raw, "code": _executable(c)} for c in kept]
+    return [{"execution_count": c.count, "source": c.raw, "code": executable(c)} for c in kept]
 
 
 def statements(history: Sequence[HistoryCell]) -> list[HistoryCell]:
@@ -60,7 +61,7 @@ def statements(history: Sequence[HistoryCell]) -> list[HistoryCell]:
     keep ``import pandas`` from a cell while leaving out its ``df = pd.read_csv(...)``."""
     out: list[HistoryCell] = []
     for cell in history:
-        code = _executable(cell)
+        code = executable(cell)
         try:
             tree = ast.parse(code)
         except (SyntaxError, ValueError):

@@ -14,7 +14,7 @@ from ..store import Store, current_store, schema
 from .codeslice import slice_source
 from .modelio import load_model_bytes
 from .values import decode_param
-from .writer import DEFAULT_PARAMS_TAG
+from .writer import DEFAULT_PARAMS_TAG, default_param_names
 
 __all__ = ["Run", "get_run"]
 
@@ -295,10 +295,4 @@ def get_run(run_id: str, store: Store | None = None) -> Run:
 def _default_params(recorded: str | None, params: dict[str, Any]) -> frozenset[str]:
     """The recorded names of the params left at their defaults; a damaged record folds
     nothing rather than keep the run from showing."""
-    try:
-        names = json.loads(recorded or "[]")
-    except ValueError:
-        return frozenset()
-    if not isinstance(names, list):
-        return frozenset()
-    return frozenset(n for n in names if isinstance(n, str) and n in params)
+    return frozenset(n for n in default_param_names(recorded) if n in params)

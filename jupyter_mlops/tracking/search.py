@@ -21,6 +21,7 @@ from ..store import Store, current_store, schema
 from . import query as q
 from .defaults import default_experiment
 from .values import decode_param
+from .writer import DEFAULT_PARAMS_TAG, default_param_names
 
 __all__ = ["ALL_EXPERIMENTS", "resolve_experiment", "runs", "scope_text", "select_run_ids"]
 
@@ -210,7 +211,10 @@ def select_run_ids(
         e.c.name.label("experiment"),
         r.c.status,
         r.c.start_time,
+        r.c.end_time,
         r.c.duration_s,
+        r.c.parent_run_id,
+        r.c.user,
         r.c.summary,
     ).select_from(source)
     if where:
@@ -223,7 +227,19 @@ def select_run_ids(
     return stmt
 
 
-_BASE_COLUMNS = ["run_id", "name", "experiment", "status", "start_time", "duration_s"]
+# What README's filter language calls the attributes, in its order: every one a column.
+_BASE_COLUMNS = [
+    "run_id",
+    "name",
+    "experiment",
+    "status",
+    "start_time",
+    "end_time",
+    "duration_s",
+    "parent_run_id",
+    "user",
+]
+_ALL_PARAMS = "all"
 
 
 def runs(
@@ -232,44 +248,66 @@ def runs(
     order_by: str | list[str] | None = None,
     limit: int | None = None,
     *,
+    params: str | None = None,
     store: Store | None = None,
 ) -> Any:
-    """Runs as a DataFrame: one row per run, ``params.*``, ``metrics.*`` and ``tags.*`` columns.
+    """Runs as a DataFrame: one row per run, its attributes (``run_id name experiment status
+    start_time end_time duration_s parent_run_id user``), then ``params.*``, ``metrics.*``
+    and ``tags.*`` columns.
 
     ``experiment``: ``None`` for the default experiment's runs (unless ``filter`` names
     ``experiment``), ``"*"`` for every experiment's, or a name; the frame's
     ``attrs["experiment"]`` holds the scope read (``None``: all). ``filter`` uses the query language of ``jupyter_mlops.tracking.query``; ``order_by``
     takes ``"-metrics.accuracy"`` or ``"metrics.accuracy desc"`` (default: newest first).
+
+    ``params``: by default the params worth a column, those whose values differ between
+    the returned runs or from their estimator's defaults, and any ``filter``/``order_by``
+    names (a pipeline's dozens of untouched defaults are left out; every param stays
+    stored and filterable); ``"all"`` for every one. ``attrs["hidden_params"]`` lists the
+    columns the default leaves out.
     """
     import pandas as pd
 
+    if params is not None and params != _ALL_PARAMS:
+        raise ValidationError(
+            f"params must be None (the params that vary or differ from their defaults) or "
+            f"'all', got {params!r}."
+        )
     store = store or current_store()
     experiment = resolve_experiment(experiment, filter)
     stmt = select_run_ids(experiment, filter, order_by, limit)
     if not store.exists:
         empty = pd.DataFrame(columns=_BASE_COLUMNS)
         empty.attrs["experiment"] = experiment
+        empty.attrs["hidden_params"] = []
         return empty
     every = experiment is None and not (filter and filter.strip()) and limit is None
+    unmarked: list[tuple[Any, ...]] = []
     with store.read() as conn:
         rows = _raw(conn, stmt)
         ids = [row[0] for row in rows]
-        legacy = [row[0] for row in rows if row[6] is None]
+        legacy = [row[0] for row in rows if row[_SUMMARY] is None]
         if legacy:  # runs recorded before run summaries existed
             p, m, t = schema.params, schema.latest_metrics, schema.tags
             every = every and len(legacy) == len(ids)
-            params = _attached(
+            found = _attached(
                 conn, [p.c.run_id, p.c.key, p.c.value, p.c.num, p.c.vtype], legacy, every
             )
             metrics = _attached(conn, [m.c.run_id, m.c.key, m.c.value], legacy, every)
             tags = _attached(conn, [t.c.run_id, t.c.key, t.c.value], legacy, every)
-    frame = pd.DataFrame([row[:6] for row in rows], columns=_BASE_COLUMNS)
-    frame["start_time"] = pd.to_datetime(frame["start_time"], unit="s", utc=True)
-    # One parse for all summaries: far cheaper than one json.loads per run.
-    summaries = json.loads("[" + ",".join(row[6] or "null" for row in rows) + "]")
+        # One parse for all summaries: far cheaper than one json.loads per run.
+        summaries = json.loads("[" + ",".join(row[_SUMMARY] or "null" for row in rows) + "]")
+        older = [rid for rid, s in zip(ids, summaries, strict=True) if s and "d" not in s]
+        if older:  # summaries written before they listed the params left at defaults
+            unmarked = _default_tags(conn, older)
+    frame = pd.DataFrame([row[:_SUMMARY] for row in rows], columns=_BASE_COLUMNS)
+    for column in ("start_time", "end_time"):
+        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    for column in ("parent_run_id", "user"):  # None, not NaN, where there is none
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    position = {rid: i for i, rid in enumerate(ids)}
     if legacy:
-        position = {rid: i for i, rid in enumerate(ids)}
-        for rid, key, value, num, vtype in params:
+        for rid, key, value, num, vtype in found:
             _fill(
                 summaries,
                 position[rid],
@@ -280,19 +318,89 @@ def runs(
         for rid, key, value in metrics:
             _fill(summaries, position[rid], "m", key, value)
         for rid, key, value in tags:
-            _fill(summaries, position[rid], "t", key, value)
+            if key == DEFAULT_PARAMS_TAG:
+                _fill_defaults(summaries, position[rid], value)
+            else:
+                _fill(summaries, position[rid], "t", key, value)
+    for rid, value in unmarked:
+        _fill_defaults(summaries, position[rid], value)
     extra: dict[str, Any] = {}
+    hidden: list[str] = []
     for part, prefix in (("p", "params"), ("m", "metrics"), ("t", "tags")):
         records = [(s or {}).get(part) or {} for s in summaries]
         if not any(records):
             continue
         wide = pd.DataFrame.from_records(records, index=frame.index)
+        if part == "p":
+            defaults = [(s or {}).get("d") or () for s in summaries]
+            keep = _worth_a_column(wide, records, defaults) | _named_params(filter, order_by)
+            hidden = [f"params.{k}" for k in sorted(wide.columns) if k not in keep]
+            if params != _ALL_PARAMS:
+                wide = wide[[k for k in wide.columns if k in keep]]
         for key in sorted(wide.columns):
             extra[f"{prefix}.{key}"] = _typed(wide[key], prefix)
     if extra:
         frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
     frame.attrs["experiment"] = experiment
+    frame.attrs["hidden_params"] = hidden
     return frame
+
+
+_SUMMARY = len(_BASE_COLUMNS)  # the position of the summary in a selected row
+
+
+def _worth_a_column(wide: Any, records: list[dict[str, Any]], defaults: list[Any]) -> set[str]:
+    """The params that differ from their estimator's default in some run, or whose values
+    differ between the runs (``None`` counts as a value; a run without the param does not).
+
+    A param no run records as a default (one set in the code, a search's best value) is
+    always worth a column; so is one a run has at another value than its default.
+    """
+    from collections import Counter
+    from itertools import chain
+
+    present = Counter(chain.from_iterable(records))
+    at_default = Counter(chain.from_iterable(defaults))
+    keep = {k for k, n in present.items() if n > at_default.get(k, 0)}
+    for key in present.keys() - keep:
+        column = wide[key]
+        distinct = column.nunique(dropna=True) + (present[key] > column.notna().sum())
+        if distinct > 1:
+            keep.add(key)
+    return keep
+
+
+def _named_params(filter: str | None, order_by: str | list[str] | None) -> set[str]:
+    """The params a filter or an ordering names: shown, whatever their values."""
+    stack: list[q.Node] = [q.parse(filter)] if filter and filter.strip() else []
+    if order_by:
+        stack += [f for f, _ in q.parse_order(order_by)]
+    out = set()
+    while stack:
+        node = stack.pop()
+        if isinstance(node, q.Field) and node.namespace == "params":
+            out.add(node.key)
+        stack.extend(q._children(node))
+    return out
+
+
+def _default_tags(conn: sa.Connection, ids: list[str]) -> list[tuple[Any, ...]]:
+    """(run id, recorded default params) for the runs in ``ids`` that recorded them."""
+    t = schema.tags
+    out: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), _ID_BATCH):
+        batch = ids[start : start + _ID_BATCH]
+        query = sa.select(t.c.run_id, t.c.value).where(
+            t.c.key == DEFAULT_PARAMS_TAG, t.c.run_id.in_(batch)
+        )
+        out += _raw(conn, query)
+    return out
+
+
+def _fill_defaults(summaries: list[Any], pos: int, recorded: str | None) -> None:
+    if summaries[pos] is None:
+        summaries[pos] = {"p": {}, "m": {}, "t": {}}
+    summaries[pos]["d"] = default_param_names(recorded)
 
 
 def _fill(summaries: list[Any], pos: int, part: str, key: str, value: Any) -> None:

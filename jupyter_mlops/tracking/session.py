@@ -16,7 +16,7 @@ from ..store import Store, current_store
 from .active import ActiveRun, warn
 from .analysis import CellAnalysis, analyze
 from .capture import CaptureOptions, CellCapture, is_metric_name
-from .codeslice import HistoryCell, code_slice
+from .codeslice import HistoryCell, code_slice, executable
 from .defaults import JOB_ENV
 from .environment import EnvironmentProbe
 from .record import Run, get_run
@@ -87,7 +87,7 @@ class TrackedExecution:
         # ``analysis``: what the code does with names when it was read another way than
         # from its source (``with mlops.track():`` in code whose text is gone)
         self.analysis = analysis if analysis is not None else analyze(source)
-        self.capture = CellCapture(self.analysis, self.options)
+        self.capture = CellCapture(self.analysis, self.options, [executable(h) for h in history])
         # ``steps``: the code runs rewritten by ``steps.instrument`` (``%%track`` does it),
         # so metric-named variables assigned in its loops become curves
         self.steps = _step_recorder(self.analysis, self.options) if steps else None

@@ -32,6 +32,7 @@ __all__ = [
     "ChildRun",
     "RunWriter",
     "attach_artifact",
+    "default_param_names",
     "get_or_create_experiment",
     "save_unsaved",
     "tag_run",
@@ -82,9 +83,21 @@ DEFAULT_PARAMS_TAG = "mlops.default_params"
 REGISTER_ERROR_TAG = "mlops.register_error"
 
 
+def default_param_names(recorded: str | None) -> list[str]:
+    """The param names a ``DEFAULT_PARAMS_TAG`` value lists; a damaged one lists none."""
+    try:
+        names = json.loads(recorded or "[]")
+    except ValueError:
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
 def _summary_json(params: dict[str, Any], metrics: dict[str, Any], tags: dict[str, str]) -> str:
+    """The listing document of a run: params, latest metrics, tags, and under ``d`` the
+    params left at their estimator's defaults (``runs()`` leaves those out unless they vary)."""
+    defaults = default_param_names(tags.get(DEFAULT_PARAMS_TAG))
     tags = {k: v for k, v in tags.items() if k != DEFAULT_PARAMS_TAG}
-    return json.dumps({"p": params, "m": metrics, "t": tags}, default=str)
+    return json.dumps({"p": params, "m": metrics, "t": tags, "d": defaults}, default=str)
 
 
 @dataclass

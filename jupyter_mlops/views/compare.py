@@ -2,7 +2,10 @@
 
 ``compare(run_id)`` with one run shows that run's numbers and curves (nothing to diff).
 
-Params and metrics side by side with differing values highlighted; metric curves over
+Params and metrics side by side with differing values highlighted (params lined up by the
+estimator's own parameter path, so ``clf.hgb__learning_rate`` and
+``grid.best.hgb__learning_rate`` share the row ``learning_rate``: see
+``tracking.param_paths``); metric curves over
 steps overlaid; a scatter of any metric against any param; a diff of the first two runs'
 code; their data inputs side by side, with ``data_diff`` where a shared input changed
 version. The numbers are plain data through ``to_dict()``.
@@ -19,6 +22,7 @@ from typing import Any
 from ..errors import MlopsError, ValidationError
 from ..html import _STYLE, format_value
 from ..store import Store
+from ..tracking.param_paths import GROUPS, AlignedParam, aligned_params
 from ..tracking.record import Run, get_run
 from . import theme
 from .fallback import display_view, live_style, new_token
@@ -67,17 +71,74 @@ class Comparison:
 
     # -- the numbers ---------------------------------------------------------------------
 
+    @cached_property
+    def aligned(self) -> list[dict[str, AlignedParam]]:
+        """Each run's params by row label (``model.learning_rate``, ``pipeline.steps``,
+        ``C``): lined up by the estimator's own parameter path, not the variable's name."""
+        out = []
+        searches: dict[str, dict[str, Any] | None] = {}
+        for run in self.runs:
+            classes = {m["name"]: str(m.get("class") or "").rsplit(".", 1)[-1] for m in run.models}
+            parent = run.parent_run_id
+            if parent is not None and parent not in searches:  # a search's candidate
+                try:
+                    searches[parent] = get_run(parent, store=self._store).params
+                except MlopsError:
+                    searches[parent] = None
+            search = searches.get(parent) if parent is not None else None
+            out.append({p.label: p for p in aligned_params(run.params, classes, search)})
+        return out
+
+    def _param_keys(self) -> list[str]:
+        """Every param row, grouped (model, pipeline, search, other groups, variables)."""
+        found: dict[str, AlignedParam] = {}
+        for params in self.aligned:
+            for label, p in params.items():
+                found.setdefault(label, p)
+
+        def order(label: str) -> tuple[int, str, str]:
+            group = found[label].group
+            rank = GROUPS.index(group) if group in GROUPS[:3] else 3
+            if group == "variables":
+                rank = 4
+            return (rank, group, found[label].name)
+
+        return sorted(found, key=order)
+
+    def _param(self, index: int, key: str) -> Any:
+        """Run ``index``'s value of param row ``key`` (or of a stored param key)."""
+        found = self.aligned[index].get(key)
+        if found is not None:
+            return found.value
+        return self.runs[index].params.get(key, _MISSING)
+
     def _rows(self, part: str) -> list[tuple[str, list[Any], bool]]:
         """(key, one value per run, differs) for ``part`` = "params" or "metrics"."""
-        keys = sorted({k for r in self.runs for k in getattr(r, part)})
+        if part == "params":
+            keys = self._param_keys()
+            out = []
+            for key in keys:
+                values = [self._param(i, key) for i in range(len(self.runs))]
+                out.append((key, values, not _same(values)))
+            return out
         out = []
-        for key in keys:
-            values = [getattr(r, part).get(key, _MISSING) for r in self.runs]
+        for key in sorted({k for r in self.runs for k in r.metrics}):
+            values = [r.metrics.get(key, _MISSING) for r in self.runs]
             out.append((key, values, not _same(values)))
         return out
 
+    def model_text(self, index: int) -> str:
+        """What run ``index`` trained, as the table's header says it: ``clf ·
+        HistGradientBoostingClassifier`` (empty when the run recorded no model class)."""
+        found = self.aligned[index].get("model.class")
+        if found is None:
+            return ""
+        return f"{found.variable} · {format_value(found.value)}" if found.variable else ""
+
     def to_dict(self) -> dict[str, Any]:
-        """Runs, params and metrics side by side (one value per run, ``None`` if absent)."""
+        """Runs, params and metrics side by side (one value per run, ``None`` if absent);
+        params by row label: ``model.learning_rate``, ``pipeline.steps``, or a variable's
+        name (``C``)."""
 
         def plain(rows: list[tuple[str, list[Any], bool]]) -> dict[str, list[Any]]:
             return {k: [None if v is _MISSING else v for v in vs] for k, vs, _ in rows}
@@ -99,20 +160,45 @@ class Comparison:
     def table_html(self, only_differences: bool = False) -> str:
         """Params and metrics side by side; rows whose values differ are highlighted."""
         esc = html.escape
+        span = len(self.runs) + 1
         head = "<tr><th></th>" + "".join(
-            f"<th>{esc(label)}<br><code class=mut>{esc(r.run_id[:8])}</code></th>"
-            for r, label in zip(self.runs, self.labels, strict=True)
+            f"<th>{esc(label)}<br><code class=mut>{esc(r.run_id[:8])}</code>"
+            + (f"<br><span class=mut>{esc(model)}</span>" if (model := self.model_text(i)) else "")
+            + "</th>"
+            for i, (r, label) in enumerate(zip(self.runs, self.labels, strict=True))
         )
         body = ""
-        for part in ("metrics", "params"):
-            rows = [row for row in self._rows(part) if row[2] or not only_differences]
-            if rows:
-                body += f"<tr><th colspan={len(self.runs) + 1}>{part}</th></tr>"
-            for key, values, differs in rows:
-                cls = " class=mlops-diff" if differs else ""
-                cells = "".join(f"<td><code>{esc(_shown(v))}</code></td>" for v in values)
-                body += f"<tr{cls}><td>{esc(key)}</td>{cells}</tr>"
+        rows = [row for row in self._rows("metrics") if row[2] or not only_differences]
+        if rows:
+            body += f"<tr><th colspan={span}>metrics</th></tr>"
+        for key, values, differs in rows:
+            cls = " class=mlops-diff" if differs else ""
+            cells = "".join(f"<td><code>{esc(_shown(v))}</code></td>" for v in values)
+            body += f"<tr{cls}><td>{esc(key)}</td>{cells}</tr>"
+        rows = [row for row in self._rows("params") if row[2] or not only_differences]
+        if rows:
+            body += f"<tr><th colspan={span}>params</th></tr>"
+        filed = [[self.aligned[i].get(key) for i in range(len(self.runs))] for key, _, _ in rows]
+        groups = [next((p.group for p in found if p is not None), "") for found in filed]
+        shown_group = None
+        for (key, values, differs), found, group in zip(rows, filed, groups, strict=True):
+            if group != shown_group and len(set(groups)) > 1:  # a heading per group
+                body += f"<tr><td colspan={span} class=mut><i>{esc(group)}</i></td></tr>"
+            shown_group = group
+            cells = "".join(self._param_cell(p, v) for p, v in zip(found, values, strict=True))
+            cls = " class=mlops-diff" if differs else ""
+            name = next((p.name for p in found if p is not None), key)
+            body += f"<tr{cls}><td>{esc(name)}</td>{cells}</tr>"
         return f"<table>{head}</tr>{body}</table>"
+
+    @staticmethod
+    def _param_cell(found: AlignedParam | None, value: Any) -> str:
+        """One run's value of a param row, with the key it is stored under (the variable
+        and the full path: ``clf.hgb__learning_rate``) in its tooltip."""
+        esc = html.escape
+        if found is None:
+            return f"<td><code>{esc(_shown(value))}</code></td>"
+        return f"<td title='{esc(found.stored)}'><code>{esc(_shown(value))}</code></td>"
 
     # -- curves and scatter --------------------------------------------------------------
 
@@ -152,10 +238,11 @@ class Comparison:
         """One row per run: its label, ``param`` and ``metric`` values."""
         import pandas as pd
 
-        rows = [
-            {"run": label, param: r.params.get(param), metric: r.metrics.get(metric)}
-            for r, label in zip(self.runs, self.labels, strict=True)
-        ]
+        rows = []
+        for i, (r, label) in enumerate(zip(self.runs, self.labels, strict=True)):
+            value = self._param(i, param)
+            value = None if value is _MISSING else value
+            rows.append({"run": label, param: value, metric: r.metrics.get(metric)})
         return pd.DataFrame(rows)
 
     def scatter_chart(self, param: str, metric: str) -> Any:
@@ -181,6 +268,8 @@ class Comparison:
         )
 
     def _keys(self, part: str) -> list[str]:
+        if part == "params":
+            return self._param_keys()
         return sorted({k for r in self.runs for k in getattr(r, part)})
 
     # -- code and data -------------------------------------------------------------------

@@ -31,6 +31,34 @@ _CELL = (
     "border-bottom:1px solid var(--jp-border-color3,#eee)' title='{title}'>{text}</div>"
 )
 _STATUS = {"finished": "#1a7f37", "running": "#0969da", "failed": "#cf222e"}
+# A column's cells shrink below their text (cut with an ellipsis, the full text in the
+# tooltip) instead of spilling into the next column: the HTML widget and the content box
+# ipywidgets wraps around its value would otherwise keep the width of the longest text.
+_COLUMN_CLASS = "mlops-runs-col"
+_GRID_CSS = (
+    f"<style>.{_COLUMN_CLASS},.{_COLUMN_CLASS}>.widget-html-content,"
+    f".{_COLUMN_CLASS}>.jupyter-widget-html-content{{min-width:0;overflow:hidden}}</style>"
+)
+# Free text (names, params, tags) shrinks when the table is wider than the notebook;
+# ids, statuses, times and numbers keep their width (the table scrolls sideways instead).
+_SHRINKS = {"name": "120px", "experiment": "100px"}
+_SHRINK_PREFIXES = ("params.", "tags.")
+
+
+def _track(column: str) -> str:
+    """The CSS grid track of a column (see ``_SHRINKS``)."""
+    if column in _SHRINKS:
+        return f"minmax({_SHRINKS[column]}, max-content)"
+    if column.startswith(_SHRINK_PREFIXES):
+        return "minmax(64px, max-content)"
+    return "max-content"
+
+
+def _cell_title(column: str, value: Any, text: str) -> str:
+    """A cell's tooltip: the whole value (a run id in full, not its first 8 characters)."""
+    if column == "run_id" and isinstance(value, str):
+        return value
+    return text
 
 
 def _cell_text(column: str, value: Any) -> str:
@@ -53,9 +81,11 @@ def _is_numeric(column: str) -> bool:
 
 
 def default_columns(frame: Any) -> list[str]:
-    """The metrics, then the params whose values differ between the runs (a few of each)."""
+    """The metrics, then the params whose values differ between the runs (a few of each);
+    never a param ``runs()`` leaves out by default (``attrs["hidden_params"]``)."""
     metrics = [c for c in frame.columns if c.startswith("metrics.")][:_DEFAULT_MAX]
-    params = [c for c in frame.columns if c.startswith("params.")]
+    hidden = set(frame.attrs.get("hidden_params") or ())
+    params = [c for c in frame.columns if c.startswith("params.") and c not in hidden]
     varying = [c for c in params if frame[c].astype(str).nunique(dropna=True) > 1]
     return metrics + (varying or params)[:_DEFAULT_MAX]
 
@@ -86,7 +116,7 @@ class RunsView(ShownEverywhere, widgets.VBox):
         self._syncing = False
         self._wanted: list[str] | None = None  # the user's column choice, kept across filters
         self.comparison: Any = None
-        self._raw = search_runs(experiment, filter or None, store=store)  # errors raise here
+        self._raw = self._read(filter or None)  # errors raise here
         self.scope: str | None = self._raw.attrs.get("experiment")  # None: every experiment
         from .theme import prewarm
 
@@ -106,6 +136,13 @@ class RunsView(ShownEverywhere, widgets.VBox):
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh", layout=small)
         self.column_chooser = widgets.SelectMultiple(
             description="Columns", rows=6, layout=widgets.Layout(width="60%")
+        )
+        self.all_params = widgets.Checkbox(
+            value=False,
+            description="all params",
+            indent=False,
+            tooltip="also offer the params left at their defaults in every run",
+            layout=widgets.Layout(width="auto"),
         )
         self.sort_by = widgets.Dropdown(description="Sort by", layout=widgets.Layout(width="320px"))
         self.descending = widgets.ToggleButton(
@@ -136,6 +173,7 @@ class RunsView(ShownEverywhere, widgets.VBox):
         self.filter_box.observe(lambda _: self.apply_filter(), "value")
         self.refresh_button.on_click(lambda _: self.apply_filter())
         self.column_chooser.observe(self._columns_chosen, "value")
+        self.all_params.observe(lambda _: self._offer_columns(), "value")
         self.sort_by.observe(lambda _: self._resort(), "value")
         self.descending.observe(lambda _: self._resort(), "value")
         self.prev_button.on_click(lambda _: self.go_to(self.page - 1))
@@ -152,7 +190,7 @@ class RunsView(ShownEverywhere, widgets.VBox):
                     [
                         self.column_chooser,
                         widgets.VBox(
-                            [self.sort_by, self.descending],
+                            [self.sort_by, self.descending, self.all_params],
                             layout=widgets.Layout(align_items="flex-end"),
                         ),
                     ]
@@ -198,7 +236,7 @@ class RunsView(ShownEverywhere, widgets.VBox):
             self.filter_box.value = text  # the observer calls back here
             return
         try:
-            raw = search_runs(self.experiment, self.filter_box.value or None, store=self._store)
+            raw = self._read(self.filter_box.value or None)
         except MlopsError as exc:
             self.error.value = _error_html(str(exc))
             return
@@ -255,11 +293,28 @@ class RunsView(ShownEverywhere, widgets.VBox):
 
     # -- internals -----------------------------------------------------------------------
 
+    def _read(self, filter: str | None) -> Any:
+        """Every param is read (the chooser can offer them all); ``attrs["hidden_params"]``
+        says which ``runs()`` leaves out by default, and the chooser starts without them."""
+        return search_runs(self.experiment, filter, params="all", store=self._store)
+
+    @property
+    def hidden_params(self) -> list[str]:
+        """The param columns the chooser leaves out unless "all params" is ticked: those
+        left at their estimator's defaults in every run, the same in each."""
+        return list(self._raw.attrs.get("hidden_params") or ())
+
+    def _offer_columns(self) -> None:
+        """The chooser's options follow "all params"; the chosen columns stay chosen."""
+        self._set_column_options(list(self.column_chooser.value))
+        self._render()
+
     def _set_column_options(self, chosen: list[str]) -> None:
         cols = self._raw.columns
+        hidden = set() if self.all_params.value else set(self.hidden_params)
         options = (
             [c for c in cols if c.startswith("metrics.")]
-            + [c for c in cols if c.startswith("params.")]
+            + [c for c in cols if c.startswith("params.") and (c not in hidden or c in chosen)]
             + [c for c in cols if c.startswith("tags.")]
         )
         self._syncing = True
@@ -303,7 +358,9 @@ class RunsView(ShownEverywhere, widgets.VBox):
     def _header(self, column: str) -> widgets.Button:
         button = widgets.Button(
             tooltip=f"sort by {column}",
-            layout=widgets.Layout(width="auto", height="26px", padding="0 2px"),
+            layout=widgets.Layout(
+                width="auto", min_width="0", max_width="240px", height="26px", padding="0 2px"
+            ),
         )
         button.style.button_color = "transparent"
         button.style.font_weight = "bold"
@@ -338,10 +395,12 @@ class RunsView(ShownEverywhere, widgets.VBox):
             box.observe(lambda change, i=i: self._box_changed(i, change["new"]), "value")
             self._boxes.append(box)
         self._box_column = widgets.VBox(layout=widgets.Layout(margin="0"))
-        self._column_cells = [widgets.HTML(layout=widgets.Layout(margin="0")) for _ in self._shown]
-        self.grid.layout.grid_template_columns = "22px " + " ".join(
-            "minmax(50px, max-content)" for _ in self._shown
-        )
+        self._column_cells = []
+        for _ in self._shown:
+            cells = widgets.HTML(layout=widgets.Layout(margin="0", min_width="0"))
+            cells.add_class(_COLUMN_CLASS)
+            self._column_cells.append(cells)
+        self.grid.layout.grid_template_columns = "22px " + " ".join(map(_track, self._shown))
         self.grid.children = [
             self._page_box,
             *self._headers,
@@ -375,10 +434,11 @@ class RunsView(ShownEverywhere, widgets.VBox):
                 shown = html.escape(text)
                 if column == "status":
                     shown = f"<span style='color:{_STATUS.get(text, '#9a6700')}'>●</span> {shown}"
-                parts.append(_CELL.format(align=align, title=html.escape(text), text=shown))
+                title = html.escape(_cell_title(column, value, text))
+                parts.append(_CELL.format(align=align, title=title, text=shown))
             cells.value = "".join(parts)
         self.header.value = (
-            "<div style='font-size:13px;margin:2px 0 4px'><b>Runs</b> "
+            _GRID_CSS + "<div style='font-size:13px;margin:2px 0 4px'><b>Runs</b> "
             f"<span style='opacity:.75'>· {html.escape(self.scope_text, quote=False)}</span></div>"
         )
         self.page_label.value = f"<span style='padding:0 10px'>{self._page_text()}</span>"
