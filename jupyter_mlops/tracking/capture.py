@@ -29,6 +29,7 @@ from .estimators import (
     search_children,
 )
 from .flavors import Training, flavor_for, is_model
+from .flavors.base import lookup as _resolve
 from .modelio import dump_model
 from .values import is_metric_value, is_scalar_param, short_repr
 from .writer import DEFAULT_PARAMS_TAG, RunWriter
@@ -109,23 +110,6 @@ class CaptureOptions:
 
 def _skip(name: str) -> bool:
     return name.startswith("_") or name in _IGNORED_NAMES
-
-
-def _resolve(node: ast.expr, ns: Mapping[str, Any]) -> Any:
-    """The object a ``Name`` or dotted ``Attribute`` refers to, or None (never evaluates calls)."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name) or node.id not in ns:
-        return None
-    obj = ns[node.id]
-    for part in reversed(parts):
-        try:
-            obj = getattr(obj, part)
-        except Exception:
-            return None
-    return obj
 
 
 def _call_kinds(value: ast.expr, ns: Mapping[str, Any]) -> set[str]:

@@ -197,7 +197,7 @@ def json_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _lookup(node: ast.expr, ns: Mapping[str, Any]) -> Any:
+def lookup(node: ast.expr, ns: Mapping[str, Any]) -> Any:
     """The object a name or dotted attribute refers to (attributes read, nothing called)."""
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
@@ -222,7 +222,7 @@ def call_value(node: ast.expr | None, ns: Mapping[str, Any], depth: int = 0) -> 
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name | ast.Attribute):
-        return _lookup(node, ns)
+        return lookup(node, ns)
     if isinstance(node, ast.List | ast.Tuple):
         items = [call_value(e, ns, depth + 1) for e in node.elts[:1000]]
         return items if isinstance(node, ast.List) else tuple(items)
