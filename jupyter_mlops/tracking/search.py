@@ -228,17 +228,7 @@ def select_run_ids(
 
 
 # What README's filter language calls the attributes, in its order: every one a column.
-_BASE_COLUMNS = [
-    "run_id",
-    "name",
-    "experiment",
-    "status",
-    "start_time",
-    "end_time",
-    "duration_s",
-    "parent_run_id",
-    "user",
-]
+_BASE_COLUMNS = list(q.ATTRIBUTES)
 _ALL_PARAMS = "all"
 
 

@@ -66,6 +66,7 @@ class Flavor:
     name = ""  # the flavor's name: "sklearn", "xgboost", "lightgbm"
     package = ""  # the top-level module its models' classes live in
     formats: tuple[str, ...] = ()  # the stored formats it reads
+    missing_values: bool | None = None  # takes missing values (None: scikit-learn's tags say)
 
     def handles(self, obj: Any) -> bool:
         """Whether ``obj`` is a model of this flavor (fitted or not)."""
@@ -101,7 +102,7 @@ class Flavor:
 
     def takes_missing(self, model: Any) -> bool | None:
         """Whether the model predicts on missing values (None: ask scikit-learn's tags)."""
-        return None
+        return self.missing_values
 
     def input_adapter(self, signature: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         """A step that turns a validated request frame into what the model takes, or None."""

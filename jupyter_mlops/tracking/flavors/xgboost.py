@@ -112,10 +112,7 @@ class XGBoostFlavor(Flavor):
     name = "xgboost"
     package = "xgboost"
     formats = (FORMAT,)
-
-    def takes_missing(self, model: Any) -> bool | None:
-        """Boosted trees send a missing value down each split's learned default branch."""
-        return True
+    missing_values = True  # boosted trees send them down each split's default branch
 
     def handles(self, obj: Any) -> bool:
         return _class_name(obj) is not None
