@@ -113,18 +113,6 @@ def test_views_render_offline_in_jupyterlab(lab):
         assert statics.count() == 3
         shown = [statics.nth(i).evaluate("e => getComputedStyle(e).display") for i in range(3)]
         assert shown == ["none"] * 3
-        # the first tracked cell's run card, drawn by JupyterLab (the README's picture)
-        card = page.locator(".jp-OutputArea-output .mlops-card", has_text="C=0.01").first
-        deadline = time.monotonic() + 60
-        while card.count() == 0:
-            assert time.monotonic() < deadline, "the first run card is not in the notebook"
-            page.locator(".jp-NotebookPanel .jp-WindowedPanel-outer").first.evaluate(
-                "e => { e.scrollTop = 0; }"
-            )
-            page.wait_for_timeout(500)
-        card.scroll_into_view_if_needed(timeout=30_000)
-        assert "accuracy" in card.inner_text()
-        card.screenshot(path=str(ARTIFACTS / "run_card.png"))
         browser.close()
     assert all(u.startswith(("http", "ws")) for u in blocked)  # only outside requests were refused
 
