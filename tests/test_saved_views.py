@@ -97,6 +97,11 @@ def read_views(html_file: Path, views: dict[str, str]) -> dict[str, list[list[st
         page.goto(html_file.as_uri())
         page.wait_for_load_state("load")
         page.screenshot(path=str(ARTIFACTS / f"export_{html_file.stem}.png"), full_page=True)
+        card = page.locator(".mlops-card").first  # the first run card (README's picture)
+        if card.count():
+            card.scroll_into_view_if_needed()
+            assert card.is_visible() and card.bounding_box()["height"] > 40
+            card.screenshot(path=str(ARTIFACTS / f"run_card_{html_file.stem}.png"))
         found = visible_tables(page, views)
         browser.close()
     assert refused, "the exported page asked for nothing outside: the test would not show it"
