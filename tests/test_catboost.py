@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import struct
 import subprocess
 import sys
 import zipfile
@@ -338,6 +339,29 @@ def _flavor_file(format: str, files: dict[str, bytes], info: dict) -> bytes:
     return buf.getvalue()
 
 
+def lying_cbm(raw: bytes) -> tuple[bytes, bytes]:
+    """Two cbm files that are well-formed FlatBuffers but lie: a tree split naming a binary
+    feature far past the model's, and a CTR hash bucket pointing far past its values."""
+    from jupyter_mlops.tracking.flavors.catboost_check import _BUCKET, _Buffer
+
+    size = struct.unpack_from("<I", raw, 4)[0]
+    trees = _Buffer(raw[8 : 8 + size], "core").root().table(1, "trees")
+    splits_at, _ = trees.vector(1, 4)
+    far_split = bytearray(raw)
+    struct.pack_into("<i", far_split, 8 + splits_at, 10**6)
+    at = 8 + size + 4  # the CTR tables: their count, then each one's size and FlatBuffer
+    table_size = struct.unpack_from("<I", raw, at)[0]
+    table = _Buffer(raw[at + 4 : at + 4 + table_size], "ctr").root()
+    buckets_at, count = table.vector(1, 1)
+    far_bucket = bytearray(raw)
+    for i in range(count // _BUCKET):
+        pos = at + 4 + buckets_at + i * _BUCKET
+        if struct.unpack_from("<Q", raw, pos)[0] != 2**64 - 1:  # a bucket in use
+            struct.pack_into("<I", far_bucket, pos + 8, 10**6)
+            break
+    return bytes(far_split), bytes(far_bucket)
+
+
 def test_crafted_cbm_files_are_refused_and_run_nothing(ip, tmp_path):
     track(ip, SETUP, CB_CELL)
     marker = tmp_path / "pwned"
@@ -351,6 +375,7 @@ def test_crafted_cbm_files_are_refused_and_run_nothing(ip, tmp_path):
         return _flavor_file("catboost-cbm", {"model.cbm": model}, {**info, "class": name})
 
     huge = raw[:4] + (2**31).to_bytes(4, "little") + raw[8:]
+    far_split, far_bucket = lying_cbm(raw)
     cases = [
         (payload, "not a catboost-cbm archive"),  # a pickle that claims the format
         (b"\x00garbage" * 50, "not a catboost-cbm archive"),
@@ -358,6 +383,10 @@ def test_crafted_cbm_files_are_refused_and_run_nothing(ip, tmp_path):
         (cbm_file(raw[: len(raw) // 2]), "not a CatBoost cbm model"),  # cut short
         (cbm_file(huge), "claims 2147483648 bytes"),
         (cbm_file(b"CBM1"), "not a CatBoost cbm model"),
+        (cbm_file(raw + b"\0" * 8), "8 bytes follow the model"),
+        # well-formed files that lie: CatBoost's own reader would read past its arrays
+        (cbm_file(far_split), "splits on a binary feature outside its"),
+        (cbm_file(far_bucket), "bucket points past its"),
         (cbm_file(raw, "os.system"), "os.system"),
         (cbm_file(raw, "CatBoostClassifier.__init__"), "not a CatBoost model"),
         (_flavor_file("xgboost-ubj", {"model.cbm": raw}, info), "format 'xgboost-ubj'"),
@@ -409,10 +438,11 @@ except MlopsError as exc:
 """
     x = np.random.default_rng(0).normal(size=(60, 3))
     with mlops.track("cb") as run:
-        cb.CatBoostRegressor(
+        model = cb.CatBoostRegressor(
             iterations=3, thread_count=1, verbose=False, allow_writing_files=False
         ).fit(x, x[:, 0])
     mlops.register(run.run_id, "cb")
+    assert np.array_equal(mlops.load_model("cb@1").predict(x), model.predict(x))
     env = {"MLOPS_HOME": str(store_dir), "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
