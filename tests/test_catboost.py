@@ -449,3 +449,33 @@ except MlopsError as exc:
     )
     assert out.returncode == 0, out.stderr
     assert "catboost is not installed here: pip install 'jupyter_mlops[catboost]'" in out.stdout
+
+
+def test_grown_trees_round_trip_and_text_features_need_trust(store_dir):
+    """Non-symmetric trees (Lossguide, Depthwise) save as cbm and load the same; a model
+    with text features (whose processing the check does not read) is kept as a pickle,
+    which loads only with trusted=True."""
+    from jupyter_mlops.errors import UntrustedModelError
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=300), "seg": rng.choice(list("pqr"), 300)})
+    y = x.a * 2 + (x.seg == "p")
+    kw = {"iterations": 8, "thread_count": 1, "verbose": False, "allow_writing_files": False}
+    for policy in ("Lossguide", "Depthwise"):
+        with mlops.track(policy) as run:
+            model = cb.CatBoostRegressor(grow_policy=policy, cat_features=["seg"], **kw).fit(x, y)
+        mv = mlops.register(run.run_id, policy.lower())
+        assert mv.format == "catboost-cbm"
+        assert np.array_equal(mlops.load_model(f"{policy.lower()}@1").predict(x), model.predict(x))
+
+    words = x.assign(note=np.where(x.a > 0, "good day", "bad day so so"))
+    with mlops.track("text") as run:
+        model = cb.CatBoostClassifier(text_features=["note"], cat_features=["seg"], **kw).fit(
+            words, (x.a > 0).astype(int)
+        )
+    mv = mlops.register(run.run_id, "text")
+    assert mv.format == "pickle"
+    with pytest.raises(UntrustedModelError, match="trusted=True"):
+        mlops.load_model("text@1")
+    loaded = mlops.load_model("text@1", trusted=True)
+    assert np.array_equal(loaded.predict_proba(words), model.predict_proba(words))

@@ -143,6 +143,10 @@ class CatBoostFlavor(Flavor):
             model.save_model(path, format="cbm")
             with open(path, "rb") as f:
                 raw = f.read()
+        try:  # what load will refuse (text or embedding features) is not saved as cbm
+            check_cbm(raw)
+        except CbmError as exc:
+            raise MlopsError(f"CatBoost's cbm of this model cannot be checked: {exc}") from exc
         params = model.get_params()
         info: dict[str, Any] = {"class": name, "catboost_version": self.version()}
         info["params"] = json_params(params)
