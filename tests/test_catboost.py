@@ -479,3 +479,43 @@ def test_grown_trees_round_trip_and_text_features_need_trust(store_dir):
         mlops.load_model("text@1")
     loaded = mlops.load_model("text@1", trusted=True)
     assert np.array_equal(loaded.predict_proba(words), model.predict_proba(words))
+
+
+@pytest.mark.filterwarnings("ignore:jupyter_mlops. input 'arr' was not versioned")
+def test_arrays_and_integer_categories_serve_from_json_columns(store_dir, tmp_path):
+    """A model fitted on an object array (numbers and text mixed) takes numbers and text
+    columns ``x0…``; integer codes given as ``cat_features`` take whole numbers (a JSON
+    client sends 1.0); a docker export serves the same from its folder."""
+    from jupyter_mlops.serving.model import load_directory
+
+    rng = np.random.default_rng(0)
+    arr = np.empty((300, 3), dtype=object)
+    arr[:, 0], arr[:, 1] = rng.normal(size=300), rng.normal(size=300)
+    arr[:, 2] = rng.choice(list("xyz"), 300)
+    labels = ((arr[:, 0].astype(float) + (arr[:, 2] == "x")) > 0.3).astype(int)
+    kw = {"iterations": 8, "thread_count": 1, "verbose": False, "allow_writing_files": False}
+    with mlops.track("array") as run:
+        model = cb.CatBoostClassifier(cat_features=[2], **kw).fit(arr, labels)
+    mv = mlops.register(run.run_id, "array")
+    assert [(i["name"], i["dtype"]) for i in mv.signature["inputs"]] == [
+        ("x0", "float64"),
+        ("x1", "float64"),
+        ("x2", "object"),
+    ]
+    folder = mlops.export_model("array@1", "docker", tmp_path / "array")
+    served = load_directory(folder / "model")
+    columns = {"x0": arr[:20, 0].tolist(), "x1": arr[:20, 1].tolist(), "x2": arr[:20, 2].tolist()}
+    out = served.predict(served.schema.frame(columns), ("predict", "predict_proba"))
+    assert out["predict"].tolist() == model.predict(arr[:20]).tolist()
+    assert np.array_equal(out["predict_proba"], model.predict_proba(arr[:20]))
+
+    x = pd.DataFrame({"a": rng.normal(size=300), "code": rng.integers(0, 4, 300)})
+    with mlops.track("codes") as run:
+        coded = cb.CatBoostClassifier(cat_features=["code"], **kw).fit(
+            x, ((x.a + (x.code == 1)) > 0.3).astype(int)
+        )
+    mv = mlops.register(run.run_id, "codes")
+    assert mv.signature["inputs"][1] == {"name": "code", "dtype": "int64", "categorical": True}
+    served = load_directory(mlops.export_model("codes@1", "docker", tmp_path / "codes") / "model")
+    frame = served.schema.frame({"a": x.a.tolist(), "code": [float(c) for c in x.code]})
+    assert served.predict(frame)["predict"].tolist() == coded.predict(x).tolist()

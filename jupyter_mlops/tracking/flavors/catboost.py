@@ -242,6 +242,13 @@ class CatBoostFlavor(Flavor):
         for i in indices:  # a categorical column no frame told the dtype of: text
             if 0 <= i < len(inputs) and sig["inputs"][i].get("dtype", "").startswith("float"):
                 sig["inputs"][i]["dtype"] = "object"  # CatBoost takes text or integers here
+        try:
+            numeric = [int(i) for i in model._get_float_feature_indices()]
+        except Exception:
+            numeric = []
+        for i in numeric:  # the numbers of an object array (mixed with its categories)
+            if 0 <= i < len(inputs) and sig["inputs"][i].get("dtype") == "object":
+                sig["inputs"][i]["dtype"] = "float64"
         sig = mark_categorical(
             sig, dict.fromkeys(columns), [x, *frames] if x is not None else frames
         )

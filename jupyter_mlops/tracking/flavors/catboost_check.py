@@ -27,6 +27,8 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 __all__ = ["CbmError", "check_cbm"]
 
 MAGIC = b"CBM1"
@@ -390,15 +392,13 @@ def _ctr_table(data: memoryview, n_cat: int, borders: dict[tuple[Any, ...], list
             for border in borders.get(key, []):
                 if not 0 <= border < classes:
                     raise CbmError(f"a CTR's target border {border} is outside {classes}")
-    empty = False
-    for i in range(n):
-        hash_value, index = struct.unpack_from("<QI", buckets, _BUCKET * i)
-        if hash_value == _INVALID_HASH:
-            empty = True
-        elif index != _NOT_FOUND and index >= entries:
-            raise CbmError(f"a CTR table's bucket points past its {entries} values")
-    if not empty:
+    hashed = np.frombuffer(buckets, dtype=np.dtype([("hash", "<u8"), ("index", "<u4")]))
+    used = hashed["hash"] != _INVALID_HASH
+    if used.all():
         raise CbmError("a CTR table's hash has no empty bucket (a lookup would not end)")
+    index = hashed["index"][used]
+    if np.any((index != _NOT_FOUND) & (index >= entries)):
+        raise CbmError(f"a CTR table's bucket points past its {entries} values")
     return key
 
 
