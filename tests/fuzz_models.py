@@ -1,4 +1,4 @@
-"""Crafted XGBoost and LightGBM model files, loaded the way the store loads them.
+"""Crafted XGBoost, LightGBM and CatBoost model files, loaded the way the store loads them.
 
 Run as ``python -m tests.fuzz_models FRAMEWORK COUNT``: it prints one line of counts and
 exits 0 when every file either loaded into a model that predicts or was refused with an
@@ -160,10 +160,49 @@ def lightgbm_cases(count: int) -> list[bytes]:
     return out
 
 
+WORDS = [0, 1, -1, 2, 3, 7, 255, 1000, 65535, 10**6, 2**31 - 1, -(2**31)]
+
+
+def catboost_cases(count: int) -> list[bytes]:
+    import catboost as cb
+
+    x, y = frame()
+    model = cb.CatBoostClassifier(
+        iterations=4,
+        depth=3,
+        cat_features=["c"],
+        thread_count=1,
+        verbose=False,
+        allow_writing_files=False,
+    ).fit(x, y)
+    raw = model._serialize_model()
+    out = []
+    for seed in range(count):
+        r = random.Random(seed)
+        mode = seed % 3
+        data = bytearray(raw)
+        if mode == 0:  # cut short
+            data = data[: r.randrange(len(data))]
+        elif mode == 1:  # bytes flipped
+            for _ in range(r.randrange(1, 8)):
+                data[r.randrange(len(data))] = r.randrange(256)
+        else:  # whole numbers replaced: sizes, offsets, indices, counts that lie
+            for _ in range(r.randrange(1, 3)):
+                at = r.randrange(8, len(data) - 4) & ~3
+                data[at : at + 4] = struct.pack("<i", r.choice(WORDS))
+        out.append(
+            pack("catboost-cbm", {"model.cbm": bytes(data)}, {"class": "CatBoostClassifier"})
+        )
+    return out
+
+
 def main(framework: str, count: int) -> None:
     x, _ = frame()
-    cases = xgboost_cases(count) if framework == "xgboost" else lightgbm_cases(count)
-    fmt = "xgboost-ubj" if framework == "xgboost" else "lightgbm-txt"
+    make = {"xgboost": xgboost_cases, "lightgbm": lightgbm_cases, "catboost": catboost_cases}
+    cases = make[framework](count)
+    fmt = {"xgboost": "xgboost-ubj", "lightgbm": "lightgbm-txt", "catboost": "catboost-cbm"}[
+        framework
+    ]
     seen: collections.Counter[str] = collections.Counter()
     for data in cases:
         try:

@@ -235,7 +235,7 @@ def test_import_is_light():
 
 def test_frameworks_are_imported_only_for_their_own_models(tmp_path):
     """Importing the package, tracking and loading a scikit-learn model never imports
-    XGBoost or LightGBM (or their flavors), installed or not."""
+    XGBoost, LightGBM or CatBoost (or their flavors), installed or not."""
     code = (
         "import sys, numpy as np, jupyter_mlops as mlops\n"
         "from sklearn.linear_model import LogisticRegression\n"
@@ -244,8 +244,9 @@ def test_frameworks_are_imported_only_for_their_own_models(tmp_path):
         "    model = LogisticRegression().fit(x, y)\n"
         "mlops.register(run.run_id, 'plain')\n"
         "mlops.load_model('plain@1').predict(x)\n"
-        "names = ('xgboost', 'lightgbm', 'jupyter_mlops.tracking.flavors.xgboost',\n"
-        "         'jupyter_mlops.tracking.flavors.lightgbm')\n"
+        "names = ('xgboost', 'lightgbm', 'catboost', 'jupyter_mlops.tracking.flavors.xgboost',\n"
+        "         'jupyter_mlops.tracking.flavors.lightgbm',\n"
+        "         'jupyter_mlops.tracking.flavors.catboost')\n"
         "print(','.join(m for m in names if m in sys.modules))"
     )
     env = {**os.environ, "MLOPS_HOME": str(tmp_path / "store")}

@@ -39,7 +39,22 @@ def missing_value_columns(
     except Exception:  # an estimator we cannot read: only the training data decides
         status = {}
     taken = {n for n in names if status.get(n, FAIL) in (OK, UNUSED)}
-    return frozenset(taken | (set(trained_with) & set(names)))
+    taken |= set(trained_with) & set(names)
+    return frozenset(taken - _refused_by_flavor(model, list(names)))
+
+
+def _refused_by_flavor(model: Any, names: list[str]) -> set[str]:
+    """The columns the model's flavor says it never takes missing values in (CatBoost's
+    categorical features), whatever the rest of the model does."""
+    from ..tracking.flavors import flavor_for
+
+    kind = flavor_for(model)
+    if kind is None:
+        return set()
+    try:
+        return set(kind.refuses_missing(model, names))
+    except Exception:
+        return set()
 
 
 def trained_with_missing(signature: dict[str, Any]) -> set[str]:

@@ -381,9 +381,11 @@ class CellCapture:
         for model in models:
             run.log_params(estimator_params(model.name, model.obj))
             defaults += default_params(model.name, model.obj)
+            training = trainings.get(model.name)
+            if training is not None:  # settings the framework chose: defaults too
+                defaults += [f"{model.name}.{k}" for k in training.defaults]
             if defaults:  # the run card folds these; set at once, whatever follows fails
                 run.set_tag(DEFAULT_PARAMS_TAG, json.dumps(sorted(set(defaults))))
-            training = trainings.get(model.name)
             if training is not None:
                 prefix = "" if len(trainings) == 1 else f"{model.name}."
                 log_training(run, model.name, training, prefix)

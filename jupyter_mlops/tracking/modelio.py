@@ -1,6 +1,7 @@
 """Model artifacts: each model saved by its flavor in a format that runs no code when
-loaded (skops for scikit-learn, UBJSON for XGBoost, model text for LightGBM), pickle only
-when its flavor cannot save it, and loading a pickle only with ``trusted=True``.
+loaded (skops for scikit-learn, UBJSON for XGBoost, model text for LightGBM, cbm for
+CatBoost), pickle only when its flavor cannot save it, and loading a pickle only with
+``trusted=True``.
 
 Everything read from a store or a folder is untrusted input: the stored format picks the
 flavor that reads it, and a file that does not read as that format is an ``MlopsError``.
@@ -41,8 +42,8 @@ def load_model_bytes(data: bytes, format: str, trusted: Trusted = False) -> Any:
 
     A skops file loads when every name in it is trusted by skops or by this package's
     explicit lists; any other type needs ``trusted=[<its name>, …]`` (or ``trusted=True``,
-    which trusts the whole file). XGBoost and LightGBM files hold data only and load as
-    they are. A pickle needs ``trusted=True``.
+    which trusts the whole file). XGBoost, LightGBM and CatBoost files hold data only and
+    load once checked. A pickle needs ``trusted=True``.
     """
     if format == "pickle":
         if trusted is not True:

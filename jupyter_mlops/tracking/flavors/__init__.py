@@ -19,9 +19,19 @@ from .base import Flavor, Training
 __all__ = ["Flavor", "Training", "flavor_for", "flavor_for_format", "flavor_named", "is_model"]
 
 # top-level module of a model's class → the flavor module that knows it
-_BY_PACKAGE = {"xgboost": "xgboost", "lightgbm": "lightgbm", "sklearn": "sklearn"}
+_BY_PACKAGE = {
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "catboost": "catboost",
+    "sklearn": "sklearn",
+}
 # stored format → flavor module
-_BY_FORMAT = {"skops": "sklearn", "xgboost-ubj": "xgboost", "lightgbm-txt": "lightgbm"}
+_BY_FORMAT = {
+    "skops": "sklearn",
+    "xgboost-ubj": "xgboost",
+    "lightgbm-txt": "lightgbm",
+    "catboost-cbm": "catboost",
+}
 _LOADED: dict[str, Flavor] = {}
 
 
@@ -63,8 +73,8 @@ def flavor_for_format(format: str) -> Flavor | None:
 
 
 def is_model(obj: Any) -> bool:
-    """A fitted model of any flavor (a scikit-learn estimator, an XGBoost or LightGBM
-    model or booster)."""
+    """A fitted model of any flavor (a scikit-learn estimator, an XGBoost, LightGBM or
+    CatBoost model or booster)."""
     flavor = flavor_for(obj)
     if flavor is None:
         return False

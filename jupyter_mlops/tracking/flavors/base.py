@@ -58,12 +58,14 @@ class Training:
     importance: dict[str, float] | None = None  # feature → gain
     importance_type: str = "gain"
     params: dict[str, Any] = field(default_factory=dict)  # a training function's params
+    # the keys of ``params`` the framework chose itself (folded with the defaults)
+    defaults: list[str] = field(default_factory=list)
 
 
 class Flavor:
     """One framework's models. Subclasses set the names and override what applies."""
 
-    name = ""  # the flavor's name: "sklearn", "xgboost", "lightgbm"
+    name = ""  # the flavor's name: "sklearn", "xgboost", "lightgbm", "catboost"
     package = ""  # the top-level module its models' classes live in
     formats: tuple[str, ...] = ()  # the stored formats it reads
     missing_values: bool | None = None  # takes missing values (None: scikit-learn's tags say)
@@ -103,6 +105,11 @@ class Flavor:
     def takes_missing(self, model: Any) -> bool | None:
         """Whether the model predicts on missing values (None: ask scikit-learn's tags)."""
         return self.missing_values
+
+    def refuses_missing(self, model: Any, names: list[str]) -> set[str]:
+        """The input columns (of ``names``, the signature's) where the model refuses missing
+        values even though it takes them elsewhere; empty for most flavors."""
+        return set()
 
     def input_adapter(self, signature: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         """A step that turns a validated request frame into what the model takes, or None."""
