@@ -128,6 +128,12 @@ class Flavor:
         that serves the model; most models serve as they are."""
         return model
 
+    def scorable(self, model: Any) -> Any:
+        """The model as scikit-learn's scorers take it (a gate scores this): an
+        estimator with ``predict`` (and ``classes_``/``predict_proba`` for a classifier).
+        Most models are one already; a booster whose output is a probability is not."""
+        return self.servable(model)
+
     def takes_missing(self, model: Any) -> bool | None:
         """Whether the model predicts on missing values (None: ask scikit-learn's tags)."""
         return self.missing_values

@@ -262,6 +262,20 @@ class LightGBMFlavor(Flavor):
     def input_adapter(self, signature: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         return categorical_adapter(signature)
 
+    def scorable(self, model: Any) -> Any:
+        """A Booster by its objective: probabilities (``binary``, ``multiclass``) score
+        as a classifier, anything else as a regressor."""
+        if type(model).__name__ != BOOSTER:
+            return model
+        from .scoring import ProbabilityClassifier, ValueRegressor
+
+        objective = str((model.params or {}).get("objective") or "").split(" ")[0]
+        if objective in ("binary", "cross_entropy", "xentropy"):
+            return ProbabilityClassifier(model, 2)
+        if objective in ("multiclass", "softmax"):
+            return ProbabilityClassifier(model, int(model.params.get("num_class") or 2))
+        return ValueRegressor(model)
+
     # -- export ---------------------------------------------------------------------------
     def to_onnx(self, model: Any, inputs: OnnxInputs) -> Any:
         """onnxmltools' LightGBM converter (probabilities as a tensor, not a ZipMap)."""

@@ -257,6 +257,24 @@ class XGBoostFlavor(Flavor):
     def servable(self, model: Any) -> Any:
         return BoosterPredictor(model) if type(model).__name__ == BOOSTER else model
 
+    def scorable(self, model: Any) -> Any:
+        """A Booster by its objective: probabilities (``binary:logistic``,
+        ``multi:softprob``) score as a classifier, anything else as a regressor."""
+        if type(model).__name__ != BOOSTER:
+            return model
+        import json
+
+        from .scoring import ProbabilityClassifier, ValueRegressor
+
+        learner = json.loads(model.save_config())["learner"]
+        objective = str(learner["objective"]["name"])
+        n_classes = int(learner["learner_model_param"].get("num_class") or 0)
+        if objective in ("binary:logistic", "reg:logistic"):
+            return ProbabilityClassifier(BoosterPredictor(model), 2)
+        if objective == "multi:softprob":
+            return ProbabilityClassifier(BoosterPredictor(model), n_classes)
+        return ValueRegressor(BoosterPredictor(model))
+
     def input_adapter(self, signature: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         return categorical_adapter(signature)
 
