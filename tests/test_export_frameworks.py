@@ -20,7 +20,7 @@ from jupyter_mlops.errors import ValidationError
 from jupyter_mlops.serving.export import EXPORT_MARKER
 
 from .conftest import cli
-from .test_export import churn_frame, clean_env, interop_python
+from .test_export import Threshold, churn_frame, clean_env, interop_python
 from .test_frameworks import (
     LGB_CELL,
     LGB_TRAIN_CELL,
@@ -171,7 +171,7 @@ def test_onnx_export_of_scikit_learn_pipelines_with_text_columns(store_dir, tmp_
         np.testing.assert_allclose(proba, model.predict_proba(test), atol=1e-5)
 
 
-def test_onnx_refuses_what_does_not_convert_or_agree_and_writes_nothing(ip, tmp_path):
+def test_onnx_refuses_what_does_not_convert_or_agree_and_writes_nothing(ip, store_dir, tmp_path):
     from sklearn.neighbors import NearestCentroid
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -187,6 +187,17 @@ def test_onnx_refuses_what_does_not_convert_or_agree_and_writes_nothing(ip, tmp_
         assert "Nothing was written" in str(info.value) and "--format docker" in str(info.value)
     assert {p.name: p.read_bytes() for p in previous.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if "export-" in p.name] == []
+    # the command line says the same and exits 2
+    done = cli(store_dir, "export", "segments@1", "--format", "onnx", str(tmp_path / "cli"))
+    assert done.returncode == 2 and "pandas Categorical features (segment)" in done.stderr
+    assert not (tmp_path / "cli").exists()
+    # a model of no flavor (a pickle, trusted) has no converter
+    with mlops.track("rule", capture=False) as run:
+        mlops.log_model(Threshold(12.0), "rule")
+    mlops.register(run.run_id, "rule")
+    with pytest.raises(ValidationError, match="which no ONNX converter takes"):
+        mlops.export_model("rule@1", "onnx", tmp_path / "rule", trusted=True)
+    assert not (tmp_path / "rule").exists()
 
     x, y = ip.user_ns["X_train"], ip.user_ns["y_train"]
     # a step no converter takes is named
@@ -279,6 +290,8 @@ def test_mlflow_export_of_boosted_models_loads_in_mlflow_with_its_own_flavors(ip
         assert pyfunc["loader_module"] == f"mlflow.{flavor}" and pyfunc["data"] == model_file
         conf = mlmodel["flavors"][flavor]
         assert conf["data"] == model_file and conf["model_class"] == model_class
+        # MLflow's schema has no categorical type: those models are exported without one
+        assert ("signature" in mlmodel) == (rows is x_test), name
         requirements = (out / "requirements.txt").read_text()
         assert f"{'xgboost-cpu' if flavor == 'xgboost' else 'lightgbm'}==" in requirements
         cases.append(_case(name, out, rows))

@@ -142,6 +142,7 @@ def onnx_feed(frame: Any, inputs: Any) -> dict[str, Any]:
 def _sample(mv: Any, store: Any, features: list[str]) -> tuple[Any, str]:
     """Rows to verify on: up to SAMPLE_ROWS of a recorded training data version holding
     the input columns, else the signature's example row."""
+    import numpy as np
     import pandas as pd
 
     from ..data.versions import load_data
@@ -153,6 +154,8 @@ def _sample(mv: Any, store: Any, features: list[str]) -> tuple[Any, str]:
             frame = load_data(item["ref"], store)
         except MlopsError:
             continue
+        if isinstance(frame, np.ndarray) and frame.ndim == 2 and frame.shape[1] == len(features):
+            frame = pd.DataFrame(frame, columns=features)  # a model fitted on an array
         if isinstance(frame, pd.DataFrame) and features and all(c in frame for c in features):
             rows = frame[features]
             if len(rows) > SAMPLE_ROWS:
@@ -167,24 +170,33 @@ def _sample(mv: Any, store: Any, features: list[str]) -> tuple[Any, str]:
 
 
 def _typed(frame: Any, signature: dict[str, Any], model: Any) -> Any:
-    """The sample as the served model takes it (the flavor's input step applied)."""
+    """The sample as the served model takes it: an array for a model fitted on one, else
+    the frame with the flavor's input step applied."""
     from ..tracking.flavors import flavor_for
 
+    if signature.get("input_kind") == "ndarray":
+        return frame.to_numpy()
     flavor = flavor_for(model)
     adapt = flavor.input_adapter(signature) if flavor is not None else None
     return adapt(frame) if adapt is not None else frame
 
 
-def _convert(mv: Any, model: Any, inputs: Any) -> Any:
+def _flavor(mv: Any, model: Any) -> Any:
     from ..tracking.flavors import flavor_for
 
     flavor = flavor_for(model)
-    what = f"{type(model).__module__}.{type(model).__qualname__}"
     if flavor is None:
+        what = f"{type(model).__module__}.{type(model).__qualname__}"
         raise ValidationError(
             f"Model {mv.ref} is a {what}, which no ONNX converter takes (ONNX export covers "
             "scikit-learn, XGBoost and LightGBM models); export it with --format docker."
         )
+    return flavor
+
+
+def _convert(mv: Any, model: Any, inputs: Any) -> Any:
+    flavor = _flavor(mv, model)
+    what = f"{type(model).__module__}.{type(model).__qualname__}"
     try:
         return flavor.to_onnx(model, inputs)
     except ImportError as exc:
@@ -320,6 +332,7 @@ def write_onnx(folder: Path, mv: Any, model: Any, store: Any) -> OnnxCheck:
     import onnx
 
     signature = mv.signature or {}
+    _flavor(mv, model)
     inputs = onnx_inputs(model, signature)
     proto = _convert(mv, model, inputs)
     features = [name for name, _ in inputs.columns]
