@@ -43,6 +43,18 @@ booster = lgb.train(
 )
 """
 
+XGB_TRAIN_CELL = """%%track --register churn
+import xgboost as xgb
+X_train, X_test, y_train, y_test = train_test_split(
+    df.drop(columns="churned"), df.churned, random_state=0
+)
+dtrain = xgb.DMatrix(X_train, label=y_train)
+dvalid = xgb.DMatrix(X_test, label=y_test)
+booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 1}, dtrain,
+                    num_boost_round=150, evals=[(dvalid, "valid")], early_stopping_rounds=10,
+                    verbose_eval=False)
+"""
+
 
 def test_retrain_replays_an_xgboost_champion_and_gates_on_its_model(ip):
     champion = train_champion(ip, cell=XGB_CELL)
@@ -80,9 +92,11 @@ def test_retrain_replays_an_xgboost_champion_and_gates_on_its_model(ip):
     )
 
 
-def test_retrain_gates_a_lightgbm_booster_as_the_classifier_its_objective_makes_it(ip):
-    train_champion(ip, cell=LGB_TRAIN_CELL)
-    assert type(mlops.load_model("churn@production")) is lgb.Booster
+@pytest.mark.parametrize("cell", [LGB_TRAIN_CELL, XGB_TRAIN_CELL], ids=["lgb.train", "xgb.train"])
+def test_retrain_gates_a_booster_as_the_classifier_its_objective_makes_it(ip, cell):
+    train_champion(ip, cell=cell)
+    booster_class = lgb.Booster if "lgb.train" in cell else xgb.Booster
+    assert type(mlops.load_model("churn@production")) is booster_class
     new_world()
     job = mlops.retrain(
         "churn",
@@ -97,11 +111,16 @@ def test_retrain_gates_a_lightgbm_booster_as_the_classifier_its_objective_makes_
     # the score is the booster's own probabilities, thresholded at 0.5
     booster = mlops.load_model("churn@production")
     holdout = mlops.load_data("churn_holdout@latest")
-    predicted = booster.predict(holdout.drop(columns="churned")) > 0.5
+    features = holdout.drop(columns="churned")
+    if booster_class is xgb.Booster:
+        features = xgb.DMatrix(features)
+    predicted = booster.predict(features) > 0.5
     assert (predicted == holdout.churned.astype(bool)).mean() == pytest.approx(
         scores["challenger"]["accuracy"]
     )
-    # a metric that needs a classifier on a regression booster is a clear FAIL line
+
+
+def test_a_regression_booster_scores_as_a_regressor_and_says_so_for_accuracy():
     from jupyter_mlops.retraining.gate import Candidate, Holdout, evaluate_gate, parse_gate
 
     frame = churn_data(3, 300)
