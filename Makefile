@@ -38,16 +38,20 @@ $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null
 
 # MLflow in a venv of its own (never a dependency of the package): the export tests load the
-# exported MLflow model with it, on the same scikit-learn, pandas, numpy and scipy as .venv.
+# exported MLflow models with it, on the same scikit-learn, pandas, numpy and scipy as .venv,
+# and on the same versions of the frameworks (XGBoost, LightGBM) and skops that .venv has.
 INTEROP       := .interop-venv
 INTEROP_STAMP := $(INTEROP)/.installed
 INTEROP_PIP   := $(INTEROP)/bin/python -m pip --disable-pip-version-check -q
 MLFLOW_SKINNY := mlflow-skinny==3.17.2
+INTEROP_PINS  := scikit-learn pandas numpy scipy xgboost-cpu lightgbm skops
+# "name==version" for each of INTEROP_PINS installed in .venv
+PINNED_IN_VENV = $$($(BIN)/python -c 'import sys, importlib.metadata as m; have = {d.metadata["Name"].lower().replace("_", "-"): d.version for d in m.distributions()}; print(" ".join(f"{n}=={have[n]}" for n in sys.argv[1:] if n in have))' $(INTEROP_PINS))
 
 $(INTEROP_STAMP): $(STAMP) Makefile
 	test -x $(INTEROP)/bin/python || $(BIN)/python -m venv $(INTEROP)
 	$(INTEROP_PIP) install -U pip 2>&1 | grep -v "is ignored" || true
-	$(INTEROP_PIP) install '$(MLFLOW_SKINNY)' $$($(BIN)/python -c 'from importlib.metadata import version; print(" ".join(f"{d}=={version(d)}" for d in ("scikit-learn", "pandas", "numpy", "scipy")))') 2>&1 | grep -v "is ignored" || true
+	$(INTEROP_PIP) install '$(MLFLOW_SKINNY)' $(PINNED_IN_VENV) 2>&1 | grep -v "is ignored" || true
 	$(INTEROP)/bin/python -c 'import mlflow.pyfunc, mlflow.sklearn, sklearn, pandas'
 	touch $(INTEROP_STAMP)
 

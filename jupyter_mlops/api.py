@@ -430,8 +430,10 @@ def export_model(
     trusted: bool = False,
 ) -> Any:
     """Export a registered model for other platforms: ``format="mlflow"`` (an MLflow model
-    folder), ``"docker"`` (an image build context serving OIP v2 and ``/invocations``) or
-    ``"kserve"`` (the docker context plus a KServe InferenceService). Returns the folder."""
+    folder, in MLflow's own flavor for XGBoost and LightGBM), ``"onnx"`` (``model.onnx``,
+    verified in onnxruntime against the model's predictions), ``"docker"`` (an image build
+    context serving OIP v2 and ``/invocations``) or ``"kserve"`` (the docker context plus a
+    KServe InferenceService). Returns the folder."""
     from .serving.export import export_model as _export_model
 
     return _export_model(reference, format, outdir, image=image, trusted=trusted)

@@ -311,15 +311,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("reference")
     p.set_defaults(func=_cmd_undeploy)
     p = sub.add_parser(
-        "export", help="Export a model for other platforms: MLflow, a Docker image, KServe."
+        "export",
+        help="Export a model for other platforms: MLflow, ONNX, a Docker image, KServe.",
     )
     p.add_argument("reference", help="A model reference (churn@production).")
     p.add_argument(
         "--format",
         required=True,
-        metavar="{mlflow,docker,kserve}",
-        help="mlflow (MLflow model folder), docker (image build context) or kserve "
-        "(docker context plus an InferenceService).",
+        metavar="{mlflow,onnx,docker,kserve}",
+        help="mlflow (MLflow model folder), onnx (model.onnx, checked in onnxruntime), "
+        "docker (image build context) or kserve (docker context plus an InferenceService).",
     )
     p.add_argument("outdir", help="A new or empty folder, or a previous export to replace.")
     p.add_argument(

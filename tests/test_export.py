@@ -367,10 +367,10 @@ def test_kserve_manifest_from_the_cli(churn, tmp_path, capsys):
 # -- bad input ------------------------------------------------------------------------------
 def test_bad_input_gives_clear_errors_and_touches_nothing(churn, tmp_path, capsys):
     out = tmp_path / "nowhere"
-    code = cli_main(["export", "churn@production", "--format", "onnx", str(out)])
+    code = cli_main(["export", "churn@production", "--format", "pmml", str(out)])
     err = capsys.readouterr().err
     assert code == 2
-    assert "Unknown export format 'onnx'" in err and "mlflow, docker, kserve" in err
+    assert "Unknown export format 'pmml'" in err and "mlflow, onnx, docker, kserve" in err
     assert not out.exists()
 
     with pytest.raises(NotFoundError, match="No registered model 'churm'"):
@@ -386,7 +386,7 @@ def test_bad_input_gives_clear_errors_and_touches_nothing(churn, tmp_path, capsy
     (busy / "train.py").write_text("print('mine')\n")
     (busy / "notes" / "todo.md").write_text("keep me\n")
     before = {p: p.read_bytes() for p in busy.rglob("*") if p.is_file()}
-    for fmt in ("mlflow", "docker", "kserve"):
+    for fmt in ("mlflow", "onnx", "docker", "kserve"):
         with pytest.raises(ValidationError, match="is not empty") as info:
             export_model("churn@production", fmt, busy)
         assert "new or empty folder" in str(info.value)

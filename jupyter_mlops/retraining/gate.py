@@ -509,14 +509,19 @@ def _missing_line(challenger: Candidate) -> GateLine:
 def _scores(
     candidate: Candidate, metrics: Sequence[str], holdout: Holdout
 ) -> tuple[dict[str, float], str | None]:
-    """Each metric of ``candidate`` on the holdout, its own columns in its own order."""
+    """Each metric of ``candidate`` on the holdout, its own columns in its own order,
+    scored on the framework's model as its flavor gives it to scikit-learn's scorers."""
+    from ..tracking.flavors import flavor_for
+
+    flavor = flavor_for(candidate.model)
+    model = flavor.scorable(candidate.model) if flavor is not None else candidate.model
     out: dict[str, float] = {}
     who = candidate.label
     features = candidate.features
     x = holdout.x[features] if features and hasattr(holdout.x, "columns") else holdout.x
     for metric in metrics:
         try:
-            out[metric] = score(metric, candidate.model, x, holdout.y)
+            out[metric] = score(metric, model, x, holdout.y)
         except Exception as exc:
             return out, f"{who} cannot be scored on {metric}: {type(exc).__name__}: {exc}"
     return out, None

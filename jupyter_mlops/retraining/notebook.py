@@ -81,6 +81,9 @@ def execute_notebook(
                 progress_bar=False,
                 log_output=False,
                 kernel_name="python3",
+                # parameters are written as Python even when the notebook names no
+                # language (one made with nbformat, never opened in Jupyter)
+                language="python",
             )
         except PapermillExecutionError as exc:
             raise NotebookFailed(

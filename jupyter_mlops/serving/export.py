@@ -1,10 +1,17 @@
 """Export a registered model for when one machine is not enough.
 
-``jupyter-mlops export churn@production --format mlflow|docker|kserve OUTDIR`` writes one of:
+``jupyter-mlops export churn@production --format mlflow|onnx|docker|kserve OUTDIR`` writes
+one of:
 
-- ``mlflow``: an MLflow model directory (``MLmodel``, ``model.pkl``, environment files)
+- ``mlflow``: an MLflow model directory (``MLmodel``, the model file, environment files)
   that ``mlflow.pyfunc.load_model`` loads and that MLflow's own serving tools (and KServe's
-  MLflow runtime) serve. Only scikit-learn-compatible models fit this format.
+  MLflow runtime) serve. A model whose flavor has an MLflow flavor is written as MLflow
+  itself saves it (XGBoost: ``model.ubj``; LightGBM: a Booster's ``model.lgb`` model
+  text, a scikit-learn wrapper as skops); any other scikit-learn-compatible estimator as
+  MLflow's sklearn flavor (``model.pkl``).
+- ``onnx``: ``model.onnx`` (scikit-learn, XGBoost and LightGBM models), verified in
+  onnxruntime against the original's predictions before it is written (see
+  ``onnx_export``).
 - ``docker``: a build context for an image that serves the model with jupyter_mlops's own
   server (Open Inference Protocol v2 and ``/invocations``): a ``Dockerfile``, a pinned
   ``requirements.txt``, the model folder (``model/`` with ``mlops-model.json``) and a
@@ -51,7 +58,7 @@ __all__ = [
     "mlflow_signature",
 ]
 
-FORMATS = ("mlflow", "docker", "kserve")
+FORMATS = ("mlflow", "onnx", "docker", "kserve")
 EXPORT_MARKER = ".mlops-export.json"
 SERVING_PORT = 8080
 
@@ -88,7 +95,8 @@ def export_model(
 ) -> Path:
     """Export the model version ``reference`` names (``churn@production``) to ``outdir``.
 
-    ``format`` is ``"mlflow"``, ``"docker"`` or ``"kserve"`` (see the module docstring).
+    ``format`` is ``"mlflow"``, ``"onnx"``, ``"docker"`` or ``"kserve"`` (see the module
+    docstring).
     The model is loaded with the store's safety rules: a skops file whose types are not
     known to be safe, or a pickle, needs ``trusted=True`` (and a docker image built from
     such an export starts its server with ``--trusted``). ``image`` is the image the KServe
@@ -110,8 +118,13 @@ def export_model(
     work.chmod(0o755)  # mkdtemp makes it private; the export is an ordinary folder
     try:
         tag = image or default_image(mv)
+        checked = None
         if fmt == "mlflow":
             _write_mlflow(work, mv, model)
+        elif fmt == "onnx":
+            from .onnx_export import write_onnx
+
+            checked = write_onnx(work, mv, model, store).to_dict()
         else:
             _write_docker(
                 work, mv, data, needs_trust=needs_trust, image=tag, kserve=fmt == "kserve"
@@ -126,12 +139,14 @@ def export_model(
             "version": mv.version,
             "run_id": mv.run_id,
             "object_hash": mv.object_hash,
-            "image": tag if fmt != "mlflow" else None,
+            "image": tag if fmt in ("docker", "kserve") else None,
             "trusted": needs_trust,
             "exported": time.time(),
             "jupyter_mlops": __version__,
             "entries": entries,
         }
+        if checked is not None:
+            marker["onnx"] = checked
         (work / EXPORT_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         _commit(work, target, previous)
     finally:
@@ -151,6 +166,8 @@ def describe_export(outdir: str | Path) -> list[str]:
     if fmt == "mlflow":
         lines.append(f"load it with: mlflow.pyfunc.load_model({str(folder)!r})")
         lines.append(f"serve it with: mlflow models serve -m {folder}")
+    elif fmt == "onnx":
+        lines += _describe_onnx(folder, marker.get("onnx") or {})
     else:
         lines.append(f"build the image: docker build -t {marker['image']} {folder}")
         if fmt == "kserve":
@@ -163,14 +180,36 @@ def describe_export(outdir: str | Path) -> list[str]:
     return lines
 
 
+def _describe_onnx(folder: Path, check: dict[str, Any]) -> list[str]:
+    lines = []
+    if check:
+        agreed = f"max difference {check['max_abs_diff']:.3g} (tolerance {check['tolerance']:.3g})"
+        if check.get("labels_equal") is not None:
+            agreed += f", {check['labels_equal']}/{check['rows']} labels equal"
+        lines.append(f"verified in onnxruntime on {check['source']}: {agreed}")
+        inputs = check.get("inputs") or []
+        names = ", ".join(i["name"] for i in inputs[:20]) + (", ..." if len(inputs) > 20 else "")
+        if check.get("layout") == "tensor":
+            lines.append(f"input: 'input', float32 [N, {len(inputs)}], columns {names}")
+        else:
+            shown = ", ".join(f"{i['name']} ({i['type']})" for i in inputs[:20])
+            lines.append(f"inputs: one [N, 1] tensor per column: {shown}")
+        lines.append(f"outputs: {', '.join(check.get('outputs') or [])}")
+    lines.append(
+        f"run it with: onnxruntime.InferenceSession({str(folder / 'model.onnx')!r}).run(None, feed)"
+    )
+    return lines
+
+
 # -- checks and loading ---------------------------------------------------------------------
 def _check_format(format: str) -> str:
     fmt = str(format).strip().lower()
     if fmt not in FORMATS:
         raise ValidationError(
             f"Unknown export format {format!r}; choose one of {', '.join(FORMATS)} "
-            "(mlflow: an MLflow model folder; docker: an image build context; kserve: the "
-            "docker context plus a KServe InferenceService)."
+            "(mlflow: an MLflow model folder; onnx: an ONNX file checked in onnxruntime; "
+            "docker: an image build context; kserve: the docker context plus a KServe "
+            "InferenceService)."
         )
     return fmt
 
@@ -312,9 +351,11 @@ def _mlflow_type(dtype: str) -> str | None:
 
 def mlflow_signature(signature: dict[str, Any]) -> dict[str, Any] | None:
     """Our signature in MLflow's ``MLmodel`` format, or None when it cannot be expressed
-    (no inputs, or a column whose type is unknown): MLflow then checks no schema."""
+    (no inputs, a column whose type is unknown, or a column the model takes as a pandas
+    Categorical: MLflow's schema has no categorical type and refuses one): MLflow then
+    checks no schema."""
     inputs = signature.get("inputs") or []
-    if not inputs:
+    if not inputs or any(i.get("pandas_category") for i in inputs):
         return None
     if signature.get("input_kind") == "ndarray":
         dtypes = {str(i.get("dtype")) for i in inputs}
@@ -356,15 +397,17 @@ def _is_sklearn_compatible(model: Any) -> bool:
     return all(callable(getattr(model, m, None)) for m in ("fit", "predict", "get_params"))
 
 
-def _write_mlflow(folder: Path, mv: Any, model: Any) -> None:
-    import yaml
+def _sklearn_mlflow(folder: Path, mv: Any, model: Any) -> Any:
+    """MLflow's sklearn flavor: ``model.pkl``, a plain pickle (what MLflow itself reads)."""
+    from ..tracking.flavors.base import MlflowFlavor
 
     if not _is_sklearn_compatible(model):
         raise ValidationError(
             f"Model {mv.ref} is a {type(model).__module__}.{type(model).__qualname__}, which is "
             "not a scikit-learn-compatible estimator: the mlflow format only supports those "
-            "(MLflow's sklearn flavor). Export it with --format docker or --format kserve, "
-            "which serve any model jupyter_mlops can load."
+            "(MLflow's sklearn flavor) and the frameworks MLflow has a flavor for (XGBoost, "
+            "LightGBM). Export it with --format docker or --format kserve, which serve any "
+            "model jupyter_mlops can load."
         )
     try:
         payload = pickle.dumps(model, protocol=pickle.DEFAULT_PROTOCOL)
@@ -374,35 +417,60 @@ def _write_mlflow(folder: Path, mv: Any, model: Any) -> None:
             "export it with --format docker instead."
         ) from exc
     (folder / "model.pkl").write_bytes(payload)
-
     pins = {_dist_key(r): r for r in mv.requirements}
     sklearn_version = (pins.get("scikit-learn") or "").partition("==")[2] or _installed(
         "scikit-learn"
     )
+    flavors = {
+        "python_function": {
+            "loader_module": "mlflow.sklearn",
+            "model_path": "model.pkl",
+            "predict_fn": "predict",
+        },
+        "sklearn": {
+            "code": None,
+            "pickled_model": "model.pkl",
+            "serialization_format": "pickle",
+            "sklearn_version": sklearn_version,
+        },
+    }
     # model.pkl is a plain pickle: skops (how the store saved it) is not needed to load it.
-    requirements = [r for r in mv.requirements if _dist_key(r) != "skops"]
+    return MlflowFlavor(flavors, "model.pkl", drop_requirements=["skops"])
+
+
+def _write_mlflow(folder: Path, mv: Any, model: Any) -> None:
+    """An MLflow model folder: the model as its flavor's MLflow flavor writes it (or as
+    MLflow's sklearn flavor), ``MLmodel`` with the signature, and environment files."""
+    import yaml
+
+    from ..tracking.flavors import flavor_for
+
+    flavor = flavor_for(model)
+    written = flavor.export_mlflow(model, folder) if flavor is not None else None
+    if written is None:
+        written = _sklearn_mlflow(folder, mv, model)
+    drop = {_dist_key(r) for r in written.drop_requirements}
+    requirements = [r for r in mv.requirements if _dist_key(r) not in drop]
+    pins = {_dist_key(r) for r in requirements}
     if "pandas" not in pins and _installed("pandas"):
         requirements.append(f"pandas=={_installed('pandas')}")
-    requirements = _merge_requirements(requirements, [])
+    if flavor is not None and flavor.name != "sklearn":
+        # the framework itself, pinned at the version that wrote the model file
+        dist = _framework_dist(flavor.package)
+        if dist and dist not in pins and _installed(dist):
+            requirements.append(f"{dist}=={_installed(dist)}")
+    requirements = _merge_requirements(requirements, written.extra_requirements)
     python_version = platform.python_version()
 
+    flavors = written.flavors
+    flavors["python_function"] = {
+        **flavors["python_function"],
+        "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
+        "python_version": python_version,
+    }
     mlmodel: dict[str, Any] = {
         "artifact_path": None,
-        "flavors": {
-            "python_function": {
-                "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
-                "loader_module": "mlflow.sklearn",
-                "model_path": "model.pkl",
-                "predict_fn": "predict",
-                "python_version": python_version,
-            },
-            "sklearn": {
-                "code": None,
-                "pickled_model": "model.pkl",
-                "serialization_format": "pickle",
-                "sklearn_version": sklearn_version,
-            },
-        },
+        "flavors": flavors,
         "metadata": {
             "source": "jupyter_mlops",
             "jupyter_mlops_version": __version__,
@@ -410,7 +478,7 @@ def _write_mlflow(folder: Path, mv: Any, model: Any) -> None:
             "version": mv.version,
             "run_id": mv.run_id,
         },
-        "model_size_bytes": len(payload),
+        "model_size_bytes": (folder / written.model_file).stat().st_size,
         "model_uuid": uuid.uuid4().hex,
         "utc_time_created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
     }
@@ -431,6 +499,15 @@ def _write_mlflow(folder: Path, mv: Any, model: Any) -> None:
         "dependencies": ["-r requirements.txt"],
     }
     (folder / "python_env.yaml").write_text(yaml.safe_dump(python_env, sort_keys=False))
+
+
+def _framework_dist(package: str) -> str | None:
+    """The installed distribution that provides the top-level module ``package``
+    (``xgboost`` comes from ``xgboost`` or ``xgboost-cpu``)."""
+    from importlib.metadata import packages_distributions
+
+    found = packages_distributions().get(package) or []
+    return _dist_key(found[0]) if found else None
 
 
 # -- docker ---------------------------------------------------------------------------------

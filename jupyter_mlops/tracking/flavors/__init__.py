@@ -16,7 +16,15 @@ from typing import Any
 
 from .base import Flavor, Training
 
-__all__ = ["Flavor", "Training", "flavor_for", "flavor_for_format", "flavor_named", "is_model"]
+__all__ = [
+    "Flavor",
+    "Training",
+    "flavor_for",
+    "flavor_for_format",
+    "flavor_named",
+    "is_model",
+    "register_skl2onnx",
+]
 
 # top-level module of a model's class → the flavor module that knows it
 _BY_PACKAGE = {
@@ -82,3 +90,11 @@ def is_model(obj: Any) -> bool:
         return bool(flavor.is_fitted(obj))
     except Exception:
         return False
+
+
+def register_skl2onnx() -> None:
+    """Register, in skl2onnx, the estimators of every flavor whose framework is imported
+    (a scikit-learn pipeline holding one imported it when it was loaded)."""
+    for package, name in _BY_PACKAGE.items():
+        if name != "sklearn" and package in sys.modules:
+            flavor_named(name).register_skl2onnx()

@@ -22,6 +22,7 @@ import math
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ...errors import MlopsError
@@ -30,6 +31,8 @@ from ..values import is_scalar_param
 __all__ = [
     "FLAVOR_FILE",
     "Flavor",
+    "MlflowFlavor",
+    "OnnxInputs",
     "Training",
     "call_arg",
     "call_value",
@@ -60,6 +63,31 @@ class Training:
     params: dict[str, Any] = field(default_factory=dict)  # a training function's params
     # the keys of ``params`` the framework chose itself (folded with the defaults)
     defaults: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OnnxInputs:
+    """The inputs an ONNX export takes: one float tensor ``input`` of shape
+    ``[None, len(columns)]`` (``single``), or one ``[None, 1]`` tensor per column, named as
+    the column, of ``kind`` ``"float"`` or ``"string"``."""
+
+    columns: list[tuple[str, str]]  # (name, "float" | "string")
+    single: bool = True
+    opset: int = 15  # the newest the ONNX converters for boosted trees support
+    ml_opset: int = 3  # of the ai.onnx.ml domain (tree ensembles)
+
+
+@dataclass
+class MlflowFlavor:
+    """What a flavor wrote into an MLflow model folder: the ``MLmodel`` flavors (MLflow's
+    own flavor for the framework and ``python_function``, without its env and python
+    version, which the export adds), the distributions the folder needs beyond the model
+    version's pins, and those it does not."""
+
+    flavors: dict[str, dict[str, Any]]
+    model_file: str
+    extra_requirements: list[str] = field(default_factory=list)
+    drop_requirements: list[str] = field(default_factory=list)
 
 
 class Flavor:
@@ -102,6 +130,12 @@ class Flavor:
         that serves the model; most models serve as they are."""
         return model
 
+    def scorable(self, model: Any) -> Any:
+        """The model as scikit-learn's scorers take it (a gate scores this): an
+        estimator with ``predict`` (and ``classes_``/``predict_proba`` for a classifier).
+        Most models are one already; a booster whose output is a probability is not."""
+        return self.servable(model)
+
     def takes_missing(self, model: Any) -> bool | None:
         """Whether the model predicts on missing values (None: ask scikit-learn's tags)."""
         return self.missing_values
@@ -113,6 +147,22 @@ class Flavor:
 
     def input_adapter(self, signature: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         """A step that turns a validated request frame into what the model takes, or None."""
+        return None
+
+    # -- export ---------------------------------------------------------------------------
+    def to_onnx(self, model: Any, inputs: OnnxInputs) -> Any:
+        """The model as an ONNX ``ModelProto`` (classifiers: outputs ``label`` then
+        ``probabilities`` as a tensor; regressors: one output). Raises when no converter
+        takes the model; the exporter turns that into an error naming the step."""
+        raise NotImplementedError(f"no ONNX converter for {self.name or 'this'} models")
+
+    def register_skl2onnx(self) -> None:
+        """Teach skl2onnx this flavor's estimators, so a scikit-learn pipeline ending in
+        one converts. Flavors whose models never sit in a pipeline do nothing."""
+
+    def export_mlflow(self, model: Any, folder: Path) -> MlflowFlavor | None:
+        """Write the model into ``folder`` as MLflow's own flavor for the framework saves
+        it, or None when MLflow has no flavor that loads it without pickle."""
         return None
 
     def version(self) -> str | None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from ...errors import MlopsError
 from .base import (
     Flavor,
+    MlflowFlavor,
+    OnnxInputs,
     Training,
     call_arg,
     call_value,
@@ -258,6 +261,106 @@ class LightGBMFlavor(Flavor):
 
     def input_adapter(self, signature: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         return categorical_adapter(signature)
+
+    def scorable(self, model: Any) -> Any:
+        """A Booster by its objective: probabilities (``binary``, ``multiclass``) score
+        as a classifier, anything else as a regressor."""
+        if type(model).__name__ != BOOSTER:
+            return model
+        from .scoring import ProbabilityClassifier, ValueRegressor
+
+        objective = str((model.params or {}).get("objective") or "").split(" ")[0]
+        if objective in ("binary", "cross_entropy", "xentropy"):
+            return ProbabilityClassifier(model, 2)
+        if objective in ("multiclass", "softmax"):
+            return ProbabilityClassifier(model, int(model.params.get("num_class") or 2))
+        return ValueRegressor(model)
+
+    # -- export ---------------------------------------------------------------------------
+    def to_onnx(self, model: Any, inputs: OnnxInputs) -> Any:
+        """onnxmltools' LightGBM converter (probabilities as a tensor, not a ZipMap)."""
+        from onnxmltools.convert import convert_lightgbm
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        booster = _booster(model)
+        if getattr(booster, "pandas_categorical", None):
+            names = booster.feature_name()
+            columns = [names[i] for i in _categorical_indices(booster) if 0 <= i < len(names)]
+            raise NotImplementedError(
+                f"pandas Categorical features ({', '.join(columns[:5]) or 'categorical'}): "
+                "an ONNX model takes numbers, not the categories LightGBM maps them from"
+            )
+        width = len(inputs.columns)
+        return convert_lightgbm(
+            model,
+            initial_types=[("input", FloatTensorType([None, width]))],
+            target_opset=inputs.opset,
+            zipmap=False,
+        )
+
+    def register_skl2onnx(self) -> None:
+        import lightgbm as lgb
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+        from skl2onnx import update_registered_converter
+        from skl2onnx.common.shape_calculator import (
+            calculate_linear_classifier_output_shapes,
+            calculate_linear_regressor_output_shapes,
+        )
+
+        update_registered_converter(
+            lgb.LGBMClassifier,
+            "LightGbmLGBMClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_lightgbm,
+            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+        )
+        update_registered_converter(
+            lgb.LGBMRegressor,
+            "LightGbmLGBMRegressor",
+            calculate_linear_regressor_output_shapes,
+            convert_lightgbm,
+            options={"split": None},
+        )
+
+    def export_mlflow(self, model: Any, folder: Path) -> MlflowFlavor:
+        """MLflow's ``lightgbm`` flavor: a ``Booster`` as LightGBM's model text
+        (``model.lgb``); a scikit-learn wrapper as MLflow saves those without pickle, a
+        skops file whose trusted types the ``MLmodel`` lists (the wrapper and its Booster,
+        whose state is the same model text)."""
+        import skops.io as sio
+
+        name = _class_name(model)
+        cls = type(model)
+        conf: dict[str, Any] = {
+            "code": None,
+            "lgb_version": self.version(),
+            "model_class": f"{cls.__module__}.{cls.__qualname__}",
+        }
+        if name == BOOSTER:
+            model_file = "model.lgb"
+            model.save_model(str(folder / model_file))
+            extra: list[str] = []
+            drop = ["skops", "scikit-learn"]
+        else:
+            model_file = "model.skops"
+            data = sio.dumps(model)
+            (folder / model_file).write_bytes(data)
+            conf["serialization_format"] = "skops"
+            conf["skops_trusted_types"] = sorted(sio.get_untrusted_types(data=data))
+            extra, drop = [f"skops=={sio_version()}"], []
+        conf["data"] = model_file
+        flavors = {
+            "python_function": {"loader_module": "mlflow.lightgbm", "data": model_file},
+            "lightgbm": conf,
+        }
+        return MlflowFlavor(flavors, model_file, extra_requirements=extra, drop_requirements=drop)
+
+
+def sio_version() -> str:
+    """The installed skops version (an MLflow folder holding a skops file pins it)."""
+    from importlib.metadata import version
+
+    return version("skops")
 
 
 def _wrapper(lgb: Any, name: str, booster: Any, info: Mapping[str, Any]) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ...errors import UntrustedModelError
 from ..trusted_types import TRUSTED_CLASSES, TRUSTED_FUNCTIONS
-from .base import Flavor
+from .base import Flavor, OnnxInputs
 
 __all__ = ["FLAVOR", "SklearnFlavor", "refused_types"]
 
@@ -117,6 +117,30 @@ class SklearnFlavor(Flavor):
                 )
         allowed = sio.get_untrusted_types(data=data)
         return sio.load(io.BytesIO(data), trusted=allowed)
+
+    def to_onnx(self, model: Any, inputs: OnnxInputs) -> Any:
+        """skl2onnx, with the estimators of the other installed flavors registered (a
+        pipeline ending in an XGBoost or LightGBM model converts too)."""
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+        from . import register_skl2onnx
+
+        register_skl2onnx()
+        if inputs.single:
+            types = [("input", FloatTensorType([None, len(inputs.columns)]))]
+        else:
+            types = [
+                (
+                    name,
+                    StringTensorType([None, 1]) if kind == "string" else FloatTensorType([None, 1]),
+                )
+                for name, kind in inputs.columns
+            ]
+        final = model.steps[-1][1] if hasattr(model, "steps") else model
+        options = {id(final): {"zipmap": False}} if hasattr(final, "predict_proba") else None
+        opsets = {"": inputs.opset, "ai.onnx.ml": inputs.ml_opset}
+        return convert_sklearn(model, initial_types=types, target_opset=opsets, options=options)
 
 
 FLAVOR = SklearnFlavor()

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from ...errors import MlopsError
 from .base import (
     Flavor,
+    MlflowFlavor,
+    OnnxInputs,
     Training,
     call_arg,
     call_value,
@@ -254,8 +257,100 @@ class XGBoostFlavor(Flavor):
     def servable(self, model: Any) -> Any:
         return BoosterPredictor(model) if type(model).__name__ == BOOSTER else model
 
+    def scorable(self, model: Any) -> Any:
+        """A Booster by its objective: probabilities (``binary:logistic``,
+        ``multi:softprob``) score as a classifier, anything else as a regressor."""
+        if type(model).__name__ != BOOSTER:
+            return model
+        import json
+
+        from .scoring import ProbabilityClassifier, ValueRegressor
+
+        learner = json.loads(model.save_config())["learner"]
+        objective = str(learner["objective"]["name"])
+        n_classes = int(learner["learner_model_param"].get("num_class") or 0)
+        if objective in ("binary:logistic", "reg:logistic"):
+            return ProbabilityClassifier(BoosterPredictor(model), 2)
+        if objective == "multi:softprob":
+            return ProbabilityClassifier(BoosterPredictor(model), n_classes)
+        return ValueRegressor(BoosterPredictor(model))
+
     def input_adapter(self, signature: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         return categorical_adapter(signature)
+
+    # -- export ---------------------------------------------------------------------------
+    def to_onnx(self, model: Any, inputs: OnnxInputs) -> Any:
+        """onnxmltools' XGBoost converter, on a copy whose features are unnamed (the
+        converter reads split features as ``f0``, ``f1``, …; the ONNX input is positional)."""
+        from onnxmltools.convert import convert_xgboost
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        booster = _booster(model)
+        categorical = [
+            str(n)
+            for n, t in zip(booster.feature_names or [], booster.feature_types or [], strict=False)
+            if t == "c"
+        ]
+        if categorical:
+            raise NotImplementedError(
+                f"categorical features ({', '.join(categorical[:5])}): onnxmltools' XGBoost "
+                "converter has no categorical splits"
+            )
+        copy = self.load(*self.dump(model))
+        _booster(copy).feature_names = None
+        _booster(copy).feature_types = None
+        width = len(inputs.columns)
+        return convert_xgboost(
+            copy,
+            initial_types=[("input", FloatTensorType([None, width]))],
+            target_opset=inputs.opset,
+        )
+
+    def register_skl2onnx(self) -> None:
+        import xgboost as xgb
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+        from skl2onnx import update_registered_converter
+        from skl2onnx.common.shape_calculator import (
+            calculate_linear_classifier_output_shapes,
+            calculate_linear_regressor_output_shapes,
+        )
+
+        options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+        update_registered_converter(
+            xgb.XGBClassifier,
+            "XGBoostXGBClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_xgboost,
+            options=options,
+        )
+        update_registered_converter(
+            xgb.XGBRegressor,
+            "XGBoostXGBRegressor",
+            calculate_linear_regressor_output_shapes,
+            convert_xgboost,
+        )
+
+    def export_mlflow(self, model: Any, folder: Path) -> MlflowFlavor:
+        """MLflow's ``xgboost`` flavor: ``model.ubj`` written by XGBoost's own
+        ``save_model`` and the class ``mlflow.xgboost`` rebuilds it into."""
+        name = _class_name(model)
+        path = folder / MODEL_FILE
+        model.save_model(str(path))
+        cls = type(model)
+        model_class = f"{cls.__module__}.{cls.__qualname__}"
+        flavors = {
+            "python_function": {"loader_module": "mlflow.xgboost", "data": MODEL_FILE},
+            "xgboost": {
+                "code": None,
+                "data": MODEL_FILE,
+                "model_class": model_class,
+                "model_format": "ubj",
+                "xgb_version": self.version(),
+            },
+        }
+        # a Booster loads without scikit-learn; the wrappers need it
+        drop = ["skops", "scikit-learn"] if name == BOOSTER else ["skops"]
+        return MlflowFlavor(flavors, MODEL_FILE, drop_requirements=drop)
 
 
 class BoosterPredictor:
