@@ -19,9 +19,22 @@ from .base import Flavor, Training
 __all__ = ["Flavor", "Training", "flavor_for", "flavor_for_format", "flavor_named", "is_model"]
 
 # top-level module of a model's class → the flavor module that knows it
-_BY_PACKAGE = {"xgboost": "xgboost", "lightgbm": "lightgbm", "sklearn": "sklearn"}
+# (a Keras model on the PyTorch backend is a torch.nn.Module too: its Keras classes come
+# first in its MRO, so the Keras flavor takes it)
+_BY_PACKAGE = {
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "sklearn": "sklearn",
+    "keras": "keras",
+}
 # stored format → flavor module
-_BY_FORMAT = {"skops": "sklearn", "xgboost-ubj": "xgboost", "lightgbm-txt": "lightgbm"}
+_BY_FORMAT = {
+    "skops": "sklearn",
+    "xgboost-ubj": "xgboost",
+    "lightgbm-txt": "lightgbm",
+    "keras": "keras",
+    "keras-trusted": "keras",
+}
 _LOADED: dict[str, Flavor] = {}
 
 
