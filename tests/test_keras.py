@@ -199,6 +199,8 @@ def test_subclassed_models_and_custom_layers_are_recorded_and_saved_only_when_tr
     assert run.models == []  # but not the model: only its own code can build it
     why = run.tags["mlops.model_not_saved.sub"]
     assert "__main__.Net" in why and "trusted=True" in why
+    card = run._repr_html_()  # the run card says it where errors show
+    assert "<div class=err>model sub not saved: This Keras model cannot be saved" in card
 
     # a custom layer in a Sequential model: the same
     cell = """%%track keras-custom-layer
