@@ -23,7 +23,12 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported, here and in cells
 
 import jupyter_mlops as mlops
-from jupyter_mlops.errors import MlopsError, UnsafeModelError, UntrustedModelError
+from jupyter_mlops.errors import (
+    MlopsError,
+    UnsafeModelError,
+    UntrustedModelError,
+    ValidationError,
+)
 from jupyter_mlops.serving.launcher import stop_launcher
 from jupyter_mlops.store import current_store
 from jupyter_mlops.tracking.flavors import flavor_for
@@ -228,6 +233,46 @@ doubled.fit(x_train, y_train.to_numpy(), epochs=1, verbose=0)
     loaded = mlops.load_model("custom@1", trusted=True)
     assert type(loaded).__name__ == "Net" and loaded is not sub
     assert np.array_equal(loaded.predict(x_test, verbose=0), sub.predict(x_test, verbose=0))
+
+
+def test_a_loss_of_the_users_own_loads_uncompiled_and_predicts_the_same(ip):
+    cell = """%%track keras-own-loss --register own-loss
+def squared(y_true, y_pred):
+    return keras.ops.mean((y_true - y_pred) ** 2)
+
+plain = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+plain.compile(optimizer="sgd", loss=squared)
+plain.fit(x_train, y_train.to_numpy(), epochs=2, verbose=0)
+"""
+    track(ip, SETUP, cell)
+    assert only_run("keras-own-loss").params["plain.loss"] == "squared"
+    assert mlops.get_model_version("own-loss@1").format == "keras"  # no custom layer: safe
+    with pytest.warns(UserWarning, match="without its compile settings"):
+        loaded = mlops.load_model("own-loss@1")
+    x_test = ip.user_ns["x_test"]
+    assert np.array_equal(
+        loaded.predict(x_test, verbose=0), ip.user_ns["plain"].predict(x_test, verbose=0)
+    )
+
+    # a custom layer Keras cannot serialize at all: refused clearly, even trusted
+    cell = """%%track keras-unserializable
+class Apply(keras.layers.Layer):
+    def __init__(self, fn, **kwargs):
+        super().__init__(**kwargs)
+        self.fn = fn
+
+    def call(self, x):
+        return self.fn(x)
+
+odd = keras.Sequential([keras.Input((5,)), Apply(lambda t: t * 2), keras.layers.Dense(1)])
+odd.compile(optimizer="sgd", loss="mse")
+odd.fit(x_train, y_train.to_numpy(), epochs=1, verbose=0)
+"""
+    track(ip, cell)
+    assert "__main__.Apply" in only_run("keras-unserializable").tags["mlops.model_not_saved.odd"]
+    with mlops.track("odd-trusted") as active, pytest.raises(ValidationError, match="get_config"):
+        active.log_model(ip.user_ns["odd"], "odd", trusted=True)
+    assert only_run("odd-trusted").models == []
 
 
 @pytest.fixture

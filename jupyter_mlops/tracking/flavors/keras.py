@@ -29,11 +29,12 @@ import pickle
 import sys
 import tempfile
 import types
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ...errors import MlopsError, UnsafeModelError, UntrustedModelError
+from ...errors import MlopsError, UnsafeModelError, UntrustedModelError, ValidationError
 from .base import Flavor, Training, call_arg, call_value, model_error, pack, unpack
 from .keras_check import KerasCheckError, check_archive
 
@@ -118,6 +119,11 @@ def _custom_functions(model: Any) -> dict[str, Any]:
     if isinstance(loss, types.FunctionType) and not (loss.__module__ or "").startswith("keras"):
         return {loss.__name__: loss}
     return {}
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line (Keras' messages run over many)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:limit]}"
 
 
 def _save(model: Any) -> bytes:
@@ -258,7 +264,7 @@ class KerasFlavor(Flavor):
             data = _save(model)
         except Exception as exc:
             raise UnsafeModelError(
-                self._unsafe(f"Keras could not save it ({type(exc).__name__}: {exc})")
+                self._unsafe(f"Keras could not save it ({_short(exc, 200)})")
             ) from exc
         try:
             check_archive(data)
@@ -280,7 +286,14 @@ class KerasFlavor(Flavor):
         except ImportError:
             pickler = pickle
         custom = {**_custom_functions(model), **_custom_classes(model)}
-        data = _save(model)
+        try:
+            data = _save(model)
+        except Exception as exc:  # a layer without get_config(): Keras writes no archive
+            raise ValidationError(
+                f"Keras cannot save this model, even trusted ({_short(exc, 200)}). Give its "
+                "custom layers a get_config() (see Keras' serialization guide), then log it "
+                "again."
+            ) from exc
         blob = pickler.dumps(custom, protocol=pickle.HIGHEST_PROTOCOL)
         info = {**self._info(model), "custom_objects": sorted(custom)}
         return pack(TRUSTED_FORMAT, {MODEL_FILE: data, CUSTOM_FILE: blob}, info), TRUSTED_FORMAT
@@ -297,7 +310,20 @@ class KerasFlavor(Flavor):
         try:
             return _load(files[MODEL_FILE], keras, safe_mode=True)
         except Exception as exc:
-            raise model_error(FORMAT, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+            first = exc
+        # a loss or metric of the user's own (a function only their code defines): the
+        # layers and weights still load, without the compile settings
+        try:
+            model = _load(files[MODEL_FILE], keras, safe_mode=True, compile=False)
+        except Exception:
+            raise model_error(FORMAT, _short(first)) from first
+        warnings.warn(
+            "jupyter_mlops: this Keras model loaded without its compile settings "
+            f"({_short(first, 200)}); it predicts as saved. Call "
+            "model.compile(...) before training it again.",
+            stacklevel=2,
+        )
+        return model
 
     def _load_trusted(self, data: bytes, trusted: Any) -> Any:
         if trusted is not True:
@@ -314,7 +340,7 @@ class KerasFlavor(Flavor):
         try:
             return _load(files[MODEL_FILE], keras, custom_objects=custom, safe_mode=False)
         except Exception as exc:
-            raise model_error(TRUSTED_FORMAT, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+            raise model_error(TRUSTED_FORMAT, _short(exc)) from exc
 
     # -- capture --------------------------------------------------------------------------
     def training(self, model: Any, call: ast.Call | None, ns: Mapping[str, Any]) -> Training:
