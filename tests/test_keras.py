@@ -41,6 +41,10 @@ keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
 
 REPO = Path(__file__).resolve().parents[1]
+# Keras 3.15's torch backend converts tensors with np.array(x, copy=False), which numpy 2 warns on
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 SETUP = """
 import os
