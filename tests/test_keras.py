@@ -229,7 +229,14 @@ doubled.fit(x_train, y_train.to_numpy(), epochs=1, verbose=0)
     assert only_run("explicit").models == []
 
     # trusted: the archive with the class pickled beside it, loaded only with trust
-    track(ip, "%%track keras-trusted --register custom\nmlops.log_model(sub, 'sub', trusted=True)")
+    trusted_cell = """%%track keras-trusted --register custom
+sub.fit(x_train, y_train.to_numpy(), epochs=1, verbose=0)
+mlops.log_model(sub, "sub", trusted=True)
+"""
+    track(ip, trusted_cell)
+    trusted_run = only_run("keras-trusted")
+    assert [m["name"] for m in trusted_run.models] == ["sub"]
+    assert not any(k.startswith("mlops.model_not_saved") for k in trusted_run.tags)
     mv = mlops.get_model_version("custom@1")
     assert mv.format == "keras-trusted"
     with pytest.raises(UntrustedModelError, match="trusted=True"):
