@@ -151,6 +151,8 @@ def test_sequential_cell_captures_history_compile_settings_and_the_model(ip, tmp
 
     mv = mlops.get_model_version("churn-keras@1")
     assert mv.format == "keras"
+    pinned = {r.split("==")[0].lower() for r in mv.requirements}
+    assert {"keras", "torch"} <= pinned  # the backend too: an image without it cannot load it
     assert [i["name"] for i in mv.signature["inputs"]] == list(ns["X"].columns)
     assert mv.signature["input_kind"] == "dataframe"
     assert mv.signature["tensor"] == {"shape": [-1, 5], "dtype": "float32"}
@@ -239,6 +241,7 @@ mlops.log_model(sub, "sub", trusted=True)
     assert not any(k.startswith("mlops.model_not_saved") for k in trusted_run.tags)
     mv = mlops.get_model_version("custom@1")
     assert mv.format == "keras-trusted"
+    assert any(r.startswith("keras==") for r in mv.requirements)  # the class is __main__.Net
     with pytest.raises(UntrustedModelError, match="trusted=True"):
         mlops.load_model("custom@1")
     loaded = mlops.load_model("custom@1", trusted=True)

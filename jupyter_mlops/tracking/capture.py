@@ -728,6 +728,12 @@ def model_meta(
         meta["flavor"] = flavor.name
         if flavor.name != "sklearn" and flavor.version():
             meta[f"{flavor.name}_version"] = flavor.version()
+        try:
+            requires = flavor.requires(model)
+        except Exception:
+            requires = []
+        if requires:
+            meta["requires"] = requires
     if given is not None:
         meta["signature"]["inputs"], meta["signature"]["input_kind"] = given_inputs(model, given)
         meta["signature_given"] = True

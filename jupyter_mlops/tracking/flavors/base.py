@@ -120,6 +120,11 @@ class Flavor:
         """A step that turns a validated request frame into what the model takes, or None."""
         return None
 
+    def requires(self, model: Any) -> list[str]:
+        """Top-level modules the model needs to load, beyond its class's own package (a
+        Keras model's backend); pinned in a model version's requirements."""
+        return []
+
     def version(self) -> str | None:
         """The framework's installed version."""
         import sys

@@ -246,6 +246,11 @@ class KerasFlavor(Flavor):
         except Exception:
             return False
 
+    def requires(self, model: Any) -> list[str]:
+        """Keras itself (a subclassed model's class lives in ``__main__``) and its backend."""
+        backend = sys.modules["keras"].backend.backend()
+        return ["keras", _BACKENDS.get(backend, backend)]
+
     # -- save / load -----------------------------------------------------------------------
     def _info(self, model: Any) -> dict[str, Any]:
         keras = sys.modules["keras"]
