@@ -332,13 +332,26 @@ def test_a_deployed_keras_model_answers_oip_and_invocations_like_the_notebook(se
     assert b"KERAS_BACKEND=torch" in env
 
 
-def test_predict_batch_scores_with_the_keras_model(ip):
+def test_predict_batch_check_and_export_score_with_the_keras_model(ip, tmp_path):
     track(ip, SETUP, SEQUENTIAL_CELL)
     model, x_test = ip.user_ns["model"], ip.user_ns["X_test"]
     scored = mlops.predict_batch("churn-keras@1", x_test)
     expected = model.predict(x_test.to_numpy("float32"), verbose=0)[:, 0]
     assert np.allclose(scored["prediction"].to_numpy(), expected, rtol=1e-6, atol=0)
     assert len(scored) == len(x_test)
+    # a monitor check scores rows with it too
+    mlops.set_monitor("churn-keras@1", min_rows=20)
+    outcome = mlops.check("churn-keras@1", current=x_test)
+    assert outcome.rows == len(x_test) and outcome.report.prediction is not None
+    # and a docker export's folder serves it as the store does
+    from jupyter_mlops.serving.model import load_directory
+
+    folder = mlops.export_model("churn-keras@1", "docker", tmp_path / "image")
+    assert (folder / "model" / "model.keras.zip").is_file()
+    served = load_directory(folder / "model")
+    columns = {c: x_test[c].tolist() for c in x_test.columns}
+    out = served.predict(served.schema.frame(columns), ("predict",))
+    assert np.allclose(out["predict"], expected, rtol=1e-6, atol=0)
 
 
 def test_a_process_without_keras_backend_loads_the_model_on_an_installed_one(ip, store_dir):
