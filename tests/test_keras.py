@@ -356,7 +356,8 @@ def test_predict_batch_check_and_export_score_with_the_keras_model(ip, tmp_path)
 
 def test_a_process_without_keras_backend_loads_the_model_on_an_installed_one(ip, store_dir):
     """KERAS_BACKEND unset and no keras.json: TensorFlow is not installed, so the loader
-    gives Keras the backend the model was saved with (torch), and predicts the same."""
+    gives Keras the backend the model was saved with (torch), and predicts the same; a
+    backend that is not installed, or Keras missing, is a clear error."""
     track(ip, SETUP, SEQUENTIAL_CELL)
     np.save(store_dir.parent / "x.npy", ip.user_ns["x_test"])
     expected = ip.user_ns["model"].predict(ip.user_ns["x_test"], verbose=0)
@@ -385,6 +386,32 @@ np.save(sys.argv[1], model.predict(np.load(sys.argv[2]), verbose=0))
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "torch"
     assert np.array_equal(np.load(out_path), expected)
+
+    # a backend that is not there, and Keras not installed: each says what to do
+    code = """
+import sys
+if sys.argv[1] == "missing":
+    sys.modules["keras"] = None  # as if it were not installed
+import jupyter_mlops as mlops
+try:
+    mlops.load_model("churn-keras@1")
+except mlops.MlopsError as exc:
+    print("ERROR:", exc)
+"""
+    for case, backend, said in (
+        ("backend", "nonesuch", "set KERAS_BACKEND to an installed backend"),
+        ("missing", "torch", "keras is not installed here: pip install 'jupyter_mlops[keras]'"),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", code, case],
+            env={**env, "KERAS_BACKEND": backend},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert said in out.stdout
+    assert mlops.get_model_version("churn-keras@1").format == "keras"  # nothing changed
 
 
 # -- .keras files are untrusted input -------------------------------------------------------

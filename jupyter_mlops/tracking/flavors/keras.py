@@ -58,6 +58,13 @@ def _configured_backend() -> str | None:
     return found if isinstance(found, str) and found else None
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules: not there
+        return False
+
+
 def choose_backend(saved_with: str | None = None) -> str | None:
     """The backend to give Keras before it is imported: None when Keras is loaded already
     or the user chose one (KERAS_BACKEND, keras.json); else the model's own backend if
@@ -67,7 +74,7 @@ def choose_backend(saved_with: str | None = None) -> str | None:
     order = [saved_with] if saved_with in _BACKENDS else []
     order += [b for b in _BACKENDS if b not in order]
     for backend in order:
-        if importlib.util.find_spec(_BACKENDS[backend]) is not None:
+        if _installed(_BACKENDS[backend]):
             return backend
     return None
 
@@ -76,13 +83,19 @@ def _keras(saved_with: str | None = None) -> Any:
     backend = choose_backend(saved_with)
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend
-    try:
-        import keras
-    except ImportError as exc:
+    if not _installed("keras"):
         raise MlopsError(
             "This model is a Keras model, and keras is not installed here: "
             "pip install 'jupyter_mlops[keras]' (and a backend: torch, tensorflow or jax), "
             "then load it again."
+        )
+    try:
+        import keras
+    except Exception as exc:  # a backend named by KERAS_BACKEND or keras.json is missing
+        raise MlopsError(
+            f"Keras could not start ({_short(exc, 200)}): set KERAS_BACKEND to an installed "
+            f"backend (torch, tensorflow or jax; it is {os.environ.get('KERAS_BACKEND')!r} "
+            "here) before Keras is imported, then load the model again."
         ) from exc
     return keras
 
