@@ -77,7 +77,7 @@ def flavor_for_format(format: str) -> Flavor | None:
 
 def is_model(obj: Any) -> bool:
     """A fitted model of any flavor (a scikit-learn estimator, an XGBoost or LightGBM
-    model or booster)."""
+    model or booster, a trained Keras model)."""
     flavor = flavor_for(obj)
     if flavor is None:
         return False
