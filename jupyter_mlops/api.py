@@ -105,19 +105,30 @@ def log_model(
     signature: Any = None,
     x: Any = None,
     y: Any = None,
+    trusted: bool = False,
 ) -> None:
-    """Save a fitted model on the active run (skops: no code runs when it is loaded).
+    """Save a fitted model on the active run in its flavor's safe format (skops, UBJSON,
+    model text, ``.keras``: no code runs when it is loaded).
 
     Its signature (the columns and dtypes a deployment advertises and checks) comes from
     ``signature=`` (``{"inputs": [{"name": "age", "dtype": "float64"}]}``, ``{column:
     dtype}`` or an MLflow ``ModelSignature``), else ``input_example=`` (a few rows the
     model takes, checked by predicting on them), else ``x=``/``y=``, else the model itself
     and a DataFrame in scope holding its features. A model the tracked block also fitted
-    is saved once, under ``name``.
+    is saved once, under ``name``. A model no safe format holds (a custom Keras layer)
+    is refused unless ``trusted=True``: then its code is pickled, and loading it needs
+    ``trusted=True`` too.
     """
     scope = caller_scope(sys._getframe(1))
     require_active_run().log_model(
-        model, name, x=x, y=y, input_example=input_example, signature=signature, scope=scope
+        model,
+        name,
+        x=x,
+        y=y,
+        input_example=input_example,
+        signature=signature,
+        scope=scope,
+        trusted=trusted,
     )
 
 

@@ -11,7 +11,8 @@ Each class carries a ``code`` that the REST layer maps to an HTTP status::
     ├── UntrustedModelError         code "untrusted"  (403)
     ├── NotFoundError               code "not_found"  (404)
     ├── ValidationError             code "invalid"    (400)
-    │   └── QueryError              code "query"      (400)
+    │   ├── QueryError              code "query"      (400)
+    │   └── UnsafeModelError        code "invalid"    (400)
     └── ConflictError               code "conflict"   (409)
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "StoreVersionError",
+    "UnsafeModelError",
     "UntrustedModelError",
     "ValidationError",
 ]
@@ -90,6 +92,12 @@ class QueryError(ValidationError):
         if position is not None and text:
             message = f"{message} (at position {position})\n  {text}\n  {' ' * position}^"
         super().__init__(message)
+
+
+class UnsafeModelError(ValidationError):
+    """A model its flavor cannot save in a format that loads without running code (a
+    custom Keras layer, a module ``torch.export`` refuses); ``log_model(model,
+    trusted=True)`` saves it pickled instead."""
 
 
 class ConflictError(MlopsError):

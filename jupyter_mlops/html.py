@@ -45,6 +45,7 @@ class RunFields(Protocol):
 
 
 _REGISTER_ERROR_TAG = "mlops.register_error"  # tracking.writer.REGISTER_ERROR_TAG
+_NOT_SAVED_TAG = "mlops.model_not_saved."  # tracking.writer.MODEL_NOT_SAVED_TAG + "."
 _STATUS_COLORS = {
     "finished": "#1a7f37",
     "running": "#0969da",
@@ -278,13 +279,21 @@ def run_card(run: RunFields, curves: dict[str, list[tuple[float, float]]] | None
         extras.append(f"{len(figures)} figure{'s' if len(figures) > 1 else ''}")
     if run.children:
         extras.append(f"{len(run.children)} child runs")
-    tags = {k: v for k, v in run.tags.items() if k != _REGISTER_ERROR_TAG}
+    tags = {
+        k: v
+        for k, v in run.tags.items()
+        if k != _REGISTER_ERROR_TAG and not k.startswith(_NOT_SAVED_TAG)
+    }
     if tags:
         extras.append(", ".join(f"{k}={v}" for k, v in tags.items()))
     error = ""
     if run.error:
         last = run.error.strip().splitlines()[-1]
         error = f"<div class=err>{esc(last)}</div>"
+    for key, why in run.tags.items():  # a model the cell fitted, not saved: why
+        if key.startswith(_NOT_SAVED_TAG):
+            name = key[len(_NOT_SAVED_TAG) :]
+            error += f"<div class=err>model {esc(name)} not saved: {esc(why)}</div>"
     if run.tags.get(_REGISTER_ERROR_TAG):  # `%%track --register` that did not register
         error += f"<div class=err>{esc(run.tags[_REGISTER_ERROR_TAG])}</div>"
     return (

@@ -226,7 +226,7 @@ def test_every_module_has_a_docstring():
 def test_import_is_light():
     code = (
         "import sys, jupyter_mlops\n"
-        "heavy = [m for m in ('sqlalchemy', 'pandas', 'sklearn', 'skops', 'fsspec') if m in sys.modules]\n"
+        "heavy = [m for m in ('sqlalchemy', 'pandas', 'sklearn', 'skops', 'fsspec', 'keras') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -235,7 +235,9 @@ def test_import_is_light():
 
 def test_frameworks_are_imported_only_for_their_own_models(tmp_path):
     """Importing the package, tracking and loading a scikit-learn model never imports
-    XGBoost, LightGBM or CatBoost (or their flavors), installed or not."""
+    XGBoost, LightGBM, CatBoost or Keras (or their flavors), installed or not. (torch is not
+    in the list: skops imports every scikit-learn module, and scikit-learn's array API shim
+    imports torch when it is installed.)"""
     code = (
         "import sys, numpy as np, jupyter_mlops as mlops\n"
         "from sklearn.linear_model import LogisticRegression\n"
@@ -245,8 +247,8 @@ def test_frameworks_are_imported_only_for_their_own_models(tmp_path):
         "mlops.register(run.run_id, 'plain')\n"
         "mlops.load_model('plain@1').predict(x)\n"
         "names = ('xgboost', 'lightgbm', 'catboost', 'jupyter_mlops.tracking.flavors.xgboost',\n"
-        "         'jupyter_mlops.tracking.flavors.lightgbm',\n"
-        "         'jupyter_mlops.tracking.flavors.catboost')\n"
+        "         'jupyter_mlops.tracking.flavors.lightgbm', 'keras', 'tensorflow',\n"
+        "         'jupyter_mlops.tracking.flavors.catboost', 'jupyter_mlops.tracking.flavors.keras')\n"
         "print(','.join(m for m in names if m in sys.modules))"
     )
     env = {**os.environ, "MLOPS_HOME": str(tmp_path / "store")}

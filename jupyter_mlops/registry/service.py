@@ -237,15 +237,20 @@ def load_model(ref: str, *, trusted: bool | list[str] = False, store: Store | No
     return get_model_version(ref, store).load(trusted=trusted)
 
 
-def _requirements(run: Run, model_class: str) -> list[str]:
-    """Pinned pip requirements: the model's package, its numeric stack and skops."""
+def _requirements(run: Run, model_class: str, requires: Any = ()) -> list[str]:
+    """Pinned pip requirements: the model's package, the modules its flavor says it needs
+    (``requires``: a Keras model's backend), its numeric stack and skops."""
     from ..tracking.environment import _module_to_dists
 
     packages = run.environment.get("packages", {}) if run.environment else {}
     wanted = {"scikit-learn", "numpy", "scipy", "skops"}
-    root = model_class.split(".", 1)[0]
+    roots = [model_class.split(".", 1)[0]]
+    if isinstance(requires, list):
+        roots += [str(r) for r in requires[:20]]
     try:
-        wanted |= set(_module_to_dists().get(root, []))
+        dists = _module_to_dists()
+        for root in roots:
+            wanted |= set(dists.get(root, []))
     except Exception:
         pass
     lowered = {k.lower(): (k, v) for k, v in packages.items()}
@@ -314,7 +319,7 @@ def register(
         "format": chosen["format"],
         "flavor": model_class,
         "signature": json.dumps(chosen.get("signature", {})),
-        "requirements": json.dumps(_requirements(record, model_class)),
+        "requirements": json.dumps(_requirements(record, model_class, chosen.get("requires"))),
         "data": json.dumps(data),
         "metrics": json.dumps(record.metrics, default=str),
         "params": json.dumps(record.params, default=str),

@@ -118,13 +118,17 @@ class ActiveRun:
         input_example: Any = None,
         signature: Any = None,
         scope: Mapping[str, Any] | None = None,
+        trusted: bool = False,
     ) -> None:
-        """Save a fitted model with its signature (skops; no code runs on load).
+        """Save a fitted model with its signature (its flavor's safe format: no code runs
+        on load).
 
         The signature is ``signature=`` if given, else read from ``input_example`` (rows
         the model takes, as MLflow names it), else from ``x``/``y``, else from the model
         and a DataFrame in ``scope`` (default: the caller's variables) holding its
         features. A model the tracked block also fitted is saved once, under ``name``.
+        A model no safe format holds (a custom Keras layer) raises ``UnsafeModelError``
+        unless ``trusted=True``, which pickles its code (loading it needs trusted=True).
         """
         from .capture import ExplicitModel, frames_in, log_model, model_meta
         from .estimators import FittedState
@@ -140,7 +144,7 @@ class ActiveRun:
             given=signature,
         )  # a bad example or signature is refused before anything is stored
         state = FittedState(model)
-        if self._guard(lambda w: log_model(w, model, name, meta=meta)) is not None:
+        if self._guard(lambda w: log_model(w, model, name, meta=meta, trusted=trusted)) is not None:
             self._explicit = [e for e in self._explicit if e.name != name]
             given = signature is not None or input_example is not None
             self._explicit.append(ExplicitModel(name, model, state, given))

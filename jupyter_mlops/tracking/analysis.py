@@ -31,6 +31,7 @@ class FitCall:
     owner: str
     x: ast.expr | None
     y: ast.expr | None
+    call: ast.Call | None = None  # the call itself (its other arguments: ``epochs=3``)
 
 
 @dataclass
@@ -214,9 +215,9 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _add_fit(self, owner: str, call: ast.Call) -> None:
-        x = call.args[0] if call.args else _kw(call, "X")
+        x = call.args[0] if call.args else (_kw(call, "X") or _kw(call, "x"))
         y = call.args[1] if len(call.args) > 1 else _kw(call, "y")
-        self.r.fit_calls.append(FitCall(owner, x, y))
+        self.r.fit_calls.append(FitCall(owner, x, y, call))
 
     def _record_mutation(self, target: ast.AST) -> None:
         if isinstance(target, ast.Subscript | ast.Attribute):

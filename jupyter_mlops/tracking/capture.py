@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.fingerprint import Fingerprint, data_kind, fingerprint
-from ..errors import ValidationError
+from ..errors import UnsafeModelError, ValidationError
 from .analysis import CellAnalysis, FitCall, analyze
 from .estimators import (
     FittedState,
@@ -32,7 +32,7 @@ from .flavors import Training, flavor_for, is_model
 from .flavors.base import lookup as _resolve
 from .modelio import dump_model
 from .values import is_metric_value, is_scalar_param, short_repr
-from .writer import DEFAULT_PARAMS_TAG, RunWriter
+from .writer import DEFAULT_PARAMS_TAG, MODEL_NOT_SAVED_TAG, RunWriter
 
 __all__ = ["CaptureOptions", "CellCapture", "is_metric_name"]
 
@@ -247,6 +247,7 @@ class CellCapture:
         self._input_ids: set[int] = set()
         self.input_params: dict[str, Any] = {}
         self._figures_before: set[int] = set()
+        self.notes: list[str] = []  # what the capture left out on purpose, and why
 
     # -- before ----------------------------------------------------------------------------
     def before(self, ns: Mapping[str, Any]) -> None:
@@ -305,7 +306,7 @@ class CellCapture:
                 step()
             except Exception as exc:  # capture must never cost the user their cell
                 problems.append(f"{type(exc).__name__}: {exc}")
-        return problems
+        return problems + self.notes
 
     def _params_and_metrics(self, ns: Mapping[str, Any], run: RunWriter) -> None:
         a = self.analysis
@@ -424,7 +425,11 @@ class CellCapture:
                     if meta is not None:
                         run.update_artifact_meta(e.name, meta)
                 continue
-            log_model(run, target, model.name, x=x, y=y, inputs=frames, fit_names=names)
+            try:
+                log_model(run, target, model.name, x=x, y=y, inputs=frames, fit_names=names)
+            except UnsafeModelError as exc:  # recorded without the model; the run says why
+                run.set_tag(f"{MODEL_NOT_SAVED_TAG}.{model.name}", str(exc))
+                self.notes.append(f"model {model.name!r} not saved: {exc}")
 
     def _trainings(self, models: list[CapturedModel], ns: Mapping[str, Any]) -> dict[str, Training]:
         """What each model's training left behind (boosting curves, importances), read by
@@ -437,6 +442,9 @@ class CellCapture:
         for model in models:
             flavor = flavor_for(model.obj)
             found = flavor.training(model.obj, calls.get(model.name), ns) if flavor else None
+            fit = model.fit.call if model.fit is not None else None
+            if found is not None and flavor is not None and fit is not None:
+                found.params.update(flavor.fit_params(model.obj, fit, ns))
             if found is not None:
                 out[model.name] = found
         return out
@@ -722,6 +730,12 @@ def model_meta(
         meta["flavor"] = flavor.name
         if flavor.name != "sklearn" and flavor.version():
             meta[f"{flavor.name}_version"] = flavor.version()
+        try:
+            requires = flavor.requires(model)
+        except Exception:
+            requires = []
+        if requires:
+            meta["requires"] = requires
     if given is not None:
         meta["signature"]["inputs"], meta["signature"]["input_kind"] = given_inputs(model, given)
         meta["signature_given"] = True
@@ -777,15 +791,17 @@ def log_model(
     inputs: Iterable[Any] = (),
     fit_names: dict[str, str] | None = None,
     meta: dict[str, Any] | None = None,
+    trusted: bool = False,
 ) -> str:
     """Save a fitted model as artifact ``name`` with its signature; returns its object hash.
 
     ``meta`` is ``model_meta``'s result when the caller already built it; otherwise it is
     built from ``x``/``y``/``inputs``/``fit_names`` (see ``model_meta``). ``fit_names``
     (the variables passed to ``fit``) let a gate find the rows the model was fitted on
-    among the run's data.
+    among the run's data. A model its flavor cannot save safely raises
+    ``UnsafeModelError`` unless ``trusted=True``.
     """
     if meta is None:
         meta = model_meta(model, x=x, y=y, inputs=inputs, fit_names=fit_names)
-    data, fmt = dump_model(model)
+    data, fmt = dump_model(model, trusted=trusted)
     return run.log_object(name, data, kind="model", format=fmt, meta=meta)

@@ -28,6 +28,7 @@ from ..store.unsaved import forget, remember
 from .values import decode_param, encode_param, to_float
 
 __all__ = [
+    "MODEL_NOT_SAVED_TAG",
     "REGISTER_ERROR_TAG",
     "ChildRun",
     "RunWriter",
@@ -81,6 +82,8 @@ DEFAULT_PARAMS_TAG = "mlops.default_params"
 # Why ``%%track --register NAME`` did not register the run's model: kept on the run, and
 # drawn by the run card as its error line (html.run_card reads this key).
 REGISTER_ERROR_TAG = "mlops.register_error"
+# "mlops.model_not_saved.<name>": why a model the cell fitted was not saved (unsafe to load)
+MODEL_NOT_SAVED_TAG = "mlops.model_not_saved"
 
 
 def default_param_names(recorded: str | None) -> list[str]:

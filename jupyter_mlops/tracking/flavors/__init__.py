@@ -27,11 +27,14 @@ __all__ = [
 ]
 
 # top-level module of a model's class → the flavor module that knows it
+# (a Keras model on the PyTorch backend is a torch.nn.Module too: its Keras classes come
+# first in its MRO, so the Keras flavor takes it)
 _BY_PACKAGE = {
     "xgboost": "xgboost",
     "lightgbm": "lightgbm",
     "catboost": "catboost",
     "sklearn": "sklearn",
+    "keras": "keras",
 }
 # stored format → flavor module
 _BY_FORMAT = {
@@ -39,6 +42,8 @@ _BY_FORMAT = {
     "xgboost-ubj": "xgboost",
     "lightgbm-txt": "lightgbm",
     "catboost-cbm": "catboost",
+    "keras": "keras",
+    "keras-trusted": "keras",
 }
 _LOADED: dict[str, Flavor] = {}
 
@@ -82,7 +87,7 @@ def flavor_for_format(format: str) -> Flavor | None:
 
 def is_model(obj: Any) -> bool:
     """A fitted model of any flavor (a scikit-learn estimator, an XGBoost, LightGBM or
-    CatBoost model or booster)."""
+    CatBoost model or booster, a trained Keras model)."""
     flavor = flavor_for(obj)
     if flavor is None:
         return False

@@ -19,6 +19,7 @@ import ast
 import io
 import json
 import math
+import pickle
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -119,6 +120,17 @@ class Flavor:
         the call that returned it (``bst = xgb.train(...)``), read without running it."""
         return None
 
+    def fit_params(self, model: Any, call: ast.Call, ns: Mapping[str, Any]) -> dict[str, Any]:
+        """Params the cell's ``model.fit(...)`` call names (``epochs=3``), read without
+        running it; logged as ``<model>.<key>``."""
+        return {}
+
+    def dump_trusted(self, model: Any) -> tuple[bytes, str]:
+        """The model as (bytes, format) when ``dump`` raised ``UnsafeModelError`` and the
+        user trusted it (``log_model(model, trusted=True)``): a pickle, unless the flavor
+        knows a better container. Loading it needs ``trusted=True``."""
+        return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), "pickle"
+
     def signature(self, model: Any, x: Any, y: Any, frames: list[Any]) -> dict[str, Any]:
         """The input columns and outputs of the model (see ``estimators.signature``)."""
         from ..estimators import signature
@@ -148,6 +160,11 @@ class Flavor:
     def input_adapter(self, signature: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         """A step that turns a validated request frame into what the model takes, or None."""
         return None
+
+    def requires(self, model: Any) -> list[str]:
+        """Top-level modules the model needs to load, beyond its class's own package (a
+        Keras model's backend); pinned in a model version's requirements."""
+        return []
 
     # -- export ---------------------------------------------------------------------------
     def to_onnx(self, model: Any, inputs: OnnxInputs) -> Any:
