@@ -392,7 +392,9 @@ def _warm_up() -> None:
         from .importgate import serialized_imports
 
         with serialized_imports():  # the user's cell may import scikit-learn meanwhile
-            import skops.io  # noqa: F401
+            from .tracking.skops_import import skops_io
+
+            skops_io()
 
         environment.imported_packages()  # caches the versions of what is loaded so far
         _warm_launcher()

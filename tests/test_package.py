@@ -235,9 +235,8 @@ def test_import_is_light():
 
 def test_frameworks_are_imported_only_for_their_own_models(tmp_path):
     """Importing the package, tracking and loading a scikit-learn model never imports
-    XGBoost, LightGBM, CatBoost or Keras (or their flavors), installed or not. (torch is not
-    in the list: skops imports every scikit-learn module, and scikit-learn's array API shim
-    imports torch when it is installed.)"""
+    XGBoost, LightGBM, CatBoost, Keras or PyTorch (or their flavors), installed or not
+    (skops walks every scikit-learn package, whose array API shim would import torch)."""
     code = (
         "import sys, numpy as np, jupyter_mlops as mlops\n"
         "from sklearn.linear_model import LogisticRegression\n"
@@ -248,7 +247,8 @@ def test_frameworks_are_imported_only_for_their_own_models(tmp_path):
         "mlops.load_model('plain@1').predict(x)\n"
         "names = ('xgboost', 'lightgbm', 'catboost', 'jupyter_mlops.tracking.flavors.xgboost',\n"
         "         'jupyter_mlops.tracking.flavors.lightgbm', 'keras', 'tensorflow',\n"
-        "         'jupyter_mlops.tracking.flavors.catboost', 'jupyter_mlops.tracking.flavors.keras')\n"
+        "         'jupyter_mlops.tracking.flavors.catboost', 'jupyter_mlops.tracking.flavors.keras',\n"
+        "         'torch')\n"
         "print(','.join(m for m in names if m in sys.modules))"
     )
     env = {**os.environ, "MLOPS_HOME": str(tmp_path / "store")}

@@ -327,7 +327,9 @@ class LightGBMFlavor(Flavor):
         (``model.lgb``); a scikit-learn wrapper as MLflow saves those without pickle, a
         skops file whose trusted types the ``MLmodel`` lists (the wrapper and its Booster,
         whose state is the same model text)."""
-        import skops.io as sio
+        from ..skops_import import skops_io
+
+        sio = skops_io()
 
         name = _class_name(model)
         cls = type(model)

@@ -56,7 +56,9 @@ def _loaders_by_name(data: bytes) -> dict[str, set[str]]:
 
 def refused_types(data: bytes, trusted: Trusted = ()) -> list[str]:
     """The names in a skops file that would be refused without more ``trusted=`` entries."""
-    import skops.io as sio
+    from ..skops_import import skops_io
+
+    sio = skops_io()
 
     loaders = _loaders_by_name(data)
     try:
@@ -94,7 +96,9 @@ class SklearnFlavor(Flavor):
         return is_fitted(obj)
 
     def dump(self, model: Any) -> tuple[bytes, str]:
-        import skops.io as sio
+        from ..skops_import import skops_io
+
+        sio = skops_io()
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -104,7 +108,9 @@ class SklearnFlavor(Flavor):
         """A skops file: loads when every name in it is trusted by skops or by this
         package's explicit lists; any other type needs ``trusted=[<its name>, …]`` (or
         ``trusted=True``, which trusts the whole file)."""
-        import skops.io as sio
+        from ..skops_import import skops_io
+
+        sio = skops_io()
 
         if trusted is not True:
             blocked = refused_types(data, trusted or ())
